@@ -1,0 +1,372 @@
+//! The one list of every configuration variable. Loading, validation, `docs/configuration.md` and
+//! `.env.example` are all derived from it, so a variable cannot be documented differently from how it behaves.
+
+/// Which service reads a variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceKind {
+    Api,
+    Ws,
+}
+
+impl ServiceKind {
+    pub const ALL: [ServiceKind; 2] = [ServiceKind::Api, ServiceKind::Ws];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ServiceKind::Api => "api",
+            ServiceKind::Ws => "ws",
+        }
+    }
+
+    pub fn binary(self) -> &'static str {
+        match self {
+            ServiceKind::Api => "avalon-api",
+            ServiceKind::Ws => "avalon-ws",
+        }
+    }
+}
+
+/// The services a variable applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Both,
+    Api,
+    Ws,
+}
+
+impl Scope {
+    pub fn includes(self, service: ServiceKind) -> bool {
+        matches!(
+            (self, service),
+            (Scope::Both, _) | (Scope::Api, ServiceKind::Api) | (Scope::Ws, ServiceKind::Ws)
+        )
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Scope::Both => "api, ws",
+            Scope::Api => "api",
+            Scope::Ws => "ws",
+        }
+    }
+}
+
+/// One configuration variable: its environment name, default and documentation.
+#[derive(Debug)]
+pub struct Var {
+    pub name: &'static str,
+    /// Default when no layer sets it; `None` means unset (optional, or required where a rule says so).
+    pub default: Option<&'static str>,
+    /// Value written into `.env.example`.
+    pub example: &'static str,
+    pub help: &'static str,
+    pub scope: Scope,
+    /// Applied on SIGHUP / config-file change without a restart.
+    pub reloadable: bool,
+    /// Never printed; may also be read from `<NAME>_FILE` (Docker secrets).
+    pub secret: bool,
+    /// Only accepted when `APP_ENV=development`.
+    pub development_only: bool,
+}
+
+impl Var {
+    /// The TOML key of this variable in `config/<APP_ENV>.toml`.
+    pub fn toml_key(&self) -> String {
+        self.name.to_ascii_lowercase()
+    }
+
+    pub fn file_variant(&self) -> String {
+        format!("{}_FILE", self.name)
+    }
+}
+
+const fn var(name: &'static str, default: Option<&'static str>, help: &'static str) -> Var {
+    Var {
+        name,
+        default,
+        example: match default {
+            Some(value) => value,
+            None => "",
+        },
+        help,
+        scope: Scope::Both,
+        reloadable: false,
+        secret: false,
+        development_only: false,
+    }
+}
+
+/// The JWT secret shipped in `.env.example` and used as the development default; refused elsewhere.
+pub const EXAMPLE_JWT_SECRET: &str = "dev-only-insecure-jwt-secret-change-me-0123456789";
+
+pub const APP_ENV: Var = Var {
+    example: "development",
+    ..var(
+        "APP_ENV",
+        Some("development"),
+        "Deployment environment: development, staging or production. Selects `config/<APP_ENV>.toml` and the strictness of validation.",
+    )
+};
+pub const CONFIG_DIR: Var = var(
+    "CONFIG_DIR",
+    Some("config"),
+    "Directory holding the optional `<APP_ENV>.toml` layer (read from the environment only). Its file is watched for hot reload.",
+);
+pub const BIND_ADDRESS: Var = var(
+    "BIND_ADDRESS",
+    Some("0.0.0.0"),
+    "IP address the HTTP listener binds to.",
+);
+pub const PORT: Var = var("PORT", Some("3000"), "Port of the HTTP API (avalon-api).");
+pub const WS_PORT: Var = var(
+    "WS_PORT",
+    Some("3001"),
+    "Port of the Socket.IO game server (avalon-ws).",
+);
+pub const API_PREFIX: Var = Var {
+    scope: Scope::Api,
+    ..var(
+        "API_PREFIX",
+        Some("/api"),
+        "Path prefix of every API route (routes are versioned below it, e.g. `/api/v1`).",
+    )
+};
+pub const MONGODB_URI: Var = Var {
+    scope: Scope::Api,
+    secret: true,
+    example: "mongodb://localhost:27017/avalon",
+    ..var(
+        "MONGODB_URI",
+        None,
+        "MongoDB connection string. Required outside development; unset in development selects the embedded store.",
+    )
+};
+pub const REDIS_HOST: Var = var(
+    "REDIS_HOST",
+    None,
+    "Redis host. Required outside development; unset in development selects the in-process store and bus (single instance).",
+);
+pub const REDIS_PORT: Var = var("REDIS_PORT", Some("6379"), "Redis port.");
+pub const REDIS_PASSWORD: Var = Var {
+    secret: true,
+    ..var(
+        "REDIS_PASSWORD",
+        None,
+        "Redis password (AUTH), if the server requires one.",
+    )
+};
+pub const REDIS_DB: Var = var("REDIS_DB", Some("0"), "Redis logical database, 0–15.");
+pub const JWT_SECRET: Var = Var {
+    secret: true,
+    example: EXAMPLE_JWT_SECRET,
+    ..var(
+        "JWT_SECRET",
+        Some(EXAMPLE_JWT_SECRET),
+        "HMAC key signing access tokens, shared by api and ws. At least 32 bytes; the example/development value is refused outside development.",
+    )
+};
+pub const JWT_EXPIRES_IN: Var = var(
+    "JWT_EXPIRES_IN",
+    Some("2h"),
+    "Access-token lifetime (e.g. `15m`, `2h`, `7d`).",
+);
+pub const REFRESH_TOKEN_EXPIRES_IN: Var = Var {
+    scope: Scope::Api,
+    ..var(
+        "REFRESH_TOKEN_EXPIRES_IN",
+        Some("30d"),
+        "Refresh-token lifetime; must be longer than JWT_EXPIRES_IN.",
+    )
+};
+pub const WECHAT_APPID: Var = Var {
+    scope: Scope::Api,
+    example: "wx0000000000000000",
+    ..var(
+        "WECHAT_APPID",
+        None,
+        "WeChat mini-program AppID. Required in staging and production.",
+    )
+};
+pub const WECHAT_SECRET: Var = Var {
+    scope: Scope::Api,
+    secret: true,
+    ..var(
+        "WECHAT_SECRET",
+        None,
+        "WeChat mini-program AppSecret. Required in staging and production.",
+    )
+};
+pub const WECHAT_API_BASE: Var = Var {
+    scope: Scope::Api,
+    ..var(
+        "WECHAT_API_BASE",
+        Some("https://api.weixin.qq.com"),
+        "Base URL of the WeChat server API (tests point it at a local stub).",
+    )
+};
+pub const LOG_LEVEL: Var = Var {
+    reloadable: true,
+    ..var(
+        "LOG_LEVEL",
+        Some("info"),
+        "Log filter: a level (`error`…`trace`) or `tracing` directives such as `info,avalon_api=debug`.",
+    )
+};
+pub const LOG_FORMAT: Var = var(
+    "LOG_FORMAT",
+    Some("json"),
+    "Log output: `json` (one object per line) or `pretty` (for a terminal).",
+);
+pub const MAX_CONNECTIONS: Var = Var {
+    reloadable: true,
+    ..var(
+        "MAX_CONNECTIONS",
+        Some("10000"),
+        "Most concurrent Socket.IO connections one game-server instance accepts; more are refused with a clear error.",
+    )
+};
+pub const RATE_LIMIT_IP: Var = Var {
+    reloadable: true,
+    ..var(
+        "RATE_LIMIT_IP",
+        Some("100"),
+        "Requests per minute allowed from one client IP.",
+    )
+};
+pub const RATE_LIMIT_USER: Var = Var {
+    reloadable: true,
+    ..var(
+        "RATE_LIMIT_USER",
+        Some("60"),
+        "Requests (API) or game actions (ws) per minute allowed for one signed-in user.",
+    )
+};
+pub const MAINTENANCE_MODE: Var = Var {
+    reloadable: true,
+    ..var(
+        "MAINTENANCE_MODE",
+        Some("false"),
+        "When true the services refuse new work with 503 and a message; health endpoints are unaffected.",
+    )
+};
+pub const MAINTENANCE_MESSAGE: Var = Var {
+    reloadable: true,
+    ..var(
+        "MAINTENANCE_MESSAGE",
+        Some("Avalon is down for maintenance. Please try again shortly."),
+        "Message shown to players while maintenance mode is on.",
+    )
+};
+pub const FEATURES: Var = Var {
+    reloadable: true,
+    ..var(
+        "FEATURES",
+        Some(""),
+        "Comma-separated feature switches (lower-case names of letters, digits and `_`).",
+    )
+};
+pub const SHUTDOWN_DRAIN_DELAY: Var = var(
+    "SHUTDOWN_DRAIN_DELAY",
+    Some("5s"),
+    "After SIGTERM, how long readiness reports 503 before the listener stops accepting (lets the load balancer notice).",
+);
+pub const SHUTDOWN_TIMEOUT: Var = var(
+    "SHUTDOWN_TIMEOUT",
+    Some("20s"),
+    "Deadline for in-flight work to finish after the listener stops; must exceed SHUTDOWN_DRAIN_DELAY's share of the container grace period.",
+);
+pub const WATCHDOG_TIMEOUT: Var = var(
+    "WATCHDOG_TIMEOUT",
+    Some("10s"),
+    "If the async runtime makes no progress for this long the process aborts, so the restart policy replaces it.",
+);
+pub const READINESS_TIMEOUT: Var = var(
+    "READINESS_TIMEOUT",
+    Some("2s"),
+    "Timeout of each dependency check behind /readyz.",
+);
+pub const DEV_LOGIN: Var = Var {
+    scope: Scope::Api,
+    development_only: true,
+    ..var(
+        "DEV_LOGIN",
+        Some("false"),
+        "Enables `POST /api/v1/auth/dev-login` (sign in with any openid). Development only.",
+    )
+};
+pub const DEBUG_ENDPOINTS: Var = Var {
+    development_only: true,
+    ..var(
+        "DEBUG_ENDPOINTS",
+        Some("false"),
+        "Enables `/debug/sleep` and `/debug/stall` used by the shutdown and watchdog tests. Development only.",
+    )
+};
+
+/// Every variable, in documentation order.
+pub const ALL: &[&Var] = &[
+    &APP_ENV,
+    &CONFIG_DIR,
+    &BIND_ADDRESS,
+    &PORT,
+    &WS_PORT,
+    &API_PREFIX,
+    &MONGODB_URI,
+    &REDIS_HOST,
+    &REDIS_PORT,
+    &REDIS_PASSWORD,
+    &REDIS_DB,
+    &JWT_SECRET,
+    &JWT_EXPIRES_IN,
+    &REFRESH_TOKEN_EXPIRES_IN,
+    &WECHAT_APPID,
+    &WECHAT_SECRET,
+    &WECHAT_API_BASE,
+    &LOG_LEVEL,
+    &LOG_FORMAT,
+    &MAX_CONNECTIONS,
+    &RATE_LIMIT_IP,
+    &RATE_LIMIT_USER,
+    &MAINTENANCE_MODE,
+    &MAINTENANCE_MESSAGE,
+    &FEATURES,
+    &SHUTDOWN_DRAIN_DELAY,
+    &SHUTDOWN_TIMEOUT,
+    &WATCHDOG_TIMEOUT,
+    &READINESS_TIMEOUT,
+    &DEV_LOGIN,
+    &DEBUG_ENDPOINTS,
+];
+
+pub fn lookup(name: &str) -> Option<&'static Var> {
+    ALL.iter().copied().find(|var| var.name == name)
+}
+
+/// The value of `APP_ENV`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppEnv {
+    Development,
+    Staging,
+    Production,
+}
+
+impl AppEnv {
+    pub fn parse(text: &str) -> Result<AppEnv, String> {
+        match text.trim() {
+            "development" => Ok(AppEnv::Development),
+            "staging" => Ok(AppEnv::Staging),
+            "production" => Ok(AppEnv::Production),
+            _ => Err("must be one of development, staging, production".to_owned()),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AppEnv::Development => "development",
+            AppEnv::Staging => "staging",
+            AppEnv::Production => "production",
+        }
+    }
+}

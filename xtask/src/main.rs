@@ -1,0 +1,60 @@
+//! `cargo xtask …` — the release and operations CLI of Avalon Ops.
+//!
+//! `main` only parses flags and dispatches; each command lives in its own module and prints every external
+//! command it runs before running it.
+
+mod backup;
+mod ci;
+mod config_check;
+mod dev;
+mod docs;
+mod project;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "Build, check, run and operate Avalon Ops",
+    version
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build and run both services natively on embedded defaults (no MongoDB, Redis or Docker).
+    Dev(dev::Dev),
+    /// Everything CI runs: formatting, clippy with warnings denied, generated files up to date, all tests.
+    Ci(ci::Ci),
+    /// Configuration tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Generated documentation.
+    #[command(subcommand)]
+    Docs(docs::Docs),
+    /// MongoDB backups: create, verify, restore, list, prune, status.
+    #[command(subcommand)]
+    Backup(backup::Backup),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate configuration with the services' own validator; exits non-zero on any violation.
+    Check(config_check::ConfigCheck),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let sh = xshell::Shell::new()?;
+    sh.change_dir(project::root());
+    match cli.command {
+        Command::Dev(cmd) => cmd.run(&sh),
+        Command::Ci(cmd) => cmd.run(&sh),
+        Command::Config(ConfigCommand::Check(cmd)) => cmd.run(&sh),
+        Command::Docs(cmd) => cmd.run(&sh),
+        Command::Backup(cmd) => cmd.run(&sh),
+    }
+}
