@@ -72,6 +72,7 @@ mod error;
 mod integrity;
 mod knowledge;
 mod log;
+mod record;
 mod roles;
 mod rules;
 mod setup;
@@ -87,6 +88,7 @@ pub use actions::{Action, ActionKind};
 pub use error::{IntegrityError, RuleError, SetupError};
 pub use knowledge::{Insight, SeatKnowledge, insight, night_knowledge};
 pub use log::{Event, GameOutcome, QuestResult, WinReason};
+pub use record::{FINISHED_GAMES_FIELD, FINISHED_GAMES_SPOOL, FINISHED_GAMES_STREAM, FinishedGame};
 pub use roles::{Role, Side};
 pub use rules::{
     MAX_PLAYERS, MAX_PROPOSALS_PER_ROUND, MIN_PLAYERS, QUEST_COUNT, QUESTS_TO_DECIDE, TableRules,

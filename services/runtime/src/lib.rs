@@ -4,6 +4,7 @@
 //!
 //! A service binary is `fn main() -> ExitCode { avalon_runtime::run_service::<Settings, _, _>(routes) }`.
 
+pub mod auth;
 pub mod build_info;
 pub mod config;
 pub mod health;

@@ -47,6 +47,8 @@ pub struct Common {
     pub jwt_expires_in: Duration,
     pub lifecycle: Lifecycle,
     pub debug_endpoints: bool,
+    /// Where embedded (development) stores keep their files.
+    pub data_dir: std::path::PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -214,6 +216,13 @@ pub(super) fn read_common(reader: &mut Reader<'_>) -> Option<Common> {
     let jwt_expires_in = reader.value(&var::JWT_EXPIRES_IN, parse::positive_duration);
     let lifecycle = read_lifecycle(reader);
     let debug_endpoints = reader.development_switch(&var::DEBUG_ENDPOINTS);
+    let data_dir = reader.value(&var::DATA_DIR, |text| {
+        if text.trim().is_empty() {
+            Err("must be a directory path".to_owned())
+        } else {
+            Ok(text.into())
+        }
+    });
     Some(Common {
         app_env: reader.app_env,
         bind_address: bind_address?,
@@ -225,6 +234,7 @@ pub(super) fn read_common(reader: &mut Reader<'_>) -> Option<Common> {
         jwt_expires_in: jwt_expires_in?,
         lifecycle: lifecycle?,
         debug_endpoints,
+        data_dir: data_dir?,
     })
 }
 

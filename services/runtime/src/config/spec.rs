@@ -142,6 +142,11 @@ pub const MONGODB_URI: Var = Var {
         "MongoDB connection string. Required outside development; unset in development selects the embedded store.",
     )
 };
+pub const DATA_DIR: Var = var(
+    "DATA_DIR",
+    Some(".avalon/data"),
+    "Directory of the embedded stores used in development without MongoDB/Redis (created if missing).",
+);
 pub const REDIS_HOST: Var = var(
     "REDIS_HOST",
     None,
@@ -313,6 +318,7 @@ pub const ALL: &[&Var] = &[
     &WS_PORT,
     &API_PREFIX,
     &MONGODB_URI,
+    &DATA_DIR,
     &REDIS_HOST,
     &REDIS_PORT,
     &REDIS_PASSWORD,

@@ -1,0 +1,209 @@
+//! Helpers for tests that run real processes: the service binaries, nginx, redis-server, docker.
+//!
+//! A test that needs a tool calls [`require_tool`]: locally a missing tool skips the test with a loud message
+//! naming it; under `CI=true` it fails, because `.ci/run` installs every tool the suite needs.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub use nix::sys::signal::Signal;
+
+/// True when running under CI, where nothing may be skipped.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|value| value == "true" || value == "1")
+}
+
+/// The path of `tool` on PATH, or `None` after printing a loud skip notice (a panic under CI).
+pub fn require_tool(tool: &str) -> Option<PathBuf> {
+    if let Some(path) = which(tool) {
+        return Some(path);
+    }
+    let message = format!(
+        "`{tool}` is not installed: run `bash scripts/ci/install-tools.sh` (CI does) to run this test"
+    );
+    if in_ci() {
+        panic!("{message}");
+    }
+    eprintln!("\n!!!!!!!! SKIPPED: {message} !!!!!!!!\n");
+    None
+}
+
+pub fn which(tool: &str) -> Option<PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join(tool))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+}
+
+/// A TCP port that was free a moment ago on loopback.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .unwrap_or_else(|err| panic!("no free port: {err}"))
+}
+
+/// A child process whose stdout and stderr lines are captured (and echoed, prefixed, for test output).
+pub struct Process {
+    pub name: String,
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    status: Option<ExitStatus>,
+}
+
+impl Process {
+    pub fn spawn(
+        name: &str,
+        program: impl AsRef<Path>,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Process {
+        let mut command = Command::new(program.as_ref());
+        command
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        Process::spawn_command(name, command)
+    }
+
+    pub fn spawn_command(name: &str, mut command: Command) -> Process {
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start {name}: {err}"));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        if let Some(out) = child.stdout.take() {
+            capture(name, out, Arc::clone(&lines));
+        }
+        if let Some(err) = child.stderr.take() {
+            capture(name, err, Arc::clone(&lines));
+        }
+        Process {
+            name: name.to_owned(),
+            child,
+            lines,
+            status: None,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Every line printed so far.
+    pub fn output(&self) -> Vec<String> {
+        self.lines
+            .lock()
+            .map(|lines| lines.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn output_contains(&self, needle: &str) -> bool {
+        self.output().iter().any(|line| line.contains(needle))
+    }
+
+    /// Waits until a printed line contains `needle`.
+    pub fn wait_for_output(&self, needle: &str, timeout: Duration) -> bool {
+        wait_until(timeout, || self.output_contains(needle))
+    }
+
+    pub fn signal(&self, signal: Signal) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap_or(i32::MAX));
+        if let Err(err) = nix::sys::signal::kill(pid, signal) {
+            panic!("cannot send {signal} to {}: {err}", self.name);
+        }
+    }
+
+    /// The exit status if the process ended within `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while self.status.is_none() && Instant::now() < deadline {
+            self.status = self.child.try_wait().ok().flatten();
+            if self.status.is_none() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        self.status
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.status = self.status.or_else(|| self.child.try_wait().ok().flatten());
+        self.status.is_none()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if self.is_running() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn capture(name: &str, stream: impl Read + Send + 'static, lines: Arc<Mutex<Vec<String>>>) {
+    let name = name.to_owned();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            eprintln!("[{name}] {line}");
+            if let Ok(mut lines) = lines.lock() {
+                lines.push(line);
+            }
+        }
+    });
+}
+
+/// Polls `condition` every 20 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until something accepts TCP connections on `addr`.
+pub fn wait_for_port(addr: SocketAddr, timeout: Duration) -> bool {
+    wait_until(timeout, || {
+        TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+    })
+}
+
+/// A minimal blocking HTTP/1.1 GET (no client crate needed): returns the status code and body.
+pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::Write;
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {response:?}")))?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
