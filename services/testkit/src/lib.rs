@@ -207,3 +207,32 @@ pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> 
         .unwrap_or_default();
     Ok((status, body))
 }
+
+/// The workspace root (testkit sits at `services/testkit`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap_or_else(|_| PathBuf::from("."))
+}
+
+/// Path to a freshly built debug service binary (`avalon-api` or `avalon-ws`), for tests outside that
+/// binary's own package. Builds both binaries once per test process; cargo is idle while tests run, so the
+/// nested build does not deadlock on the target-dir lock.
+pub fn service_binary(name: &str) -> PathBuf {
+    static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let root = workspace_root();
+    let built = BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        eprintln!("$ {cargo} build --package avalon-api --package avalon-ws");
+        let status = Command::new(cargo)
+            .args(["build", "--package", "avalon-api", "--package", "avalon-ws"])
+            .current_dir(&root)
+            .status()
+            .map_err(|err| err.to_string())?;
+        if status.success() { Ok(()) } else { Err(format!("cargo build failed: {status}")) }
+    });
+    if let Err(err) = built {
+        panic!("cannot build the service binaries: {err}");
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let target = if target.is_absolute() { target } else { root.join(target) };
+    target.join("debug").join(name)
+}
