@@ -17,8 +17,8 @@ use std::path::PathBuf;
 
 pub use secret::Secret;
 pub use settings::{
-    ApiSettings, Common, Lifecycle, Live, LogFormat, Maintenance, RedisSettings, ServiceSettings,
-    WechatSettings, WsSettings,
+    AdminAllowlist, ApiSettings, Common, IpBlock, Lifecycle, Live, LogFormat, Maintenance,
+    MongoPool, RedisSettings, ServiceSettings, WechatSettings, WsSettings,
 };
 pub use sources::{Layers, Resolved, Sources};
 pub use spec::{AppEnv, ServiceKind};

@@ -85,6 +85,79 @@ pub struct WechatSettings {
     pub appid: Option<String>,
     pub secret: Option<Secret>,
     pub api_base: url::Url,
+    pub timeout: Duration,
+    /// Check nicknames with `msgSecCheck`; only true when appid and secret are set too.
+    pub msg_sec_check: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MongoPool {
+    pub max_pool_size: u32,
+    pub min_pool_size: u32,
+    pub connect_timeout: Duration,
+    pub server_selection_timeout: Duration,
+}
+
+/// An IP address or CIDR block (`10.0.0.0/8`, `::1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct IpBlock {
+    pub network: IpAddr,
+    pub prefix: u8,
+}
+
+impl IpBlock {
+    pub fn parse(text: &str) -> Result<IpBlock, String> {
+        let rule = || format!("{text:?} is not an IP address or CIDR block such as 10.0.0.0/8");
+        let (address, prefix) = match text.split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (text, None),
+        };
+        let network: IpAddr = address.trim().parse().map_err(|_| rule())?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(prefix) => prefix
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(rule)?,
+            None => max,
+        };
+        Ok(IpBlock { network, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            IpAddr::V4(_) => ip,
+        };
+        match (self.network, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_matches(
+                u128::from(u32::from(net)) << 96,
+                u128::from(u32::from(ip)) << 96,
+                self.prefix,
+            ),
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                prefix_matches(u128::from(net), u128::from(ip), self.prefix)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn prefix_matches(network: u128, ip: u128, prefix: u8) -> bool {
+    let mask = match prefix {
+        0 => 0,
+        bits => u128::MAX << (128 - u32::from(bits.min(128))),
+    };
+    network & mask == ip & mask
+}
+
+/// Who is still served during maintenance.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct AdminAllowlist {
+    pub ips: Vec<IpBlock>,
+    pub user_ids: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -92,14 +165,33 @@ pub struct ApiSettings {
     pub prefix: String,
     /// `None` in development without MONGODB_URI: the embedded store.
     pub mongodb_uri: Option<Secret>,
+    pub mongodb_pool: MongoPool,
     pub refresh_token_expires_in: Duration,
     pub wechat: WechatSettings,
     pub dev_login: bool,
+    pub trusted_proxies: Vec<IpBlock>,
+    pub admin_allowlist: AdminAllowlist,
+    pub cors_allowed_origins: Vec<String>,
+    pub body_limit: usize,
+    pub request_timeout: Duration,
 }
 
-/// The game server's own settings. Everything it reads today is shared ([`Common`], [`Live`]).
+/// The game server's own settings (fixed for the life of the process).
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct WsSettings {}
+pub struct WsSettings {
+    /// How long a disconnected player keeps a lobby seat.
+    pub reconnect_window: Duration,
+    /// An abandoned room expires after this long without a change.
+    pub room_ttl: Duration,
+    /// A socket silent for this long is disconnected.
+    pub idle_timeout: Duration,
+    /// Largest message a client may send.
+    pub max_message_bytes: u32,
+    /// Longest chat message, in characters.
+    pub chat_max_length: u32,
+    /// Chat messages per socket per minute.
+    pub chat_per_minute: u32,
+}
 
 const OUTSIDE_DEVELOPMENT: &str = "when APP_ENV is staging or production";
 
@@ -130,16 +222,117 @@ impl ServiceSettings for ApiSettings {
                 ),
             );
         }
+        let mongodb_pool = read_mongo_pool(reader);
         let wechat = read_wechat(reader, strict);
         let dev_login = reader.development_switch(&var::DEV_LOGIN);
+        let trusted_proxies = reader.value(&var::TRUSTED_PROXIES, |text| {
+            comma_list(text)
+                .map(IpBlock::parse)
+                .collect::<Result<Vec<_>, _>>()
+        });
+        let admin_allowlist = reader.value(&var::ADMIN_ALLOWLIST, admin_allowlist);
+        let cors_allowed_origins = reader.value(&var::CORS_ALLOWED_ORIGINS, |text| {
+            comma_list(text)
+                .map(cors_origin)
+                .collect::<Result<Vec<_>, _>>()
+        });
+        let body_limit = reader.value(&var::API_BODY_LIMIT, |text| {
+            match text.trim().parse::<usize>() {
+                Ok(bytes @ 1024..=10_485_760) => Ok(bytes),
+                _ => Err("must be a byte count from 1024 to 10485760".to_owned()),
+            }
+        });
+        let request_timeout = reader.value(&var::API_REQUEST_TIMEOUT, parse::positive_duration);
         Some(ApiSettings {
             prefix: prefix?,
             mongodb_uri,
+            mongodb_pool: mongodb_pool?,
             refresh_token_expires_in: refresh?,
             wechat: wechat?,
             dev_login,
+            trusted_proxies: trusted_proxies.unwrap_or_default(),
+            admin_allowlist: admin_allowlist.unwrap_or_default(),
+            cors_allowed_origins: cors_allowed_origins.unwrap_or_default(),
+            body_limit: body_limit?,
+            request_timeout: request_timeout?,
         })
     }
+}
+
+fn comma_list(text: &str) -> impl Iterator<Item = &str> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+}
+
+fn admin_allowlist(text: &str) -> Result<AdminAllowlist, String> {
+    let mut list = AdminAllowlist::default();
+    for entry in comma_list(text) {
+        if let Some(user_id) = entry.strip_prefix("user:") {
+            let valid = !user_id.is_empty()
+                && user_id.len() <= 64
+                && user_id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !valid {
+                return Err(format!(
+                    "{entry:?}: a user id is 1-64 letters, digits, `-` or `_`"
+                ));
+            }
+            list.user_ids.insert(user_id.to_owned());
+        } else {
+            list.ips.push(
+                IpBlock::parse(entry)
+                    .map_err(|rule| format!("{rule}; user ids are written `user:<id>`"))?,
+            );
+        }
+    }
+    Ok(list)
+}
+
+fn cors_origin(text: &str) -> Result<String, String> {
+    let url = url::Url::parse(text)
+        .map_err(|_| format!("{text:?} is not an origin such as https://example.com"))?;
+    let bare = url.path() == "/" && url.query().is_none() && url.fragment().is_none();
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host_str().is_none()
+        || !bare
+        || text.ends_with('/')
+    {
+        return Err(format!(
+            "{text:?} must be scheme://host[:port] with no path"
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+fn read_mongo_pool(reader: &mut Reader<'_>) -> Option<MongoPool> {
+    let max_pool_size = reader.value(&var::MONGODB_MAX_POOL_SIZE, parse::positive_u32);
+    let min_pool_size = reader.value(&var::MONGODB_MIN_POOL_SIZE, |text| {
+        text.trim()
+            .parse::<u32>()
+            .map_err(|_| "must be a whole number".to_owned())
+    });
+    if let (Some(max), Some(min)) = (max_pool_size, min_pool_size)
+        && min > max
+    {
+        reader.violate(
+            &var::MONGODB_MIN_POOL_SIZE,
+            format!("must be at most MONGODB_MAX_POOL_SIZE (got {min} > {max})"),
+        );
+        return None;
+    }
+    let connect_timeout = reader.value(&var::MONGODB_CONNECT_TIMEOUT, parse::positive_duration);
+    let server_selection_timeout = reader.value(
+        &var::MONGODB_SERVER_SELECTION_TIMEOUT,
+        parse::positive_duration,
+    );
+    Some(MongoPool {
+        max_pool_size: max_pool_size?,
+        min_pool_size: min_pool_size?,
+        connect_timeout: connect_timeout?,
+        server_selection_timeout: server_selection_timeout?,
+    })
 }
 
 fn read_wechat(reader: &mut Reader<'_>, strict: bool) -> Option<WechatSettings> {
@@ -171,6 +364,16 @@ fn read_wechat(reader: &mut Reader<'_>, strict: bool) -> Option<WechatSettings> 
             reader.value(&var::WECHAT_SECRET, secret_rule),
         )
     };
+    let timeout = reader.value(&var::WECHAT_TIMEOUT, parse::positive_duration);
+    let msg_sec_check = reader
+        .value(&var::WECHAT_MSG_SEC_CHECK, parse::boolean)
+        .unwrap_or(false);
+    if msg_sec_check && (appid.is_none() || secret.is_none()) {
+        reader.violate(
+            &var::WECHAT_MSG_SEC_CHECK,
+            "needs WECHAT_APPID and WECHAT_SECRET to call msgSecCheck",
+        );
+    }
     let api_base = reader.value(&var::WECHAT_API_BASE, parse::http_url)?;
     if strict && api_base.scheme() != "https" {
         reader.violate(
@@ -182,14 +385,55 @@ fn read_wechat(reader: &mut Reader<'_>, strict: bool) -> Option<WechatSettings> 
         appid,
         secret,
         api_base,
+        timeout: timeout?,
+        msg_sec_check,
     })
 }
 
 impl ServiceSettings for WsSettings {
     const KIND: ServiceKind = ServiceKind::Ws;
 
-    fn read(_reader: &mut Reader<'_>) -> Option<WsSettings> {
-        Some(WsSettings {})
+    fn read(reader: &mut Reader<'_>) -> Option<WsSettings> {
+        let reconnect_window = reader.value(&var::WS_RECONNECT_WINDOW, parse::positive_duration);
+        let room_ttl = reader.value(&var::WS_ROOM_TTL, |text| {
+            match parse::positive_duration(text)? {
+                value if value < Duration::from_secs(60) => Err("must be at least 1m".to_owned()),
+                value => Ok(value),
+            }
+        });
+        let idle_timeout =
+            reader.value(
+                &var::WS_IDLE_TIMEOUT,
+                |text| match parse::positive_duration(text)? {
+                    value if value < Duration::from_secs(10) => {
+                        Err("must be at least 10s".to_owned())
+                    }
+                    value => Ok(value),
+                },
+            );
+        let max_message_bytes = reader.value(&var::WS_MAX_MESSAGE_BYTES, |text| {
+            within(parse::positive_u32(text)?, 1024, 1_048_576)
+        });
+        let chat_max_length = reader.value(&var::WS_CHAT_MAX_LENGTH, |text| {
+            within(parse::positive_u32(text)?, 1, 2000)
+        });
+        let chat_per_minute = reader.value(&var::WS_CHAT_PER_MINUTE, parse::positive_u32);
+        if let (Some(window), Some(ttl)) = (reconnect_window, room_ttl)
+            && window >= ttl
+        {
+            reader.violate(
+                &var::WS_RECONNECT_WINDOW,
+                "must be shorter than WS_ROOM_TTL (a seat cannot outlive its room)",
+            );
+        }
+        Some(WsSettings {
+            reconnect_window: reconnect_window?,
+            room_ttl: room_ttl?,
+            idle_timeout: idle_timeout?,
+            max_message_bytes: max_message_bytes?,
+            chat_max_length: chat_max_length?,
+            chat_per_minute: chat_per_minute?,
+        })
     }
 }
 
@@ -373,4 +617,12 @@ pub(super) fn read_live(reader: &mut Reader<'_>) -> Option<Live> {
         },
         features: features.unwrap_or_default(),
     })
+}
+
+fn within(value: u32, min: u32, max: u32) -> Result<u32, String> {
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("must be between {min} and {max}"))
+    }
 }

@@ -210,6 +210,94 @@ pub const WECHAT_API_BASE: Var = Var {
         "Base URL of the WeChat server API (tests point it at a local stub).",
     )
 };
+pub const WECHAT_TIMEOUT: Var = Var {
+    scope: Scope::Api,
+    ..var(
+        "WECHAT_TIMEOUT",
+        Some("5s"),
+        "Deadline of each call to the WeChat server API (connect and answer); a timeout answers 504 WECHAT_TIMEOUT.",
+    )
+};
+pub const WECHAT_MSG_SEC_CHECK: Var = Var {
+    scope: Scope::Api,
+    ..var(
+        "WECHAT_MSG_SEC_CHECK",
+        Some("false"),
+        "Check new nicknames with WeChat `msgSecCheck` (needs WECHAT_APPID and WECHAT_SECRET).",
+    )
+};
+pub const MONGODB_MAX_POOL_SIZE: Var = Var {
+    scope: Scope::Api,
+    ..var(
+        "MONGODB_MAX_POOL_SIZE",
+        Some("20"),
+        "Most MongoDB connections one API instance opens.",
+    )
+};
+pub const MONGODB_MIN_POOL_SIZE: Var = Var {
+    scope: Scope::Api,
+    ..var(
+        "MONGODB_MIN_POOL_SIZE",
+        Some("0"),
+        "MongoDB connections kept open while idle; at most MONGODB_MAX_POOL_SIZE.",
+    )
+};
+pub const MONGODB_CONNECT_TIMEOUT: Var = Var {
+    scope: Scope::Api,
+    ..var(
+        "MONGODB_CONNECT_TIMEOUT",
+        Some("5s"),
+        "Deadline for opening one MongoDB connection.",
+    )
+};
+pub const MONGODB_SERVER_SELECTION_TIMEOUT: Var = Var {
+    scope: Scope::Api,
+    ..var(
+        "MONGODB_SERVER_SELECTION_TIMEOUT",
+        Some("5s"),
+        "How long an operation waits for a usable MongoDB server before failing (503 STORE_UNAVAILABLE).",
+    )
+};
+pub const TRUSTED_PROXIES: Var = Var {
+    scope: Scope::Api,
+    ..var(
+        "TRUSTED_PROXIES",
+        Some(""),
+        "Comma-separated IPs or CIDR blocks of reverse proxies (nginx). Only when the peer is one of them is the client IP taken from X-Forwarded-For.",
+    )
+};
+pub const ADMIN_ALLOWLIST: Var = Var {
+    scope: Scope::Api,
+    ..var(
+        "ADMIN_ALLOWLIST",
+        Some(""),
+        "Comma-separated client IPs/CIDR blocks and `user:<id>` entries still served while maintenance mode is on.",
+    )
+};
+pub const CORS_ALLOWED_ORIGINS: Var = Var {
+    scope: Scope::Api,
+    ..var(
+        "CORS_ALLOWED_ORIGINS",
+        Some(""),
+        "Comma-separated origins (`https://host[:port]`) allowed to call the API from a browser; empty sends no CORS headers.",
+    )
+};
+pub const API_BODY_LIMIT: Var = Var {
+    scope: Scope::Api,
+    ..var(
+        "API_BODY_LIMIT",
+        Some("65536"),
+        "Largest request body in bytes (1024 to 10485760); larger bodies get 413 PAYLOAD_TOO_LARGE.",
+    )
+};
+pub const API_REQUEST_TIMEOUT: Var = Var {
+    scope: Scope::Api,
+    ..var(
+        "API_REQUEST_TIMEOUT",
+        Some("15s"),
+        "Deadline for one API request; a slower one gets 503 REQUEST_TIMEOUT.",
+    )
+};
 pub const LOG_LEVEL: Var = Var {
     reloadable: true,
     ..var(
@@ -309,6 +397,55 @@ pub const DEBUG_ENDPOINTS: Var = Var {
     )
 };
 
+pub const WS_RECONNECT_WINDOW: Var = Var {
+    scope: Scope::Ws,
+    ..var(
+        "WS_RECONNECT_WINDOW",
+        Some("2m"),
+        "How long a disconnected player keeps their seat in a room's lobby; seats in a running game are kept while the room lives (WS_ROOM_TTL).",
+    )
+};
+pub const WS_ROOM_TTL: Var = Var {
+    scope: Scope::Ws,
+    ..var(
+        "WS_ROOM_TTL",
+        Some("1h"),
+        "An abandoned room (no change for this long) expires with its game.",
+    )
+};
+pub const WS_IDLE_TIMEOUT: Var = Var {
+    scope: Scope::Ws,
+    ..var(
+        "WS_IDLE_TIMEOUT",
+        Some("15m"),
+        "A socket that sends no event for this long is told `server:idle` and disconnected.",
+    )
+};
+pub const WS_MAX_MESSAGE_BYTES: Var = Var {
+    scope: Scope::Ws,
+    ..var(
+        "WS_MAX_MESSAGE_BYTES",
+        Some("16384"),
+        "Largest Socket.IO message a client may send, in bytes (1024–1048576); larger ones close the connection.",
+    )
+};
+pub const WS_CHAT_MAX_LENGTH: Var = Var {
+    scope: Scope::Ws,
+    ..var(
+        "WS_CHAT_MAX_LENGTH",
+        Some("300"),
+        "Longest chat message in characters (1–2000).",
+    )
+};
+pub const WS_CHAT_PER_MINUTE: Var = Var {
+    scope: Scope::Ws,
+    ..var(
+        "WS_CHAT_PER_MINUTE",
+        Some("20"),
+        "Chat messages one socket may send per minute (game actions are limited by RATE_LIMIT_USER).",
+    )
+};
+
 /// Every variable, in documentation order.
 pub const ALL: &[&Var] = &[
     &APP_ENV,
@@ -329,9 +466,26 @@ pub const ALL: &[&Var] = &[
     &WECHAT_APPID,
     &WECHAT_SECRET,
     &WECHAT_API_BASE,
+    &WECHAT_TIMEOUT,
+    &WECHAT_MSG_SEC_CHECK,
+    &MONGODB_MAX_POOL_SIZE,
+    &MONGODB_MIN_POOL_SIZE,
+    &MONGODB_CONNECT_TIMEOUT,
+    &MONGODB_SERVER_SELECTION_TIMEOUT,
+    &TRUSTED_PROXIES,
+    &ADMIN_ALLOWLIST,
+    &CORS_ALLOWED_ORIGINS,
+    &API_BODY_LIMIT,
+    &API_REQUEST_TIMEOUT,
     &LOG_LEVEL,
     &LOG_FORMAT,
     &MAX_CONNECTIONS,
+    &WS_RECONNECT_WINDOW,
+    &WS_ROOM_TTL,
+    &WS_IDLE_TIMEOUT,
+    &WS_MAX_MESSAGE_BYTES,
+    &WS_CHAT_MAX_LENGTH,
+    &WS_CHAT_PER_MINUTE,
     &RATE_LIMIT_IP,
     &RATE_LIMIT_USER,
     &MAINTENANCE_MODE,
