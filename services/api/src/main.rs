@@ -1,13 +1,9 @@
-//! avalon-api: the HTTP API. Start-up, health, metrics and shutdown come from `avalon-runtime`.
+//! avalon-api binary: everything lives in the library (`avalon_api::build`).
 
 use std::process::ExitCode;
 
 use avalon_runtime::config::ApiSettings;
 
-mod routes;
-
 fn main() -> ExitCode {
-    avalon_runtime::run_service::<ApiSettings, _, _>(|context| async move {
-        Ok(routes::router(&context))
-    })
+    avalon_runtime::run_service::<ApiSettings, _, _>(avalon_api::build)
 }

@@ -1,0 +1,43 @@
+//! The shared Redis connection (rate limits, maintenance flag, finished-games stream).
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{ConnectionAddr, ConnectionInfo, RedisConnectionInfo};
+
+use avalon_runtime::config::RedisSettings;
+
+pub fn client(settings: &RedisSettings) -> Result<redis::Client, String> {
+    let info = ConnectionInfo {
+        addr: ConnectionAddr::Tcp(settings.host.clone(), settings.port),
+        redis: RedisConnectionInfo {
+            db: i64::from(settings.db),
+            password: settings
+                .password
+                .as_ref()
+                .map(|password| password.expose().to_owned()),
+            ..RedisConnectionInfo::default()
+        },
+    };
+    redis::Client::open(info).map_err(|err| format!("invalid Redis settings: {err}"))
+}
+
+/// Connects with retries, so a Redis that starts a moment after the API is tolerated. Commands fail after
+/// `response_timeout` (keep it above any BLOCK time used on this connection).
+pub async fn connect(
+    settings: &RedisSettings,
+    response_timeout: Duration,
+) -> Result<ConnectionManager, String> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Duration::from_secs(2))
+        .set_response_timeout(response_timeout)
+        .set_number_of_retries(5);
+    ConnectionManager::new_with_config(client(settings)?, config)
+        .await
+        .map_err(|err| {
+            format!(
+                "cannot reach Redis at {}:{}: {err}",
+                settings.host, settings.port
+            )
+        })
+}
