@@ -30,9 +30,18 @@ pip_install() {
   run python3 -m pip install -q --disable-pip-version-check "${missing[@]}"
 }
 
+# The game server's integration tests and `cargo xtask bench ws`: a real redis-server, and python-socketio as
+# the independent Socket.IO client (and, with aiohttp and redis, the benchmark's baseline server).
+install_game_server_tools() {
+  log "game server: redis-server, python-socketio"
+  apt_install redis-server
+  pip_install "python-socketio==5.18.1" "aiohttp==3.12.15" "redis==6.4.0"
+}
+
 main() {
   log "base tools"
   apt_install ca-certificates curl
+  install_game_server_tools
 }
 
 main "$@"

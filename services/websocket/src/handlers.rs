@@ -1,0 +1,479 @@
+//! Client → server events. Each one is acknowledged with `{ok: true, data}` or
+//! `{ok: false, error: {code, message}}`; the resulting state reaches every player through the fan-out.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use avalon_game::{Action, RoomOptions, Seat};
+use rand::Rng;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use socketioxide::extract::{AckSender, SocketRef, TryData};
+
+use crate::app::{App, session_of};
+use crate::error::WsError;
+use crate::fanout::{close_room, push_state};
+use crate::room::{Effects, GameStart, Room};
+use crate::session::{Session, now_ms};
+use crate::store::{Committed, StoreError};
+
+/// Registers every client event on a freshly connected socket.
+pub fn register(socket: &SocketRef, app: &Arc<App>) {
+    on(socket, app, "room:create", create_room);
+    on(socket, app, "room:join", join_room);
+    on(socket, app, "room:leave", leave_room);
+    on(socket, app, "room:ready", set_ready);
+    on(socket, app, "room:options", set_options);
+    on(socket, app, "game:start", start_game);
+    on(socket, app, "game:propose", propose);
+    on(socket, app, "game:vote", vote);
+    on(socket, app, "game:quest", play_quest_card);
+    on(socket, app, "game:assassinate", assassinate);
+    on(socket, app, "game:lady", lady_examine);
+    on(socket, app, "chat:send", chat);
+    on(socket, app, "sync", sync);
+}
+
+/// One handler call: the app, the socket, its session and the event's payload.
+pub struct Call {
+    pub app: Arc<App>,
+    pub socket: SocketRef,
+    pub session: Arc<Session>,
+    pub payload: Value,
+}
+
+impl Call {
+    fn parse<T: DeserializeOwned>(&self) -> Result<T, WsError> {
+        let payload = if self.payload.is_null() {
+            json!({})
+        } else {
+            self.payload.clone()
+        };
+        serde_json::from_value(payload)
+            .map_err(|err| WsError::bad_request(format!("invalid payload: {err}")))
+    }
+
+    fn current_room(&self) -> Result<String, WsError> {
+        self.session
+            .room()
+            .ok_or_else(|| WsError::new("NOT_IN_ROOM", "join or create a room first"))
+    }
+
+    /// Applies a change to the socket's room; the new state is pushed to this socket at once (the others
+    /// get it from the bus).
+    async fn change<F>(&self, code: &str, change: F) -> Result<Committed, WsError>
+    where
+        F: FnMut(&mut Room) -> Result<Effects, WsError> + Send,
+    {
+        let window = self.app.ws().reconnect_window;
+        let now = now_ms();
+        let mut change = change;
+        let result = self
+            .app
+            .store
+            .update(code, self.app.room_ttl(), now, |room| {
+                room.expire_absent(now, window);
+                change(room)
+            })
+            .await;
+        match result {
+            Ok(committed) => {
+                if let Some(room) = &committed.room {
+                    push_state(&self.socket, &self.session, room);
+                }
+                Ok(committed)
+            }
+            Err(StoreError::NotFound(_)) if self.session.room().as_deref() == Some(code) => {
+                close_room(&self.socket, code, "the room expired");
+                Err(WsError::new(
+                    "ROOM_NOT_FOUND",
+                    format!("room {code} no longer exists"),
+                ))
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn act(&self, action: Action) -> Result<Value, WsError> {
+        let code = self.current_room()?;
+        let user_id = self.session.user.id.clone();
+        let committed = self
+            .change(&code, |room| room.act(&user_id, action.clone(), now_ms()))
+            .await?;
+        if let Some(record) = &committed.effects.finished {
+            self.app.metrics.games_finished.inc();
+            tracing::info!(game_id = %record.game_id, room = %record.room_code, "game finished");
+        }
+        Ok(json!({
+            "version": committed.room.as_ref().map(|room| room.version),
+            "events": committed.effects.events,
+        }))
+    }
+}
+
+fn on<F, Fut>(socket: &SocketRef, app: &Arc<App>, event: &'static str, handler: F)
+where
+    F: Fn(Call) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Value, WsError>> + Send + 'static,
+{
+    let app = Arc::clone(app);
+    socket.on(
+        event,
+        move |socket: SocketRef, TryData(payload): TryData<Value>, ack: AckSender| {
+            let app = Arc::clone(&app);
+            let handler = handler.clone();
+            async move {
+                let started = Instant::now();
+                let result = match (session_of(&socket), payload) {
+                    (None, _) => Err(WsError::internal("socket has no session")),
+                    (Some(_), Err(err)) => {
+                        Err(WsError::bad_request(format!("unreadable payload: {err}")))
+                    }
+                    (Some(session), Ok(payload)) => {
+                        session.touch();
+                        let limit = app.live.get().rate_limit_user;
+                        if event != "sync" && !session.allow_action(limit) {
+                            Err(WsError::new(
+                                "RATE_LIMITED",
+                                format!("at most {limit} events per minute; slow down"),
+                            ))
+                        } else {
+                            handler(Call {
+                                app: Arc::clone(&app),
+                                socket,
+                                session,
+                                payload,
+                            })
+                            .await
+                        }
+                    }
+                };
+                let code = result.as_ref().map_or_else(|err| err.code, |_| "OK");
+                app.metrics.observe_event(event, code, started.elapsed());
+                let reply = match result {
+                    Ok(data) => json!({ "ok": true, "data": data }),
+                    Err(error) => json!({ "ok": false, "error": error }),
+                };
+                let _ = ack.send(&reply);
+            }
+        },
+    );
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRoom {
+    #[serde(default)]
+    options: RoomOptions,
+}
+
+/// Room codes: 6 characters without look-alikes (no 0/O, 1/I/L), easy to read out at a table.
+const CODE_ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
+const CODE_LENGTH: usize = 6;
+
+fn new_room_code() -> String {
+    let mut rng = rand::rng();
+    (0..CODE_LENGTH)
+        .map(|_| char::from(CODE_ALPHABET[rng.random_range(0..CODE_ALPHABET.len())]))
+        .collect()
+}
+
+async fn refuse_if_in_room(call: &Call) -> Result<(), WsError> {
+    match call.session.room() {
+        Some(code) => Err(WsError::new(
+            "ALREADY_IN_ROOM",
+            format!("you are in room {code}; leave it first"),
+        )),
+        None => Ok(()),
+    }
+}
+
+async fn create_room(call: Call) -> Result<Value, WsError> {
+    let request: CreateRoom = call.parse()?;
+    refuse_if_in_room(&call).await?;
+    for _ in 0..8 {
+        let code = new_room_code();
+        let room = Room::new(
+            code.clone(),
+            &call.session.user,
+            &call.session.connection,
+            request.options,
+            now_ms(),
+        );
+        // Joined before the room exists, so the first published state cannot miss this socket.
+        call.socket.join(code.clone());
+        call.session.set_room(Some(code.clone()));
+        match call.app.store.create(&room, call.app.room_ttl()).await {
+            Ok(true) => {
+                call.app
+                    .store
+                    .set_user_room(&call.session.user.id, Some(&code), call.app.room_ttl())
+                    .await?;
+                push_state(&call.socket, &call.session, &room);
+                return Ok(json!({ "room": room.view() }));
+            }
+            Ok(false) => {}
+            Err(err) => {
+                call.socket.leave(code);
+                call.session.set_room(None);
+                return Err(err.into());
+            }
+        }
+        call.socket.leave(code);
+        call.session.set_room(None);
+    }
+    Err(WsError::new(
+        "BUSY",
+        "could not find a free room code; try again",
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JoinRoom {
+    code: String,
+}
+
+async fn join_room(call: Call) -> Result<Value, WsError> {
+    let request: JoinRoom = call.parse()?;
+    let code = request.code.trim().to_ascii_uppercase();
+    if code.len() != CODE_LENGTH || !code.bytes().all(|byte| CODE_ALPHABET.contains(&byte)) {
+        return Err(WsError::bad_request(format!(
+            "code must be {CODE_LENGTH} characters from {}",
+            String::from_utf8_lossy(CODE_ALPHABET)
+        )));
+    }
+    if call.session.room().as_deref() != Some(code.as_str()) {
+        refuse_if_in_room(&call).await?;
+    }
+    let committed = enter(&call, &code).await?;
+    let resumed = committed.effects.resumed;
+    let room = committed.room.map(|room| room.view());
+    Ok(json!({ "room": room, "resumed": resumed }))
+}
+
+/// Puts the socket in room `code` as a new member or back in its seat.
+pub async fn enter(call: &Call, code: &str) -> Result<Committed, WsError> {
+    let was = call.session.room();
+    call.socket.join(code.to_owned());
+    call.session.set_room(Some(code.to_owned()));
+    let user = call.session.user.clone();
+    let connection = call.session.connection.clone();
+    let result = call
+        .change(code, |room| {
+            let resumed = room.join(&user, &connection, now_ms())?;
+            Ok(Effects {
+                resumed,
+                ..Effects::default()
+            })
+        })
+        .await;
+    match result {
+        Ok(committed) => {
+            call.app
+                .store
+                .set_user_room(&user.id, Some(code), call.app.room_ttl())
+                .await?;
+            Ok(committed)
+        }
+        Err(err) => {
+            if was.as_deref() != Some(code) {
+                call.socket.leave(code.to_owned());
+                call.session.set_room(was);
+            }
+            Err(err)
+        }
+    }
+}
+
+async fn leave_room(call: Call) -> Result<Value, WsError> {
+    let code = call.current_room()?;
+    let user_id = call.session.user.id.clone();
+    match call.change(&code, |room| room.leave(&user_id)).await {
+        Ok(_) => {}
+        // Gone already: leaving is done.
+        Err(err) if err.code == "ROOM_NOT_FOUND" => {}
+        Err(err) => return Err(err),
+    }
+    call.socket.leave(code);
+    call.session.set_room(None);
+    call.app
+        .store
+        .set_user_room(&user_id, None, call.app.room_ttl())
+        .await?;
+    Ok(json!({}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Ready {
+    ready: bool,
+}
+
+async fn set_ready(call: Call) -> Result<Value, WsError> {
+    let request: Ready = call.parse()?;
+    let code = call.current_room()?;
+    let user_id = call.session.user.id.clone();
+    let committed = call
+        .change(&code, |room| {
+            room.set_ready(&user_id, request.ready)
+                .map(|()| Effects::default())
+        })
+        .await?;
+    Ok(json!({ "version": committed.room.map(|room| room.version) }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Options {
+    options: RoomOptions,
+}
+
+async fn set_options(call: Call) -> Result<Value, WsError> {
+    let request: Options = call.parse()?;
+    let code = call.current_room()?;
+    let user_id = call.session.user.id.clone();
+    let committed = call
+        .change(&code, |room| {
+            room.set_options(&user_id, request.options)
+                .map(|()| Effects::default())
+        })
+        .await?;
+    Ok(json!({ "version": committed.room.map(|room| room.version) }))
+}
+
+async fn start_game(call: Call) -> Result<Value, WsError> {
+    let _: Empty = call.parse()?;
+    let code = call.current_room()?;
+    let user_id = call.session.user.id.clone();
+    let maintenance = call.app.maintenance();
+    let start = GameStart {
+        seed: rand::rng().random(),
+        game_id: uuid::Uuid::new_v4().to_string(),
+        now_ms: now_ms(),
+        maintenance: maintenance.enabled.then_some(maintenance.message),
+    };
+    let committed = call
+        .change(&code, |room| room.start(&user_id, start.clone()))
+        .await?;
+    let game_id = committed
+        .room
+        .as_ref()
+        .and_then(|room| room.game.as_ref())
+        .map(|game| game.id.clone());
+    Ok(json!({ "game_id": game_id, "events": committed.effects.events }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Empty {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Propose {
+    team: Vec<Seat>,
+}
+
+async fn propose(call: Call) -> Result<Value, WsError> {
+    let request: Propose = call.parse()?;
+    call.act(Action::Propose { team: request.team }).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Vote {
+    approve: bool,
+}
+
+async fn vote(call: Call) -> Result<Value, WsError> {
+    let request: Vote = call.parse()?;
+    call.act(Action::Vote {
+        approve: request.approve,
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuestCard {
+    success: bool,
+}
+
+async fn play_quest_card(call: Call) -> Result<Value, WsError> {
+    let request: QuestCard = call.parse()?;
+    call.act(Action::PlayQuestCard {
+        success: request.success,
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Target {
+    target: Seat,
+}
+
+async fn assassinate(call: Call) -> Result<Value, WsError> {
+    let request: Target = call.parse()?;
+    call.act(Action::Assassinate {
+        target: request.target,
+    })
+    .await
+}
+
+async fn lady_examine(call: Call) -> Result<Value, WsError> {
+    let request: Target = call.parse()?;
+    call.act(Action::LadyExamine {
+        target: request.target,
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Chat {
+    text: String,
+}
+
+async fn chat(call: Call) -> Result<Value, WsError> {
+    let request: Chat = call.parse()?;
+    let code = call.current_room()?;
+    if !call.session.allow_chat() {
+        return Err(WsError::new(
+            "CHAT_RATE_LIMITED",
+            format!(
+                "at most {} chat messages per minute",
+                call.app.ws().chat_per_minute
+            ),
+        ));
+    }
+    let max = usize::try_from(call.app.ws().chat_max_length).unwrap_or(usize::MAX);
+    let user_id = call.session.user.id.clone();
+    let committed = call
+        .change(&code, |room| {
+            room.chat(&user_id, &request.text, max, now_ms())
+        })
+        .await?;
+    Ok(json!({ "message": committed.effects.chat }))
+}
+
+/// Sends the full current state again (e.g. after the client lost track).
+async fn sync(call: Call) -> Result<Value, WsError> {
+    let Some(code) = call.session.room() else {
+        return Ok(json!({ "room": null, "view": null }));
+    };
+    let room = call.app.store.load(&code).await.map_err(WsError::from)?;
+    match room {
+        Some(room) => {
+            call.session.set_room(Some(code));
+            push_state(&call.socket, &call.session, &room);
+            Ok(json!({ "room": room.view(), "view": room.player_view(&call.session.user.id) }))
+        }
+        None => {
+            close_room(&call.socket, &code, "the room expired");
+            Ok(json!({ "room": null, "view": null }))
+        }
+    }
+}

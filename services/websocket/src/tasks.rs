@@ -1,0 +1,169 @@
+//! Background work of one instance: maintenance notices, idle sockets, gauges and room expiry, and the
+//! drain that hands every client to another instance on shutdown.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::app::{App, MaintenanceNotice, session_of};
+use crate::connect::MAINTENANCE;
+use crate::fanout::close_room;
+use crate::session::now_ms;
+
+pub const RECONNECT: &str = "server:reconnect";
+pub const IDLE: &str = "server:idle";
+
+/// How often the shared maintenance flag is read.
+const MAINTENANCE_POLL: Duration = Duration::from_secs(2);
+/// How long clients get to read `server:reconnect` before their sockets are closed.
+const DRAIN_GRACE: Duration = Duration::from_millis(300);
+
+pub fn spawn_all(app: &Arc<App>) {
+    tokio::spawn(watch_maintenance(Arc::clone(app)));
+    tokio::spawn(close_idle_sockets(Arc::clone(app)));
+    tokio::spawn(housekeeping(Arc::clone(app)));
+    tokio::spawn(drain(Arc::clone(app)));
+}
+
+/// The JSON an operator writes to `avalon:maintenance`.
+#[derive(Debug, Deserialize)]
+struct SharedFlag {
+    enabled: bool,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    retry_after: u64,
+}
+
+async fn watch_maintenance(app: Arc<App>) {
+    let mut ticker = tokio::time::interval(MAINTENANCE_POLL);
+    loop {
+        ticker.tick().await;
+        let live = app.live.get();
+        let shared = match app.store.maintenance_flag().await {
+            Ok(Some(json)) => match serde_json::from_str::<SharedFlag>(&json) {
+                Ok(flag) => Some(flag),
+                Err(err) => {
+                    tracing::warn!(error = %err, "ignoring an unreadable avalon:maintenance value");
+                    None
+                }
+            },
+            Ok(None) => None,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read the maintenance flag; keeping the last state");
+                continue;
+            }
+        };
+        let notice = match shared {
+            Some(flag) if flag.enabled => MaintenanceNotice {
+                enabled: true,
+                message: if flag.message.is_empty() {
+                    live.maintenance.message.clone()
+                } else {
+                    flag.message
+                },
+                retry_after: flag.retry_after,
+            },
+            _ if live.maintenance.enabled => MaintenanceNotice {
+                enabled: true,
+                message: live.maintenance.message.clone(),
+                retry_after: 0,
+            },
+            _ => MaintenanceNotice {
+                enabled: false,
+                message: String::new(),
+                retry_after: 0,
+            },
+        };
+        if app.set_maintenance(notice.clone()) {
+            tracing::info!(enabled = notice.enabled, "maintenance state changed");
+            let _ = app.io.emit(MAINTENANCE, &notice).await;
+        }
+    }
+}
+
+async fn close_idle_sockets(app: Arc<App>) {
+    let limit = app.ws().idle_timeout;
+    let mut ticker =
+        tokio::time::interval((limit / 4).clamp(Duration::from_secs(1), Duration::from_secs(30)));
+    loop {
+        ticker.tick().await;
+        let now = now_ms();
+        for socket in app.io.sockets() {
+            let Some(session) = session_of(&socket) else {
+                continue;
+            };
+            if session.idle_for(now) > limit {
+                let _ = socket.emit(
+                    IDLE,
+                    &json!({
+                        "code": "IDLE_TIMEOUT",
+                        "message": format!("no activity for {}s; disconnected", limit.as_secs()),
+                    }),
+                );
+                let _ = socket.disconnect();
+            }
+        }
+    }
+}
+
+/// Keeps the room and game gauges current and, in embedded mode, expires abandoned rooms.
+async fn housekeeping(app: Arc<App>) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        ticker.tick().await;
+        for code in app.store.sweep_expired(now_ms(), app.room_ttl()) {
+            for socket in app.io.within(code.clone()).sockets() {
+                close_room(
+                    &socket,
+                    &code,
+                    "the room expired after a long time without activity",
+                );
+            }
+        }
+        let rooms: HashSet<String> = app
+            .io
+            .sockets()
+            .iter()
+            .filter_map(|socket| session_of(socket).and_then(|session| session.room()))
+            .collect();
+        let mut games = 0;
+        for code in &rooms {
+            if let Ok(Some(room)) = app.store.load(code).await
+                && room.is_playing()
+            {
+                games += 1;
+            }
+        }
+        app.metrics
+            .rooms
+            .set(i64::try_from(rooms.len()).unwrap_or(i64::MAX));
+        app.metrics.active_games.set(games);
+    }
+}
+
+/// On SIGTERM: tell every client to reconnect (their state is in the store; the next instance resumes it),
+/// then close the sockets. New handshakes are already refused with `DRAINING`.
+async fn drain(app: Arc<App>) {
+    app.lifecycle.draining().await;
+    let sockets = app.io.sockets();
+    tracing::info!(
+        sockets = sockets.len(),
+        "draining: asking every client to reconnect elsewhere"
+    );
+    let notice = json!({
+        "code": "DRAINING",
+        "message": "this server is restarting; reconnect now to continue where you were",
+        "retry_after_ms": 0,
+    });
+    for socket in &sockets {
+        let _ = socket.emit(RECONNECT, &notice);
+    }
+    tokio::time::sleep(DRAIN_GRACE).await;
+    for socket in app.io.sockets() {
+        let _ = socket.disconnect();
+    }
+}
