@@ -38,10 +38,16 @@ install_game_server_tools() {
   pip_install "python-socketio==5.18.1" "aiohttp==3.12.15" "redis==6.4.0"
 }
 
+install_api_tools() {
+  log "api: redis-server (shared rate limits, stream, maintenance tests), nginx + wrk (cargo xtask bench api)"
+  apt_install redis-server nginx wrk
+}
+
 main() {
   log "base tools"
   apt_install ca-certificates curl
   install_game_server_tools
+  install_api_tools
 }
 
 main "$@"
