@@ -9,6 +9,7 @@ mod config_check;
 mod dev;
 mod docs;
 mod project;
+mod version;
 
 use clap::{Parser, Subcommand};
 
@@ -38,6 +39,8 @@ enum Command {
     /// MongoDB backups: create, verify, restore, list, prune, status.
     #[command(subcommand)]
     Backup(backup::Backup),
+    /// Next semantic version from conventional commits: bump Cargo.toml, prepend CHANGELOG.md, commit, tag.
+    Version(version::Version),
 }
 
 #[derive(Subcommand)]
@@ -56,5 +59,6 @@ fn main() -> anyhow::Result<()> {
         Command::Config(ConfigCommand::Check(cmd)) => cmd.run(&sh),
         Command::Docs(cmd) => cmd.run(&sh),
         Command::Backup(cmd) => cmd.run(&sh),
+        Command::Version(cmd) => cmd.run(&sh),
     }
 }
