@@ -28,7 +28,7 @@ pub fn run(service: ServiceKind) -> i32 {
 /// The address the service listens on, read from the same layers as the service (without full validation:
 /// a process that is running had a valid configuration).
 fn target(service: ServiceKind) -> SocketAddr {
-    let layers: Option<Layers> = Sources::from_process().layer().ok();
+    let layers: Option<Layers> = Some(Sources::from_process().layer());
     let read = |var: &spec::Var| {
         layers
             .as_ref()

@@ -49,10 +49,8 @@ impl std::fmt::Debug for FixedValues {
 
 impl<S: ServiceSettings> Config<S> {
     pub fn load(sources: &Sources) -> Result<Config<S>, Invalid> {
-        let layers = sources
-            .layer()
-            .map_err(|violations| Invalid { violations })?;
-        let mut violations = Vec::new();
+        let layers = sources.layer();
+        let mut violations = layers.problems().to_vec();
         let app_env = match layers.get(&spec::APP_ENV) {
             Some(resolved) => AppEnv::parse(&resolved.value).unwrap_or_else(|rule| {
                 violations.push(Violation::new(

@@ -72,10 +72,15 @@ impl<'a> Reader<'a> {
     }
 
     pub fn violate(&mut self, var: &Var, rule: impl Into<String>) {
-        self.violations.push(Violation::new(var.name, rule));
+        if !self.layers.is_unresolved(var) {
+            self.violations.push(Violation::new(var.name, rule));
+        }
     }
 
     fn violate_with_value(&mut self, var: &Var, resolved: &Resolved, rule: &str) {
+        if self.layers.is_unresolved(var) {
+            return;
+        }
         let shown = if var.secret {
             format!("(value hidden, from {})", resolved.origin)
         } else {

@@ -2,7 +2,7 @@
 //! defaults → `config/<APP_ENV>.toml` → environment variables → `<NAME>_FILE` secrets.
 //! Layering and provenance are figment's; this module only decides which layers exist.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use figment::providers::{Format, Toml};
@@ -68,8 +68,9 @@ impl Sources {
         self.config_dir.join(format!("{app_env}.toml"))
     }
 
-    /// Resolves every layer. Problems with a layer itself (unreadable file, unknown key) are violations.
-    pub fn layer(&self) -> Result<Layers, Vec<Violation>> {
+    /// Resolves every layer. A broken layer (unreadable or invalid file, unknown key, unreadable secret file)
+    /// is left out and reported in [`Layers::problems`], so validation still reports everything else.
+    pub fn layer(&self) -> Layers {
         let mut violations = Vec::new();
         let app_env = self
             .env_var(spec::APP_ENV.name)
@@ -88,17 +89,18 @@ impl Sources {
 
         figment = figment.merge(NamedMap::new("environment variable", self.known_env()));
 
-        let (secret_files, secret_violations) = self.secret_files();
+        let (secret_files, secret_violations, unresolved) = self.secret_files();
         violations.extend(secret_violations);
         for (key, (path, value)) in secret_files {
             let name = format!("secret file {}", path.display());
             figment = figment.merge(NamedMap::new(&name, BTreeMap::from([(key, value)])));
         }
 
-        if violations.is_empty() {
-            Ok(Layers { figment, file })
-        } else {
-            Err(violations)
+        Layers {
+            figment,
+            file,
+            problems: violations,
+            unresolved,
         }
     }
 
@@ -110,9 +112,16 @@ impl Sources {
     }
 
     #[allow(clippy::type_complexity)]
-    fn secret_files(&self) -> (BTreeMap<String, (PathBuf, String)>, Vec<Violation>) {
+    fn secret_files(
+        &self,
+    ) -> (
+        BTreeMap<String, (PathBuf, String)>,
+        Vec<Violation>,
+        BTreeSet<&'static str>,
+    ) {
         let mut values = BTreeMap::new();
         let mut violations = Vec::new();
+        let mut unresolved = BTreeSet::new();
         for var in spec::ALL.iter().filter(|var| var.secret) {
             let file_var = var.file_variant();
             let Some(path) = self.env.get(&file_var) else {
@@ -131,13 +140,16 @@ impl Sources {
                     let secret = content.trim_end_matches(['\n', '\r']).to_owned();
                     values.insert(var.toml_key(), (PathBuf::from(path), secret));
                 }
-                Err(err) => violations.push(Violation::new(
-                    &file_var,
-                    format!("cannot read secret file {path}: {err}"),
-                )),
+                Err(err) => {
+                    violations.push(Violation::new(
+                        &file_var,
+                        format!("cannot read secret file {path}: {err}"),
+                    ));
+                    unresolved.insert(var.name);
+                }
             }
         }
-        (values, violations)
+        (values, violations, unresolved)
     }
 }
 
@@ -227,6 +239,10 @@ pub struct Resolved {
 pub struct Layers {
     figment: Figment,
     file: PathBuf,
+    problems: Vec<Violation>,
+    /// Variables whose own source failed (an unreadable secret file): their other rules are not checked, as
+    /// the default would stand in for the value the operator meant.
+    unresolved: BTreeSet<&'static str>,
 }
 
 impl Layers {
@@ -238,6 +254,15 @@ impl Layers {
             .find_metadata(&key)
             .map_or_else(|| "unknown".to_owned(), |meta| meta.name.to_string());
         Some(Resolved { value, origin })
+    }
+
+    /// Problems with the layers themselves.
+    pub fn problems(&self) -> &[Violation] {
+        &self.problems
+    }
+
+    pub fn is_unresolved(&self, var: &Var) -> bool {
+        self.unresolved.contains(var.name)
     }
 
     /// The TOML layer this load looked for (it may not exist).
