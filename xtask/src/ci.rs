@@ -1,6 +1,6 @@
 //! `cargo xtask ci`: everything CI runs, in the order that fails fastest.
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Args;
 use xshell::{Shell, cmd};
 
@@ -9,10 +9,36 @@ pub struct Ci {
     /// Skip the test suite (formatting, lints and generated files only).
     #[arg(long)]
     no_tests: bool,
+    /// Run scripts/ci/install-tools.sh first (what GitHub Actions does on its fresh runners).
+    #[arg(long)]
+    install_tools: bool,
+    /// Run only the store contract tests against the MongoDB at MONGODB_URI (the GitHub Actions job with a
+    /// `mongo:7` service container).
+    #[arg(long, conflicts_with = "no_tests")]
+    mongodb_contract: bool,
 }
 
 impl Ci {
+    /// The full run, as `cargo xtask release` starts it.
+    pub fn full(install_tools: bool) -> Self {
+        Self {
+            no_tests: false,
+            install_tools,
+            mongodb_contract: false,
+        }
+    }
+
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        if self.install_tools {
+            step("install tools");
+            cmd!(sh, "bash scripts/ci/install-tools.sh")
+                .run()
+                .context("scripts/ci/install-tools.sh failed")?;
+        }
+        if self.mongodb_contract {
+            return mongodb_contract(sh);
+        }
+
         step("formatting");
         cmd!(sh, "cargo fmt --all -- --check")
             .run()
@@ -29,6 +55,9 @@ impl Ci {
         step("generated configuration docs");
         crate::docs::Docs::check_config().context("generated files are stale")?;
 
+        step("GitHub Actions workflows");
+        crate::workflows::check(sh).context("workflow checks failed")?;
+
         if self.no_tests {
             return Ok(());
         }
@@ -39,6 +68,25 @@ impl Ci {
         println!("\nci: all checks passed");
         Ok(())
     }
+}
+
+/// The store contract suite against a real MongoDB; refuses to run (rather than pass vacuously) without one.
+fn mongodb_contract(sh: &Shell) -> anyhow::Result<()> {
+    step("store contract tests against MongoDB");
+    match std::env::var("MONGODB_URI") {
+        Ok(uri) if !uri.trim().is_empty() => {}
+        _ => bail!(
+            "MONGODB_URI must be set to a MongoDB server for --mongodb-contract (e.g. mongodb://127.0.0.1:27017/avalon_contract)"
+        ),
+    }
+    cmd!(
+        sh,
+        "cargo test --locked -p avalon-api --test store_contract"
+    )
+    .run()
+    .context("store contract tests failed against MongoDB")?;
+    println!("\nci: store contract passed against MongoDB");
+    Ok(())
 }
 
 fn step(name: &str) {

@@ -10,6 +10,7 @@ mod dev;
 mod docs;
 mod project;
 mod version;
+mod workflows;
 
 use clap::{Parser, Subcommand};
 

@@ -158,3 +158,41 @@ fn dirty_tree_is_refused() {
     }
     assert_eq!(repo.snapshot(), before);
 }
+
+#[test]
+fn resolve_answers_the_newest_release_or_checks_the_requested_one() {
+    let repo = ScratchRepo::new();
+    repo.tag("v0.1.0");
+    repo.change("feat: a");
+    repo.tag("v0.2.0");
+    repo.change("fix: unreleased");
+    let output_file = repo.path().join("github_output");
+    let newest = repo.xtask_json(&["version", "--resolve", "", "--json"]);
+    assert_eq!(newest["version"], "0.2.0");
+    assert_eq!(
+        repo.xtask_json(&["version", "--resolve", "--json"])["tag"],
+        "v0.2.0"
+    );
+    assert_eq!(
+        repo.xtask_json(&["version", "--resolve", "v0.1.0", "--json"])["version"],
+        "0.1.0"
+    );
+
+    let missing = repo.xtask(&["version", "--resolve", "0.9.0"]);
+    assert!(!missing.status.success());
+    assert!(support::stderr(&missing).contains("0.9.0 was never released"));
+    let garbage = repo.xtask(&["version", "--resolve", "latest"]);
+    assert!(support::stderr(&garbage).contains("\"latest\" is not a version"));
+
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["version", "--resolve", ""])
+        .env("AVALON_PROJECT_ROOT", repo.path())
+        .env("GITHUB_OUTPUT", &output_file)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(
+        std::fs::read_to_string(&output_file).unwrap(),
+        "version=0.2.0\ntag=v0.2.0\n"
+    );
+}

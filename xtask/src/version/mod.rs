@@ -8,6 +8,7 @@ pub mod commits;
 pub mod git;
 pub mod manifest;
 pub mod plan;
+pub mod resolve;
 
 use std::path::Path;
 
@@ -29,10 +30,24 @@ pub struct Version {
     /// Print the plan as JSON on stdout (commands and progress go to stderr).
     #[arg(long)]
     json: bool,
+    /// Only answer which release to deploy: VERSION if it was released, else (empty or absent) the newest
+    /// release. Changes nothing; writes `version` and `tag` to $GITHUB_OUTPUT when that is set.
+    #[arg(long, value_name = "VERSION", num_args = 0..=1, default_missing_value = "", conflicts_with_all = ["bump", "dry_run"])]
+    resolve: Option<String>,
 }
 
 impl Version {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        if let Some(requested) = &self.resolve {
+            let resolved = resolve::resolve(sh, requested)?;
+            resolve::write_github_output(&resolved)?;
+            if self.json {
+                println!("{}", serde_json::to_string_pretty(&resolved)?);
+            } else {
+                println!("{}", resolved.version);
+            }
+            return Ok(());
+        }
         let root = crate::project::root();
         let plan = prepare(sh, &root, self.bump)?;
         let status = if plan.nothing_to_release.is_some() {
