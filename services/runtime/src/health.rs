@@ -128,3 +128,48 @@ impl Health {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn readiness_reports_each_check_and_times_out_slow_ones() {
+        let lifecycle = Lifecycle::new();
+        let health = Health::new(lifecycle.clone(), Duration::from_millis(100));
+        health.register("fast", || async { Ok(()) });
+        health.register("broken", || async { Err("connection refused".to_owned()) });
+        health.register("slow", || async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Ok(())
+        });
+        let started = Instant::now();
+        let report = health.readiness().await;
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "checks run concurrently with a timeout"
+        );
+        assert_eq!(report.status, "fail");
+        assert_eq!(report.checks["fast"].status, "ok");
+        assert_eq!(
+            report.checks["broken"].error.as_deref(),
+            Some("connection refused")
+        );
+        assert_eq!(
+            report.checks["slow"].error.as_deref(),
+            Some("no answer within 100 ms")
+        );
+    }
+
+    #[tokio::test]
+    async fn draining_is_not_ready_even_when_every_check_passes() {
+        let lifecycle = Lifecycle::new();
+        let health = Health::new(lifecycle.clone(), Duration::from_millis(100));
+        health.register("fast", || async { Ok(()) });
+        assert!(health.readiness().await.is_ready());
+        lifecycle.begin_draining();
+        let report = health.readiness().await;
+        assert!(!report.is_ready());
+        assert_eq!(report.status, "draining");
+    }
+}

@@ -301,3 +301,50 @@ fn healthcheck_subcommand_reports_the_running_process() {
     assert_eq!(down.code(), Some(1));
     assert!(started.elapsed() < Duration::from_millis(2500));
 }
+
+/// Raw request returning the head (status line and headers) in lower case.
+fn request_head(addr: SocketAddr, extra_headers: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra_headers}\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+}
+
+#[test]
+fn every_response_carries_a_request_id_and_metrics_show_the_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = start_api(dir.path(), &[]);
+    let propagated = request_head(api.addr, "X-Request-ID: trace-from-nginx-42\r\n");
+    assert!(
+        propagated.contains("x-request-id: trace-from-nginx-42"),
+        "{propagated}"
+    );
+    let generated = request_head(api.addr, "");
+    let id = generated
+        .lines()
+        .find_map(|line| line.strip_prefix("x-request-id: "))
+        .expect("a request id is generated");
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+
+    let (status, metrics) = http_get(api.addr, "/metrics").unwrap();
+    assert_eq!(status, 200);
+    assert!(metrics.contains("build_info{revision="), "{metrics}");
+    assert!(
+        metrics.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION"))),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("http_requests_total{method=\"GET\",route=\"/livez\",status=\"200\"}"),
+        "{metrics}"
+    );
+}
