@@ -54,6 +54,16 @@ install_release_tools() {
   pip_install "check-jsonschema==0.39.0"
 }
 
+# Only for `cargo xtask bench api` (never run by CI): oha compiles from crates.io for several minutes, so it is
+# installed when asked for with INSTALL_BENCH_TOOLS=1.
+install_bench_tools() {
+  [ "${INSTALL_BENCH_TOOLS:-0}" = "1" ] || return 0
+  log "bench: oha 1.16.0"
+  if ! command -v oha >/dev/null 2>&1 || [ "$(oha --version 2>/dev/null)" != "oha 1.16.0" ]; then
+    run cargo install --locked oha --version 1.16.0
+  fi
+}
+
 main() {
   log "base tools"
   apt_install ca-certificates curl
