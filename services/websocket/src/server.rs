@@ -24,11 +24,11 @@ pub async fn build(context: ServiceContext<WsSettings>) -> Result<Router, String
     let (bus, bus_rx) = tokio::sync::mpsc::unbounded_channel();
     let settings = &context.config.service;
     let max_bytes = usize::try_from(settings.max_message_bytes).unwrap_or(usize::MAX);
-    let (layer, io) = SocketIo::builder()
+    let (service, io) = SocketIo::builder()
         .max_payload(u64::from(settings.max_message_bytes))
         .ws_max_message_size(max_bytes)
         .ws_max_frame_size(max_bytes)
-        .build_layer();
+        .build_svc();
 
     let resubscribed = Arc::new(tokio::sync::Notify::new());
     let (store, redis) = match &context.config.common.redis {
@@ -80,7 +80,10 @@ pub async fn build(context: ServiceContext<WsSettings>) -> Result<Router, String
     fanout::spawn(Arc::clone(&app), bus_rx);
     crate::tasks::spawn_all(&app);
     tracing::info!(instance = %app.instance, "game server ready on /socket.io/");
-    Ok(Router::new().layer(layer))
+    // Mounted as routes (not a layer) so the runtime's ops routes merge beside it.
+    Ok(Router::new()
+        .route_service("/socket.io/", service.clone())
+        .route_service("/socket.io", service))
 }
 
 /// After (re)subscribing, states published while this instance was not listening are fetched and pushed.
