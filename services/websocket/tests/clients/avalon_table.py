@@ -11,6 +11,9 @@ Scenario (JSON):
   disrupt     optional {"pid": int, "signal": "KILL"|"TERM", "after_quests": int, "url": str}:
               once that many quests are resolved, send the signal to the server process and move the
               players of `url` to the other URL (they must get their seat and view back)
+  maintenance_redis  optional redis URL: before the start, switch the shared maintenance flag on there,
+              expect every player to be told and the start to be refused with MAINTENANCE, then
+              switch it off and expect to be told again
   timeout     seconds for the whole game (default 120)
   mode        "game" (default) or "refusals": try handshakes listed in `handshakes` and report the codes
   handshakes  for mode=refusals: list of {"url", "auth"} (auth may be null)
@@ -46,6 +49,7 @@ class Player:
         self.acted = set()
         self.errors = []
         self.reconnect_notices = 0
+        self.maintenance = []
         self.views_received = 0
         self.client = None
         self.disconnected = asyncio.Event()
@@ -77,6 +81,10 @@ class Player:
         async def on_reconnect(data):
             assert data["code"] == "DRAINING", data
             self.reconnect_notices += 1
+
+        @client.on("server:maintenance")
+        async def on_maintenance(data):
+            self.maintenance.append(data)
 
         @client.on("disconnect")
         async def on_disconnect(*_):
@@ -145,7 +153,33 @@ def choose_action(view):
     return None
 
 
-async def seat_everyone(players, options):
+async def wait_for(condition, what, seconds=10):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise Failure(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def maintenance_refuses_the_start(players, redis_url):
+    import redis.asyncio as aioredis
+
+    flag = aioredis.from_url(redis_url)
+    notice = {"enabled": True, "message": "Upgrading the tables", "retry_after": 120}
+    await flag.set("avalon:maintenance", json.dumps(notice))
+    await wait_for(lambda: all(p.maintenance and p.maintenance[-1]["enabled"] for p in players), "maintenance notices")
+    if players[0].maintenance[-1] != notice:
+        raise Failure(f"unexpected notice {players[0].maintenance[-1]}")
+    refused = await players[0].call("game:start", {})
+    if refused["ok"] or refused["error"]["code"] != "MAINTENANCE":
+        raise Failure(f"start during maintenance was not refused: {refused}")
+    await flag.delete("avalon:maintenance")
+    await wait_for(lambda: all(not p.maintenance[-1]["enabled"] for p in players), "maintenance end notices")
+    await flag.aclose()
+    return refused["error"]
+
+
+async def seat_everyone(players, options, maintenance_redis=None):
     host = players[0]
     created = await host.must("room:create", {"options": options})
     code = created["room"]["code"]
@@ -156,8 +190,11 @@ async def seat_everyone(players, options):
     assert chat["message"]["text"] == "good luck, all", chat
     for player in players:
         await player.must("room:ready", {"ready": True})
+    refusal = None
+    if maintenance_redis:
+        refusal = await maintenance_refuses_the_start(players, maintenance_redis)
     started = await host.must("game:start", {})
-    return code, started["game_id"]
+    return code, started["game_id"], refusal
 
 
 def resolved_quests(view):
@@ -237,7 +274,7 @@ async def run_game(scenario):
     players = [Player(i, token, urls[i % len(urls)]) for i, token in enumerate(scenario["tokens"])]
     for player in players:
         await player.connect()
-    code, game_id = await seat_everyone(players, scenario.get("options", {}))
+    code, game_id, refusal = await seat_everyone(players, scenario.get("options", {}), scenario.get("maintenance_redis"))
     try:
         actions = await play(players, scenario)
         final = players[0].view
@@ -258,6 +295,7 @@ async def run_game(scenario):
             "instances": sorted({p.session["instance"] for p in players}),
             "room_stage": room["stage"] if room else None,
             "chat": room["chat"] if room else None,
+            "maintenance_refusal": refusal,
         }
     finally:
         for player in players:
