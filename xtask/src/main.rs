@@ -9,6 +9,7 @@ mod config_check;
 mod dev;
 mod docs;
 mod project;
+mod release;
 mod version;
 mod workflows;
 
@@ -42,6 +43,8 @@ enum Command {
     Backup(backup::Backup),
     /// Next semantic version from conventional commits: bump Cargo.toml, prepend CHANGELOG.md, commit, tag.
     Version(version::Version),
+    /// Release: ci, version, image build with the release tags, push or export, release notes (resumable).
+    Release(release::Release),
 }
 
 #[derive(Subcommand)]
@@ -61,5 +64,6 @@ fn main() -> anyhow::Result<()> {
         Command::Docs(cmd) => cmd.run(&sh),
         Command::Backup(cmd) => cmd.run(&sh),
         Command::Version(cmd) => cmd.run(&sh),
+        Command::Release(cmd) => cmd.run(&sh),
     }
 }

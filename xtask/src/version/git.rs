@@ -57,6 +57,40 @@ pub fn last_release_tag(sh: &Shell) -> anyhow::Result<Option<ReleaseTag>> {
         .max_by(|a, b| a.version.cmp(&b.version)))
 }
 
+/// Release tags pointing at HEAD itself, highest first (a tag-triggered or resumed release).
+pub fn release_tags_at_head(sh: &Shell) -> anyhow::Result<Vec<ReleaseTag>> {
+    let tags = read(cmd!(sh, "git tag --points-at HEAD --list v*"))?;
+    let mut found: Vec<ReleaseTag> = tags
+        .lines()
+        .filter_map(|name| {
+            let version = semver::Version::parse(name.strip_prefix('v')?).ok()?;
+            Some(ReleaseTag {
+                name: name.to_string(),
+                version,
+            })
+        })
+        .collect();
+    found.sort_by(|a, b| b.version.cmp(&a.version));
+    Ok(found)
+}
+
+pub fn head(sh: &Shell) -> anyhow::Result<String> {
+    read(cmd!(sh, "git rev-parse HEAD"))
+}
+
+/// The checked-out branch, `None` on a detached HEAD (a tag checkout).
+pub fn current_branch(sh: &Shell) -> anyhow::Result<Option<String>> {
+    eprintln!("$ git symbolic-ref --quiet --short HEAD");
+    let output = cmd!(sh, "git symbolic-ref --quiet --short HEAD")
+        .quiet()
+        .ignore_status()
+        .output()?;
+    Ok(output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string()))
+}
+
 pub fn tag_exists(sh: &Shell, tag: &str) -> anyhow::Result<bool> {
     let reference = format!("refs/tags/{tag}");
     eprintln!("$ git show-ref --verify --quiet {reference}");
