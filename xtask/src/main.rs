@@ -4,12 +4,14 @@
 //! command it runs before running it.
 
 mod backup;
+mod bench;
 mod ci;
 mod config_check;
+mod container_exec;
 mod dev;
 mod docs;
+mod maintenance_flag;
 mod project;
-mod release;
 mod version;
 mod workflows;
 
@@ -41,10 +43,11 @@ enum Command {
     /// MongoDB backups: create, verify, restore, list, prune, status.
     #[command(subcommand)]
     Backup(backup::Backup),
+    /// Benchmarks with their baselines, measured in the same run.
+    #[command(subcommand)]
+    Bench(bench::Bench),
     /// Next semantic version from conventional commits: bump Cargo.toml, prepend CHANGELOG.md, commit, tag.
     Version(version::Version),
-    /// Release: ci, version, image build with the release tags, push or export, release notes (resumable).
-    Release(release::Release),
 }
 
 #[derive(Subcommand)]
@@ -63,7 +66,7 @@ fn main() -> anyhow::Result<()> {
         Command::Config(ConfigCommand::Check(cmd)) => cmd.run(&sh),
         Command::Docs(cmd) => cmd.run(&sh),
         Command::Backup(cmd) => cmd.run(&sh),
+        Command::Bench(cmd) => cmd.run(&sh),
         Command::Version(cmd) => cmd.run(&sh),
-        Command::Release(cmd) => cmd.run(&sh),
     }
 }

@@ -40,10 +40,6 @@ pub struct DigestWriter<W> {
     tally: Tally,
 }
 
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "used by `backup create`, which lands separately")
-)]
 impl<W: Write> DigestWriter<W> {
     pub fn new(inner: W) -> Self {
         Self {

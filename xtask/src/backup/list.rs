@@ -1,8 +1,12 @@
 //! `backup list`: what the manifests in the backup directory say, oldest first.
 
+use std::path::PathBuf;
+
 use anyhow::{Context, bail};
 use clap::Args;
 
+use super::destinations::BackupConfig;
+use super::fetch::{open_one, remote_manifests};
 use super::manifest::Manifest;
 use super::{BackupDirArg, human_bytes};
 
@@ -11,13 +15,23 @@ pub struct List {
     /// Print the manifests as a JSON array instead of a table.
     #[arg(long)]
     json: bool,
+    /// List the backups in this off-site destination instead of the backup directory.
+    #[arg(long = "dest", value_name = "NAME", conflicts_with = "dir")]
+    destination: Option<String>,
+    /// Backup config file [default: config/backup.toml when present].
+    #[arg(long, value_name = "FILE", env = "AVALON_BACKUP_CONFIG")]
+    config: Option<PathBuf>,
     #[command(flatten)]
     dir: BackupDirArg,
 }
 
 impl List {
     pub fn run(self) -> anyhow::Result<()> {
-        let dir = self.dir.open();
+        let config = BackupConfig::load(self.config.as_deref())?;
+        if let Some(name) = &self.destination {
+            return self.list_remote(&config, name);
+        }
+        let dir = self.dir.open_with(&config);
         let scan = dir.load_all()?;
         let manifests: Vec<&Manifest> =
             scan.backups.iter().map(|backup| &backup.manifest).collect();
@@ -40,6 +54,32 @@ impl List {
                 "{} manifest(s) in {} could not be read",
                 scan.broken.len(),
                 dir.path().display()
+            );
+        }
+        Ok(())
+    }
+
+    fn list_remote(&self, config: &BackupConfig, name: &str) -> anyhow::Result<()> {
+        let destination = open_one(config, name)?;
+        let (manifests, broken) = remote_manifests(&destination)?;
+        let manifests: Vec<&Manifest> = manifests.iter().collect();
+        if self.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&manifests).context("serializing the backup list")?
+            );
+        } else if manifests.is_empty() {
+            println!("no backups in destination {name}");
+        } else {
+            print!("{}", table(&manifests));
+        }
+        for problem in &broken {
+            eprintln!("warning: skipped {problem}");
+        }
+        if !broken.is_empty() {
+            bail!(
+                "{} manifest(s) in destination {name} could not be read",
+                broken.len()
             );
         }
         Ok(())

@@ -36,6 +36,13 @@ pub struct Manifest {
     pub duration_seconds: f64,
     pub gzip: bool,
     pub encrypted: bool,
+    /// The environment (`--env`) the backup was taken from, when named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// Whether the dump includes the oplog (`mongodump --oplog`, replica sets), so a restore can
+    /// replay it to one consistent point in time.
+    #[serde(default)]
+    pub oplog: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,10 +72,6 @@ impl Manifest {
     }
 
     /// Writes the manifest so that a reader sees either the old file or the complete new one.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "used by `backup create`, which lands separately")
-    )]
     pub fn write_atomically(&self, path: &Path) -> anyhow::Result<()> {
         self.validate()?;
         let mut json = serde_json::to_vec_pretty(self).context("serializing manifest")?;
@@ -189,6 +192,8 @@ pub mod tests {
             duration_seconds: 12.5,
             gzip: true,
             encrypted: false,
+            environment: None,
+            oplog: false,
         }
     }
 

@@ -1,15 +1,29 @@
 //! `cargo xtask backup …`: MongoDB backups made with `mongodump --archive --gzip`.
 //!
-//! The subcommands here work on the backup directory alone, without a MongoDB server, and run no
-//! external command.
+//! `create`, `restore` and `verify --restore-test` run the MongoDB tools inside the mongodb container
+//! through the Docker CLI (or on this host with `--local-tools`); `verify`, `list`, `prune`, `status`
+//! and `fetch` work on the backup directory and the off-site destinations without a server.
 
-mod archive;
-mod digest;
+pub mod archive;
+mod create;
+mod destinations;
+pub mod digest;
+mod encryption;
+#[cfg(test)]
+pub mod fake_docker;
+mod fetch;
 mod list;
+mod lock;
 mod manifest;
+pub mod pipeline;
 mod prune;
+mod restore;
+mod restore_test;
 mod retention;
+mod status;
 mod store;
+pub mod synthetic;
+mod target;
 mod verify;
 
 use std::path::PathBuf;
@@ -20,9 +34,18 @@ use store::BackupDir;
 
 #[derive(Subcommand)]
 pub enum Backup {
+    /// Dump MongoDB into the backup directory (streamed, hashed and checked on the way), write its
+    /// manifest, and copy both to the off-site destinations.
+    Create(Box<create::Create>),
+    /// Verify a backup, switch maintenance on, restore it with mongorestore, switch maintenance off.
+    Restore(Box<restore::Restore>),
+    /// Exit non-zero when the newest good backup is older than --max-age (for monitoring).
+    Status(status::Status),
+    /// Copy a backup from an off-site destination into the backup directory and verify it.
+    Fetch(fetch::Fetch),
     /// Check backups offline: the archive's SHA-256 and size against its manifest, then a full parse
     /// of the archive (header, collection metadata, per-namespace CRC-64). Exits non-zero on any failure.
-    Verify(verify::Verify),
+    Verify(Box<verify::Verify>),
     /// List the backups in the backup directory, oldest first, from their manifests.
     List(list::List),
     /// Delete the backups no keep rule retains (restic `forget` semantics) with their manifests.
@@ -30,10 +53,15 @@ pub enum Backup {
 }
 
 impl Backup {
-    /// The shell is part of the xtask command contract; none of these subcommands runs a program.
+    /// External programs are run through `container_exec`, which streams their output (xshell's
+    /// `cmd!` buffers it) and prints each command before it runs, as `cmd!` does.
     pub fn run(self, _sh: &xshell::Shell) -> anyhow::Result<()> {
         match self {
-            Self::Verify(cmd) => cmd.run(),
+            Self::Create(cmd) => (*cmd).run(),
+            Self::Restore(cmd) => (*cmd).run(),
+            Self::Status(cmd) => cmd.run(),
+            Self::Fetch(cmd) => cmd.run(),
+            Self::Verify(cmd) => (*cmd).run(),
             Self::List(cmd) => cmd.run(),
             Self::Prune(cmd) => cmd.run(),
         }
@@ -50,9 +78,15 @@ struct BackupDirArg {
 
 impl BackupDirArg {
     fn open(&self) -> BackupDir {
+        self.open_with(&destinations::BackupConfig::default())
+    }
+
+    /// `--dir`, else the config file's `directory`, else `backups/` under the project root.
+    fn open_with(&self, config: &destinations::BackupConfig) -> BackupDir {
         BackupDir::new(
             self.dir
                 .clone()
+                .or_else(|| config.directory.clone())
                 .unwrap_or_else(|| crate::project::root().join("backups")),
         )
     }

@@ -2,13 +2,17 @@
 
 use std::fs;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
 use time::format_description::well_known::Rfc3339;
 
 use super::BackupDirArg;
+use super::destinations::BackupConfig;
+use super::fetch::{open_one, remote_manifests};
+use super::lock::BackupLock;
+use super::manifest::Manifest;
 use super::retention::{Candidate, Decision, RetentionPlan, RetentionPolicy, plan_retention};
 use super::store::{BackupDir, StoredBackup};
 
@@ -29,6 +33,13 @@ pub struct Prune {
     /// Print what would be kept and removed, and delete nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Prune this off-site destination instead of the backup directory (each copy has its own
+    /// retention, e.g. more monthly backups off-site).
+    #[arg(long = "dest", value_name = "NAME", conflicts_with = "dir")]
+    destination: Option<String>,
+    /// Backup config file [default: config/backup.toml when present].
+    #[arg(long, value_name = "FILE", env = "AVALON_BACKUP_CONFIG")]
+    config: Option<PathBuf>,
     #[command(flatten)]
     dir: BackupDirArg,
 }
@@ -42,7 +53,17 @@ impl Prune {
             self.keep_weekly,
             self.keep_monthly,
         )?;
-        let dir = self.dir.open();
+        let config = BackupConfig::load(self.config.as_deref())?;
+        if let Some(name) = &self.destination {
+            return self.prune_remote(&policy, &config, name);
+        }
+        let dir = self.dir.open_with(&config);
+        // Not while a backup is being written or restored from.
+        let _lock = if self.dry_run {
+            None
+        } else {
+            Some(BackupLock::acquire(dir.path(), "backup prune")?)
+        };
         let scan = dir.load_all()?;
         // A backup whose manifest cannot be read has no known age; pruning around it could keep the
         // wrong neighbours, so a person should look first.
@@ -94,6 +115,61 @@ impl Prune {
     }
 }
 
+impl Prune {
+    fn prune_remote(
+        &self,
+        policy: &RetentionPolicy,
+        config: &BackupConfig,
+        name: &str,
+    ) -> anyhow::Result<()> {
+        let destination = open_one(config, name)?;
+        let (manifests, broken) = remote_manifests(&destination)?;
+        if let Some(problem) = broken.first() {
+            bail!(
+                "refusing to prune destination {name}: {} manifest(s) cannot be read; first: {problem}",
+                broken.len()
+            );
+        }
+        if manifests.is_empty() {
+            println!("no backups in destination {name}; nothing to prune");
+            return Ok(());
+        }
+        let candidates: Vec<Candidate> = manifests
+            .iter()
+            .map(|manifest| Candidate {
+                id: manifest.id.clone(),
+                created: manifest.created,
+            })
+            .collect();
+        let plan = plan_retention(policy, &candidates);
+        print_plan(&plan);
+        if self.dry_run {
+            println!(
+                "dry run: would remove {} of {} backup(s) from {name}; nothing deleted",
+                plan.remove.len(),
+                candidates.len()
+            );
+            return Ok(());
+        }
+        for decision in &plan.remove {
+            let manifest = manifests
+                .iter()
+                .find(|manifest| manifest.id == decision.id)
+                .with_context(|| format!("backup {} vanished from the plan", decision.id))?;
+            // Archive first, as locally: a leftover manifest is found and finished next time.
+            destination.delete(&manifest.archive_file)?;
+            destination.delete(&Manifest::file_name(&manifest.id))?;
+            println!("removed {} from {name}", decision.id);
+        }
+        println!(
+            "kept {}, removed {} backup(s) in {name}",
+            plan.keep.len(),
+            plan.remove.len()
+        );
+        Ok(())
+    }
+}
+
 /// The archive goes first: if interrupted, the manifest left behind still lists the backup, and
 /// the next prune finishes the job. The other order could strand an archive no command sees.
 fn remove_backup(dir: &BackupDir, backup: &StoredBackup) -> anyhow::Result<()> {
@@ -138,7 +214,6 @@ mod tests {
     use time::{Duration, OffsetDateTime};
 
     use super::*;
-    use crate::backup::manifest::Manifest;
     use crate::backup::manifest::tests::sample_manifest;
 
     /// Six daily backups (b0 oldest … b5 newest), each an archive file and a manifest.
@@ -172,6 +247,8 @@ mod tests {
             keep_weekly: 0,
             keep_monthly: 0,
             dry_run,
+            destination: None,
+            config: None,
             dir: BackupDirArg { dir: Some(dir) },
         }
     }

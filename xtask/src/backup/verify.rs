@@ -10,8 +10,11 @@ use serde::Serialize;
 
 use super::archive::{ArchiveReport, scan_archive};
 use super::digest::{DigestReader, StreamDigest};
+use super::encryption::Identities;
 use super::manifest::Manifest;
+use super::restore_test::{RestoreTestReport, restore_test};
 use super::store::{BackupDir, StoredBackup};
+use super::target::TargetArgs;
 use super::{BackupDirArg, human_bytes};
 
 #[derive(Args, Debug)]
@@ -29,24 +32,37 @@ pub struct Verify {
     /// Print a JSON report instead of text.
     #[arg(long)]
     json: bool,
+    /// age identity file: decrypt encrypted backups and check their contents too (without it
+    /// they are checked by checksum only).
+    #[arg(long, value_name = "FILE")]
+    identity: Option<PathBuf>,
+    /// Also restore each backup into a throwaway database on the server, compare document counts
+    /// with the manifest, and drop it again.
+    #[arg(long, conflicts_with = "file")]
+    restore_test: bool,
+    #[command(flatten)]
+    target: TargetArgs,
     #[command(flatten)]
     dir: BackupDirArg,
 }
 
 /// The result of verifying one archive.
 #[derive(Debug, Serialize)]
-struct Outcome {
+pub struct Outcome {
     /// `None` for `--file`.
     id: Option<String>,
     archive_path: PathBuf,
     /// `None` for `--file`, which has no manifest to compare with.
     checksum: Option<ChecksumCheck>,
     /// `None` when the archive could not be parsed, or was not (see `skipped`).
-    archive: Option<ArchiveReport>,
+    pub archive: Option<ArchiveReport>,
     /// Why the archive's contents were not parsed, when they were not.
     skipped: Option<String>,
-    problems: Vec<String>,
-    ok: bool,
+    /// `--restore-test`: counts found after restoring into a throwaway database.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    restore_test: Option<RestoreTestReport>,
+    pub problems: Vec<String>,
+    pub ok: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -64,6 +80,11 @@ struct JsonReport<'a> {
 
 impl Verify {
     pub fn run(self) -> anyhow::Result<()> {
+        let identities = self
+            .identity
+            .as_deref()
+            .map(Identities::from_file)
+            .transpose()?;
         let outcomes = if let Some(path) = &self.file {
             vec![verify_file(path)]
         } else {
@@ -72,10 +93,31 @@ impl Verify {
                 Some(id) => vec![dir.load(id)?],
                 None => load_all_for_verify(&dir)?,
             };
-            backups
-                .iter()
-                .map(|backup| verify_backup(&dir, backup))
-                .collect()
+            let target = if self.restore_test {
+                Some(self.target.mongo()?.resolve()?)
+            } else {
+                None
+            };
+            let mut outcomes = Vec::new();
+            for backup in &backups {
+                let mut outcome = verify_backup(&dir, backup, identities.as_ref());
+                if let Some(target) = &target
+                    && outcome.ok
+                {
+                    match restore_test(target, &dir, &backup.manifest, identities.as_ref()) {
+                        Ok(report) => {
+                            report
+                                .problems
+                                .iter()
+                                .for_each(|problem| outcome.fail(problem.clone()));
+                            outcome.restore_test = Some(report);
+                        }
+                        Err(error) => outcome.fail(format!("restore test: {error:#}")),
+                    }
+                }
+                outcomes.push(outcome);
+            }
+            outcomes
         };
 
         let failed: Vec<&Outcome> = outcomes.iter().filter(|outcome| !outcome.ok).collect();
@@ -114,6 +156,24 @@ impl Verify {
     }
 }
 
+#[cfg(test)]
+impl Verify {
+    pub fn for_restore_test(id: &str, dir: &Path, target: TargetArgs) -> Self {
+        Self {
+            id: Some(id.to_owned()),
+            all: false,
+            file: None,
+            json: false,
+            identity: None,
+            restore_test: true,
+            target,
+            dir: BackupDirArg {
+                dir: Some(dir.to_path_buf()),
+            },
+        }
+    }
+}
+
 /// `--all` over an empty directory fails: a green check of nothing would hide a wrong `--dir`.
 fn load_all_for_verify(dir: &BackupDir) -> anyhow::Result<Vec<StoredBackup>> {
     let scan = dir.load_all()?;
@@ -135,7 +195,11 @@ fn load_all_for_verify(dir: &BackupDir) -> anyhow::Result<Vec<StoredBackup>> {
 
 /// A manifest-backed backup: checksum and size, then the archive contents, then the manifest's
 /// claims about those contents.
-fn verify_backup(dir: &BackupDir, backup: &StoredBackup) -> Outcome {
+pub fn verify_backup(
+    dir: &BackupDir,
+    backup: &StoredBackup,
+    identities: Option<&Identities>,
+) -> Outcome {
     let manifest = &backup.manifest;
     let archive_path = dir.archive_path(manifest);
     let mut outcome = Outcome::new(Some(manifest.id.clone()), archive_path.clone());
@@ -151,19 +215,31 @@ fn verify_backup(dir: &BackupDir, backup: &StoredBackup) -> Outcome {
     };
     let mut reader = DigestReader::new(file);
     let mut archive_problems = Vec::new();
-    if manifest.encrypted {
-        outcome.skipped =
-            Some("the archive is encrypted; only its checksum was verified".to_owned());
-    } else {
-        match scan_archive(&mut reader) {
-            Ok(report) => {
-                archive_problems
-                    .extend(report.crc_mismatches().map(|mismatch| mismatch.to_string()));
-                archive_problems.extend(manifest_disagreements(manifest, &report));
-                outcome.archive = Some(report);
-            }
-            Err(error) => archive_problems.push(error.to_string()),
+    let scanned = match (manifest.encrypted, identities) {
+        (false, _) => Some(scan_archive(&mut reader).map_err(|error| error.to_string())),
+        // A second pass: the first (below) checks the checksum of the stored ciphertext.
+        (true, Some(identities)) => Some(
+            identities
+                .decrypt_file(&archive_path)
+                .map_err(|error| format!("{error:#}"))
+                .and_then(|plaintext| scan_archive(plaintext).map_err(|error| error.to_string())),
+        ),
+        (true, None) => {
+            outcome.skipped = Some(
+                "the archive is encrypted; only its checksum was verified (pass --identity FILE to check its contents)"
+                    .to_owned(),
+            );
+            None
         }
+    };
+    match scanned {
+        Some(Ok(report)) => {
+            archive_problems.extend(report.crc_mismatches().map(|mismatch| mismatch.to_string()));
+            archive_problems.extend(manifest_disagreements(manifest, &report));
+            outcome.archive = Some(report);
+        }
+        Some(Err(error)) => archive_problems.push(error),
+        None => {}
     }
     match reader.finish() {
         Ok(actual) => {
@@ -250,12 +326,13 @@ impl Outcome {
             checksum: None,
             archive: None,
             skipped: None,
+            restore_test: None,
             problems: Vec::new(),
             ok: true,
         }
     }
 
-    fn fail(&mut self, problem: String) {
+    pub fn fail(&mut self, problem: String) {
         self.problems.push(problem);
         self.ok = false;
     }
@@ -318,6 +395,18 @@ fn print_outcome(outcome: &Outcome) {
     }
     if let Some(skipped) = &outcome.skipped {
         println!("  note: {skipped}");
+    }
+    if let Some(test) = &outcome.restore_test {
+        println!(
+            "  restore test into {}: {} namespace(s) compared, {}",
+            test.databases.join(", "),
+            test.compared,
+            if test.problems.is_empty() {
+                "counts match"
+            } else {
+                "MISMATCH"
+            }
+        );
     }
     for problem in &outcome.problems {
         println!("  FAILED: {problem}");

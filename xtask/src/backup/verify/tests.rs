@@ -51,7 +51,7 @@ fn store_backup(dir: &Path, id: &str, archive: &[u8], gzip: bool) -> Manifest {
 fn verify_id(dir: &Path, id: &str) -> Outcome {
     let dir = BackupDir::new(dir.to_path_buf());
     let backup = dir.load(id).unwrap();
-    verify_backup(&dir, &backup)
+    verify_backup(&dir, &backup, None)
 }
 
 fn command(dir: &Path, id: Option<&str>, all: bool) -> Verify {
@@ -60,6 +60,9 @@ fn command(dir: &Path, id: Option<&str>, all: bool) -> Verify {
         all,
         file: None,
         json: false,
+        identity: None,
+        restore_test: false,
+        target: TargetArgs::default(),
         dir: BackupDirArg {
             dir: Some(dir.to_path_buf()),
         },
@@ -190,6 +193,9 @@ fn bare_files_verify_without_a_manifest() {
         all: false,
         file: Some(fixture_path("bad-format.archive")),
         json: true,
+        identity: None,
+        restore_test: false,
+        target: TargetArgs::default(),
         dir: BackupDirArg::default(),
     };
     let error = bad.run().unwrap_err().to_string();

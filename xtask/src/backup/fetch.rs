@@ -1,0 +1,119 @@
+//! `backup fetch ID --from NAME`: bring a backup back from an off-site destination into the backup
+//! directory (the first step of recovering on a new host), then verify it like any local backup.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use super::BackupDirArg;
+use super::destinations::{BackupConfig, Destination};
+use super::manifest::Manifest;
+use super::store::BackupDir;
+use super::verify::verify_backup;
+
+#[derive(Args, Debug)]
+pub struct Fetch {
+    /// The backup to fetch (see `backup list --dest NAME`).
+    #[arg(value_name = "ID")]
+    id: String,
+    /// The destination to fetch from.
+    #[arg(long = "from", value_name = "NAME")]
+    from: String,
+    /// Backup config file [default: config/backup.toml when present].
+    #[arg(long, value_name = "FILE", env = "AVALON_BACKUP_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    dir: BackupDirArg,
+}
+
+impl Fetch {
+    pub fn run(self) -> anyhow::Result<()> {
+        let config = BackupConfig::load(self.config.as_deref())?;
+        let dir = self.dir.open_with(&config);
+        let destination = open_one(&config, &self.from)?;
+        fetch(&destination, &dir, &self.id)?;
+        let backup = dir.load(&self.id)?;
+        let outcome = verify_backup(&dir, &backup, None);
+        if !outcome.ok {
+            bail!(
+                "fetched backup {} fails verification: {}",
+                self.id,
+                outcome.problems.join("; ")
+            );
+        }
+        println!(
+            "backup {} fetched from {} into {} and verified",
+            self.id,
+            self.from,
+            dir.path().display()
+        );
+        Ok(())
+    }
+}
+
+pub fn open_one(config: &BackupConfig, name: &str) -> anyhow::Result<Destination> {
+    let mut opened = config.open_destinations(&[name.to_owned()])?;
+    opened
+        .pop()
+        .with_context(|| format!("destination {name} is not configured"))
+}
+
+/// Manifest first (to learn the archive's name), archive next, manifest into place last, so an
+/// interrupted fetch never leaves a manifest without its archive.
+pub fn fetch(destination: &Destination, dir: &BackupDir, id: &str) -> anyhow::Result<()> {
+    let manifest_name = Manifest::file_name(id);
+    let bytes = destination.read_small_file(&manifest_name)?;
+    let manifest: Manifest = serde_json::from_slice(&bytes).with_context(|| {
+        format!(
+            "parsing {manifest_name} from destination {}",
+            destination.name
+        )
+    })?;
+    manifest.validate()?;
+    if manifest.id != id {
+        bail!(
+            "{manifest_name} in {} belongs to backup {}",
+            destination.name,
+            manifest.id
+        );
+    }
+    std::fs::create_dir_all(dir.path())
+        .with_context(|| format!("creating {}", dir.path().display()))?;
+    destination.download(&manifest.archive_file, &dir.archive_path(&manifest))?;
+    manifest.write_atomically(&dir.path().join(&manifest_name))
+}
+
+/// For `restore --from`: fetch only when the backup is not already here.
+pub fn fetch_if_missing(
+    config: &BackupConfig,
+    source: &str,
+    dir: &BackupDir,
+    id: &str,
+) -> anyhow::Result<()> {
+    if dir
+        .load(id)
+        .is_ok_and(|backup| dir.archive_path(&backup.manifest).exists())
+    {
+        return Ok(());
+    }
+    fetch(&open_one(config, source)?, dir, id)
+}
+
+/// Every readable manifest in a destination, oldest first; unreadable ones are returned apart.
+pub fn remote_manifests(destination: &Destination) -> anyhow::Result<(Vec<Manifest>, Vec<String>)> {
+    let mut manifests = Vec::new();
+    let mut broken = Vec::new();
+    for name in destination.manifest_names()? {
+        let parsed = destination
+            .read_small_file(&name)
+            .and_then(|bytes| Ok(serde_json::from_slice::<Manifest>(&bytes)?))
+            .and_then(|manifest| manifest.validate().map(|()| manifest));
+        match parsed {
+            Ok(manifest) => manifests.push(manifest),
+            Err(error) => broken.push(format!("{name}: {error:#}")),
+        }
+    }
+    manifests.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| a.id.cmp(&b.id)));
+    Ok((manifests, broken))
+}

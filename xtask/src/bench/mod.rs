@@ -1,0 +1,20 @@
+//! `cargo xtask bench …`: performance targets, each measured beside a baseline run on the same
+//! input in the same run, printed as a ratio with the absolute figures beside it.
+
+mod backup;
+
+use clap::Subcommand;
+
+#[derive(Subcommand)]
+pub enum Bench {
+    /// `backup create`'s host pipeline (sha256, write, gunzip + parse + CRC) against `gzip -6 | sha256sum`.
+    Backup(backup::BackupBench),
+}
+
+impl Bench {
+    pub fn run(self, sh: &xshell::Shell) -> anyhow::Result<()> {
+        match self {
+            Self::Backup(cmd) => cmd.run(sh),
+        }
+    }
+}
