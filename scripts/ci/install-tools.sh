@@ -64,12 +64,22 @@ install_bench_tools() {
   fi
 }
 
+# Backups (issue 9): moto's S3 API server for the off-site destination tests (bound to loopback), gzip and
+# sha256sum for the baseline of `cargo xtask bench backup`. No MongoDB server installs on these machines: the
+# live mongodump/mongorestore drill runs in the GitHub Actions MongoDB job (docs/operations.md).
+install_backup_tools() {
+  log "backup: moto S3 server, gzip"
+  apt_install gzip coreutils
+  command -v moto_server >/dev/null 2>&1 || pip_install "moto[server]==5.2.5"
+}
+
 main() {
   log "base tools"
   apt_install ca-certificates curl
   install_game_server_tools
   install_api_tools
   install_release_tools
+  install_backup_tools
 }
 
 main "$@"

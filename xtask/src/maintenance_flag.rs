@@ -15,6 +15,13 @@ use crate::container_exec::{ContainerRef, DockerCli, Invocation, SecretValue, se
 pub const FLAG_KEY: &str = "avalon:maintenance";
 pub const CHANGED_CHANNEL: &str = "avalon:maintenance:changed";
 
+/// Without REDIS_PASSWORD: the password the redis container was given as a Compose secret.
+const REDIS_SECRET_FILE_SCRIPT: &str = r#"if [ -r /run/secrets/redis_password ]; then
+  REDISCLI_AUTH="$(cat /run/secrets/redis_password)"
+  export REDISCLI_AUTH
+fi
+exec "$0" "$@""#;
+
 /// The value stored under [`FLAG_KEY`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MaintenanceState {
@@ -106,12 +113,19 @@ impl MaintenanceFlag {
         })
     }
 
-    /// `redis-cli` in the container; `--no-raw` is not used so replies print bare.
+    /// `redis-cli` in the container (replies print bare when not on a terminal). The password is
+    /// REDIS_PASSWORD when xtask has one, else the container's own Compose secret file.
     pub fn redis_cli<const N: usize>(&self, container: &str, command: [&str; N]) -> Invocation {
-        let mut inner = Invocation::new("redis-cli").args(command);
-        if let Some(password) = &self.password {
-            inner = inner.secret_env("REDISCLI_AUTH", password.clone());
-        }
+        let inner = match &self.password {
+            Some(password) => Invocation::new("redis-cli")
+                .args(command)
+                .secret_env("REDISCLI_AUTH", password.clone()),
+            None => Invocation::new("sh")
+                .arg("-c")
+                .arg(REDIS_SECRET_FILE_SCRIPT)
+                .arg("redis-cli")
+                .args(command),
+        };
         self.docker.exec(container, inner)
     }
 
@@ -199,9 +213,8 @@ mod tests {
             "{calls:?}"
         );
         assert!(
-            calls
-                .iter()
-                .any(|call| call == "exec -i fakeid123 redis-cli PUBLISH avalon:maintenance:changed {\"enabled\":false}"),
+            calls.iter().any(|call| call
+                .ends_with(" redis-cli PUBLISH avalon:maintenance:changed {\"enabled\":false}")),
             "{calls:#?}"
         );
     }

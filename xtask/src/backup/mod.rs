@@ -173,6 +173,49 @@ mod tests {
         assert!(parse(&["prune", "--keep-last", "-1"]).is_err());
     }
 
+    /// Every `avalon-xtask backup …` command in the shipped systemd units and cron file parses, so a
+    /// renamed flag cannot silently break the schedule.
+    #[test]
+    fn scheduled_commands_parse() {
+        let dir = crate::project::root().join("scripts/backup");
+        let mut found = 0;
+        for file in [
+            "avalon-backup.service",
+            "avalon-backup-status.service",
+            "avalon-backup.cron",
+        ] {
+            let text = std::fs::read_to_string(dir.join(file)).unwrap();
+            for piece in text.split("avalon-xtask backup ").skip(1) {
+                let args: Vec<&str> = piece
+                    .lines()
+                    .next()
+                    .unwrap()
+                    .split_whitespace()
+                    .take_while(|word| !matches!(*word, "&&" | ")" | ">>"))
+                    .collect();
+                if let Err(error) = parse(&args) {
+                    panic!(
+                        "{file}: `backup {}` does not parse: {error}",
+                        args.join(" ")
+                    );
+                }
+                found += 1;
+            }
+        }
+        assert_eq!(found, 8);
+    }
+
+    #[test]
+    fn example_config_is_valid() {
+        let path = crate::project::root().join("scripts/backup/backup.example.toml");
+        let config = destinations::BackupConfig::load(Some(&path)).unwrap();
+        assert_eq!(
+            config.directory.as_deref(),
+            Some(std::path::Path::new("/var/backups/avalon"))
+        );
+        assert!(config.destinations.contains_key("offsite"));
+    }
+
     #[test]
     fn sizes_read_naturally() {
         assert_eq!(human_bytes(0), "0 B");

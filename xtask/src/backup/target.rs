@@ -25,6 +25,33 @@ const URI_VAR: &str = "AVALON_MONGODB_URI";
 const CONFIG_FROM_ENV_SCRIPT: &str =
     "exec \"$0\" --config=/dev/fd/3 \"$@\" 3<<AVALON_EOF_MARKER\n__CONFIG__\nAVALON_EOF_MARKER";
 
+/// Where the Compose stack mounts the mongodb root password (`MONGO_INITDB_ROOT_PASSWORD_FILE`).
+const MONGODB_SECRET_FILE: &str = "/run/secrets/mongodb_root_password";
+
+/// Without MONGODB_URI, inside the container: authenticate as the container's root user with the
+/// password from its secret file, handed to the tool as a `--config` YAML through a here-document
+/// (a YAML single-quoted scalar; `''` is its escaped quote). No secret file: run the tool plainly.
+const SECRET_FILE_SCRIPT: &str = r#"secret=__SECRET_FILE__
+if [ -r "$secret" ]; then
+  exec "$0" --username="${MONGO_INITDB_ROOT_USERNAME:-root}" --authenticationDatabase=admin --config=/dev/fd/3 "$@" 3<<AVALON_EOF_MARKER
+password: '$(sed "s/'/''/g" "$secret")'
+AVALON_EOF_MARKER
+fi
+exec "$0" "$@""#;
+
+/// mongosh's connection: the URI from the environment, else the container's root credentials
+/// from its secret file, else the local server without authentication.
+const MONGOSH_CONNECT: &str = r"const client = new Mongo(process.env.__URI_VAR__ || 'mongodb://127.0.0.1:27017/');
+if (!process.env.__URI_VAR__) {
+  const fs = require('fs');
+  const secret = '__SECRET_FILE__';
+  if (fs.existsSync(secret)) {
+    const password = fs.readFileSync(secret, 'utf8').replace(/
++$/, '');
+    client.getDB('admin').auth(process.env.MONGO_INITDB_ROOT_USERNAME || 'root', password);
+  }
+}";
+
 /// Flags that choose the target, shared by create, restore and verify --restore-test.
 #[derive(Args, Debug, Clone)]
 pub struct TargetArgs {
@@ -254,9 +281,10 @@ impl ResolvedTarget {
     /// `mongosh --nodb` running `script`, which finds the connection string in
     /// `process.env.AVALON_MONGODB_URI` (or connects to the local server without one).
     pub fn shell(&self, script: &str) -> Invocation {
-        let script = format!(
-            "const client = new Mongo(process.env.{URI_VAR} || 'mongodb://127.0.0.1:27017/');\n{script}"
-        );
+        let connect = MONGOSH_CONNECT
+            .replace("__URI_VAR__", URI_VAR)
+            .replace("__SECRET_FILE__", MONGODB_SECRET_FILE);
+        let script = format!("{connect}\n{script}");
         let mut inner = Invocation::new("mongosh")
             .args(["--nodb", "--quiet", "--eval"])
             .arg(script);
@@ -281,9 +309,16 @@ impl ResolvedTarget {
 
     fn mongo_tool(&self, program: &str, args: Vec<String>) -> anyhow::Result<PreparedTool> {
         let Some(uri) = &self.uri else {
-            // Inside the container without credentials: the tools' default, the local server.
+            // Inside the container without MONGODB_URI: the root credentials the container itself was
+            // given as a Compose secret, if any, else the tools' default (local server, no auth).
+            let script = SECRET_FILE_SCRIPT.replace("__SECRET_FILE__", MONGODB_SECRET_FILE);
+            let inner = Invocation::new("sh")
+                .arg("-c")
+                .arg(script)
+                .arg(program)
+                .args(args);
             return Ok(PreparedTool {
-                invocation: self.place(Invocation::new(program).args(args)),
+                invocation: self.place(inner),
                 _config_file: None,
             });
         };
@@ -421,12 +456,66 @@ mod tests {
     }
 
     #[test]
-    fn without_credentials_the_tools_run_plainly() {
+    fn without_a_uri_the_containers_own_secret_file_is_used() {
         let tool = in_container(None).dump(false).unwrap();
         assert_eq!(
-            tool.invocation.args,
-            ["exec", "-i", "abc123", "mongodump", "--archive", "--gzip"]
+            tool.invocation.args[..5],
+            ["exec", "-i", "abc123", "sh", "-c"]
         );
+        assert!(tool.invocation.args[5].contains(MONGODB_SECRET_FILE));
+        assert_eq!(
+            tool.invocation.args[6..],
+            ["mongodump", "--archive", "--gzip"]
+        );
+        assert!(
+            in_container(None)
+                .shell("x")
+                .args
+                .last()
+                .unwrap()
+                .contains(MONGODB_SECRET_FILE)
+        );
+    }
+
+    /// Runs the secret-file script as the container would, with a stand-in tool that prints its
+    /// arguments and the config it was handed.
+    fn run_secret_file_script(secret_file: &std::path::Path) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let fake_tool = dir.path().join("fake-tool");
+        std::fs::write(
+            &fake_tool,
+            "#!/bin/sh\necho \"args: $*\"\nfor a; do case $a in --config=*) cat \"${a#--config=}\";; esac; done\n",
+        )
+        .unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&fake_tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let script =
+            SECRET_FILE_SCRIPT.replace("__SECRET_FILE__", &secret_file.display().to_string());
+        Invocation::new("sh")
+            .args(["-c", &script, fake_tool.to_str().unwrap(), "--archive"])
+            .capture(None)
+            .unwrap()
+    }
+
+    #[test]
+    fn secret_file_script_hands_the_password_over_as_yaml() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("pw");
+        std::fs::write(&secret, "it's $HOME `x`\n").unwrap();
+        let output = run_secret_file_script(&secret);
+        assert!(
+            output.starts_with("args: --username=root --authenticationDatabase=admin --config=/dev/fd/3 --archive\n"),
+            "{output}"
+        );
+        assert!(
+            output.ends_with("password: 'it''s $HOME `x`'\n"),
+            "{output}"
+        );
+        let missing = run_secret_file_script(&dir.path().join("absent"));
+        assert_eq!(missing, "args: --archive\n");
     }
 
     #[test]
