@@ -73,12 +73,22 @@ install_backup_tools() {
   command -v moto_server >/dev/null 2>&1 || pip_install "moto[server]==5.2.5"
 }
 
+# The nginx edge (issue 6): nginx for `nginx -t` and the edge tests, gixy-ng and testssl.sh for
+# `cargo xtask nginx audit`, openssl for its throwaway certificate. nginx-light is Debian's 1.22 with the
+# modules the edge uses (ssl, http2, split_clients, map, geo, limit_req/conn, upstream hash).
+install_nginx_tools() {
+  log "nginx edge tools"
+  apt_install nginx-light testssl.sh openssl
+  pip_install gixy-ng==0.2.59
+}
+
 main() {
   log "base tools"
   apt_install ca-certificates curl
   install_game_server_tools
   install_api_tools
   install_release_tools
+  install_nginx_tools
   install_backup_tools
 }
 

@@ -58,6 +58,9 @@ impl Ci {
         step("GitHub Actions workflows");
         crate::workflows::check(sh).context("workflow checks failed")?;
 
+        step("nginx edge audit (gixy-ng, testssl.sh)");
+        crate::nginx::audit_gate(sh).context("the nginx edge audit failed")?;
+
         if self.no_tests {
             return Ok(());
         }

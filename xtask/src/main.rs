@@ -11,6 +11,7 @@ mod container_exec;
 mod dev;
 mod docs;
 mod maintenance_flag;
+mod nginx;
 mod project;
 mod version;
 mod workflows;
@@ -47,6 +48,9 @@ enum Command {
     #[command(subcommand)]
     Bench(bench::Bench),
     /// Next semantic version from conventional commits: bump Cargo.toml, prepend CHANGELOG.md, commit, tag.
+    /// The nginx edge: render the model, check it with `nginx -t`, reload a running edge safely.
+    #[command(subcommand)]
+    Nginx(nginx::Nginx),
     Version(version::Version),
 }
 
@@ -68,5 +72,6 @@ fn main() -> anyhow::Result<()> {
         Command::Backup(cmd) => cmd.run(&sh),
         Command::Bench(cmd) => cmd.run(&sh),
         Command::Version(cmd) => cmd.run(&sh),
+        Command::Nginx(cmd) => cmd.run(&sh),
     }
 }
