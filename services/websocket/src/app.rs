@@ -1,6 +1,7 @@
 //! The shared state every handler and background task works with.
 
-use std::sync::{Arc, RwLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use avalon_runtime::config::{Config, WsSettings};
@@ -24,6 +25,8 @@ pub struct App {
     /// Names this process in member connection ids and logs.
     pub instance: String,
     maintenance: RwLock<MaintenanceNotice>,
+    /// Whether each room this instance has delivered is in a running game, for the gauges.
+    playing: Mutex<HashMap<String, bool>>,
 }
 
 /// The effective maintenance state pushed to clients as `server:maintenance`.
@@ -57,6 +60,28 @@ impl App {
                 message: String::new(),
                 retry_after: 0,
             }),
+            playing: Mutex::default(),
+        }
+    }
+
+    /// Remembers the stage of a delivered room (`None`: deleted).
+    pub fn note_room(&self, code: &str, playing: Option<bool>) {
+        if let Ok(mut rooms) = self.playing.lock() {
+            match playing {
+                Some(playing) => rooms.insert(code.to_owned(), playing),
+                None => rooms.remove(code),
+            };
+        }
+    }
+
+    /// Of `codes`, how many are in a running game; forgets rooms not listed (no local player any more).
+    pub fn count_playing(&self, codes: &std::collections::HashSet<String>) -> usize {
+        match self.playing.lock() {
+            Ok(mut rooms) => {
+                rooms.retain(|code, _| codes.contains(code));
+                rooms.values().filter(|playing| **playing).count()
+            }
+            Err(_) => 0,
         }
     }
 

@@ -20,6 +20,7 @@ pub const ROOM_CLOSED: &str = "room:closed";
 
 /// Delivers one room change to this instance's sockets in the room.
 pub fn deliver(app: &App, message: &BusMessage) {
+    app.note_room(&message.code, message.room.as_ref().map(Room::is_playing));
     let sockets = app.io.within(message.code.clone()).sockets();
     if sockets.is_empty() {
         return;

@@ -110,7 +110,8 @@ async fn close_idle_sockets(app: Arc<App>) {
     }
 }
 
-/// Keeps the room and game gauges current and, in embedded mode, expires abandoned rooms.
+/// Keeps the room and game gauges current (from what this instance delivered, without reading the store)
+/// and, in embedded mode, expires abandoned rooms.
 async fn housekeeping(app: Arc<App>) {
     let mut ticker = tokio::time::interval(Duration::from_secs(5));
     loop {
@@ -130,18 +131,13 @@ async fn housekeeping(app: Arc<App>) {
             .iter()
             .filter_map(|socket| session_of(socket).and_then(|session| session.room()))
             .collect();
-        let mut games = 0;
-        for code in &rooms {
-            if let Ok(Some(room)) = app.store.load(code).await
-                && room.is_playing()
-            {
-                games += 1;
-            }
-        }
+        let games = app.count_playing(&rooms);
         app.metrics
             .rooms
             .set(i64::try_from(rooms.len()).unwrap_or(i64::MAX));
-        app.metrics.active_games.set(games);
+        app.metrics
+            .active_games
+            .set(i64::try_from(games).unwrap_or(i64::MAX));
     }
 }
 
