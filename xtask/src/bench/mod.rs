@@ -2,6 +2,7 @@
 //! input in the same run, printed as a ratio with the absolute figures beside it.
 
 mod backup;
+mod ws;
 
 use clap::Subcommand;
 
@@ -9,12 +10,16 @@ use clap::Subcommand;
 pub enum Bench {
     /// `backup create`'s host pipeline (sha256, write, gunzip + parse + CRC) against `gzip -6 | sha256sum`.
     Backup(backup::BackupBench),
+    /// The game server: connections per instance within 500 MiB, and room fan-out latency over two
+    /// instances, each beside a python-socketio server doing the same.
+    Ws(ws::WsBench),
 }
 
 impl Bench {
     pub fn run(self, sh: &xshell::Shell) -> anyhow::Result<()> {
         match self {
             Self::Backup(cmd) => cmd.run(sh),
+            Self::Ws(cmd) => cmd.run(sh),
         }
     }
 }
