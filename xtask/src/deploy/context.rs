@@ -1,0 +1,226 @@
+//! What every deploy command needs: the target, the deploy config, the ledger, and how to record.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Args;
+use sha2::{Digest, Sha256};
+use xshell::Shell;
+
+use super::config::DeployConfig;
+use super::ledger::{Entry, Event, History, Outcome, Release, to_line};
+use super::ledger_store::{DirStore, LedgerStore, VolumeStore};
+use super::slots::Slot;
+use super::target::{ContainerInfo, Target};
+use crate::stack::StackEnv;
+
+#[derive(Args, Debug, Clone)]
+pub struct TargetArgs {
+    /// Which stack (overlay of docker/compose.yml). The engine is DOCKER_HOST / DOCKER_CONTEXT's.
+    #[arg(long, value_enum, default_value_t = StackEnv::Offline)]
+    pub env: StackEnv,
+    /// Compose project name [default: avalon-<env>].
+    #[arg(long, env = "AVALON_STACK_PROJECT")]
+    pub project: Option<String>,
+    /// Deploy settings and canary plans.
+    #[arg(long, value_name = "FILE", default_value = super::config::DEFAULT_PATH)]
+    pub config: PathBuf,
+    /// Keep the release ledger in this host directory instead of the Docker volume `<project>-releases`.
+    #[arg(long, value_name = "DIR", env = "AVALON_LEDGER_DIR")]
+    pub ledger_dir: Option<PathBuf>,
+}
+
+pub struct Ctx {
+    pub target: Target,
+    pub config: DeployConfig,
+    ledger_dir: Option<PathBuf>,
+}
+
+impl Ctx {
+    pub fn new(args: &TargetArgs) -> anyhow::Result<Self> {
+        let path = if args.config.is_absolute() {
+            args.config.clone()
+        } else {
+            crate::project::root().join(&args.config)
+        };
+        Ok(Self {
+            target: Target::new(args.env, args.project.clone()),
+            config: DeployConfig::load(&path)?,
+            ledger_dir: args.ledger_dir.clone(),
+        })
+    }
+
+    pub fn ledger_volume(&self) -> String {
+        format!("{}-releases", self.target.project)
+    }
+
+    pub fn store(&self, containers: &[ContainerInfo]) -> anyhow::Result<Box<dyn LedgerStore>> {
+        Ok(match &self.ledger_dir {
+            Some(dir) => Box::new(DirStore { dir: dir.clone() }),
+            None => Box::new(VolumeStore {
+                docker: self.target.docker.clone(),
+                volume: self.ledger_volume(),
+                helper_image: self.target.helper_image(containers)?,
+            }),
+        })
+    }
+
+    pub fn history(&self, containers: &[ContainerInfo]) -> anyhow::Result<History> {
+        let store = self.store(containers)?;
+        let history = History::parse(&store.read()?);
+        for damaged in &history.damaged {
+            eprintln!(
+                "WARNING: ledger {} line {} is damaged and ignored: {}",
+                store.describe(),
+                damaged.line_number,
+                damaged.error
+            );
+        }
+        Ok(history)
+    }
+
+    /// Appends an entry (after re-reading, so the sequence number is the next one).
+    pub fn record(&self, containers: &[ContainerInfo], draft: Draft) -> anyhow::Result<Entry> {
+        let store = self.store(containers)?;
+        let history = History::parse(&store.read()?);
+        let entry = Entry {
+            seq: history.next_seq(),
+            at: time::OffsetDateTime::now_utc(),
+            event: draft.event,
+            release: draft.release,
+            slot: draft.slot.name().to_owned(),
+            weight: draft.weight,
+            outcome: draft.outcome,
+            who: who(),
+            from: from(),
+            note: draft.note,
+            plan: draft.plan,
+        };
+        store.append(entry.seq, &to_line(&entry)?)?;
+        eprintln!(
+            "ledger: #{} {:?} {} on {} → {:?}",
+            entry.seq, entry.event, entry.release.version, entry.slot, entry.outcome
+        );
+        Ok(entry)
+    }
+
+    /// The release for `api_image` / `ws_image` on the target, with digests that start the same bits.
+    pub fn release(
+        &self,
+        sh: &Shell,
+        version: &str,
+        api_image: &str,
+        ws_image: &str,
+        slot: Slot,
+        extra_env: &std::collections::BTreeMap<String, String>,
+    ) -> anyhow::Result<Release> {
+        let mut release = Release {
+            version: version.to_owned(),
+            images: [
+                ("api".to_owned(), self.target.image_digest(api_image)?),
+                ("websocket".to_owned(), self.target.image_digest(ws_image)?),
+            ]
+            .into_iter()
+            .collect(),
+            config_digest: String::new(),
+        };
+        let overlay = self
+            .target
+            .slot_overlay_json(sh, slot, &release, extra_env)?;
+        release.config_digest = config_digest(&overlay)?;
+        Ok(release)
+    }
+}
+
+pub struct Draft {
+    pub event: Event,
+    pub release: Release,
+    pub slot: Slot,
+    pub weight: u8,
+    pub outcome: Outcome,
+    pub note: Option<String>,
+    pub plan: Option<String>,
+}
+
+/// sha256 of the slot's effective compose definition minus the slot-specific names, so the same release
+/// on blue or green has the same digest.
+pub fn config_digest(overlay: &serde_json::Value) -> anyhow::Result<String> {
+    let services = overlay
+        .get("services")
+        .and_then(|s| s.as_object())
+        .context("overlay without services")?;
+    let mut digest = Sha256::new();
+    let mut by_base: Vec<(String, String)> = services
+        .iter()
+        .map(|(name, definition)| {
+            let base = name
+                .trim_end_matches("-blue")
+                .trim_end_matches("-green")
+                .to_owned();
+            let mut definition = definition.clone();
+            if let Some(labels) = definition.get_mut("labels").and_then(|l| l.as_object_mut()) {
+                labels.remove(super::target::SLOT_LABEL);
+            }
+            (base, definition.to_string())
+        })
+        .collect();
+    by_base.sort();
+    for (base, definition) in by_base {
+        digest.update(base.as_bytes());
+        digest.update(definition.as_bytes());
+    }
+    Ok(format!("sha256:{:x}", digest.finalize()))
+}
+
+pub fn who() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("GITHUB_ACTOR"))
+        .unwrap_or_else(|_| "unknown".to_owned());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "unknown-host".to_owned());
+    format!("{user}@{host}")
+}
+
+fn from() -> String {
+    if let (Ok(repo), Ok(run)) = (
+        std::env::var("GITHUB_REPOSITORY"),
+        std::env::var("GITHUB_RUN_ID"),
+    ) {
+        return format!("github-actions {repo} run {run}");
+    }
+    let revision = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(crate::project::root())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    format!(
+        "checkout {}",
+        revision.unwrap_or_else(|| "unknown".to_owned())
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_config_digest_is_the_same_on_either_slot_and_changes_with_the_config() {
+        let blue = serde_json::json!({"services": {"api-blue": {"image": "a", "labels": {"avalon.slot": "blue"}}}});
+        let green = serde_json::json!({"services": {"api-green": {"image": "a", "labels": {"avalon.slot": "green"}}}});
+        let other = serde_json::json!({"services": {"api-green": {"image": "a", "environment": {"X": "1"}}}});
+        assert_eq!(
+            config_digest(&blue).unwrap(),
+            config_digest(&green).unwrap()
+        );
+        assert_ne!(
+            config_digest(&green).unwrap(),
+            config_digest(&other).unwrap()
+        );
+        assert!(config_digest(&blue).unwrap().starts_with("sha256:"));
+    }
+}

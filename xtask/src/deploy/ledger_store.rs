@@ -1,0 +1,255 @@
+//! Where the ledger lives: on the target, so it travels with the stack, not with a checkout.
+//!
+//! [`VolumeStore`] keeps it in a named Docker volume, reached only through the Docker CLI (`docker cp` to
+//! and from a created-but-never-started helper container that mounts the volume). Why this shape:
+//! - it works wherever the Docker CLI works — the local engine, `DOCKER_HOST=ssh://…`, a `--context` — with
+//!   no ssh code and no host path that only exists on one machine;
+//! - the helper never runs, so any image present on the target will do (we use the one the stack already
+//!   runs), and it needs no shell: the api image is `scratch`;
+//! - each entry is written as its own file (`entries/<seq>.json`) that is never touched again, so an append
+//!   cannot damage earlier history even if the connection drops mid-copy; reading concatenates the files
+//!   in sequence order, which is the JSONL history.
+//!
+//! [`DirStore`] keeps the same history in one JSONL file on a host directory (tests, and single-host
+//! operators who prefer `/var/lib/avalon/releases.jsonl`): each append is one `write` of a whole line on an
+//! `O_APPEND` descriptor followed by `fsync`.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+
+use crate::container_exec::{DockerCli, Invocation};
+
+pub trait LedgerStore {
+    /// The whole history as JSONL.
+    fn read(&self) -> anyhow::Result<String>;
+    /// Appends one entry (`line` has no newline); `seq` names it.
+    fn append(&self, seq: u64, line: &str) -> anyhow::Result<()>;
+    fn describe(&self) -> String;
+}
+
+pub struct DirStore {
+    pub dir: PathBuf,
+}
+
+impl DirStore {
+    fn file(&self) -> PathBuf {
+        self.dir.join("releases.jsonl")
+    }
+}
+
+impl LedgerStore for DirStore {
+    fn read(&self) -> anyhow::Result<String> {
+        match std::fs::read_to_string(self.file()) {
+            Ok(text) => Ok(text),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+            Err(err) => Err(err).with_context(|| format!("cannot read {}", self.file().display())),
+        }
+    }
+
+    fn append(&self, _seq: u64, line: &str) -> anyhow::Result<()> {
+        if line.contains('\n') {
+            bail!("a ledger entry must be one line");
+        }
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("cannot create {}", self.dir.display()))?;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.file())
+            .with_context(|| format!("cannot open {}", self.file().display()))?;
+        file.write_all(format!("{line}\n").as_bytes())
+            .and_then(|()| file.sync_all())
+            .with_context(|| format!("cannot append to {}", self.file().display()))
+    }
+
+    fn describe(&self) -> String {
+        self.file().display().to_string()
+    }
+}
+
+/// The ledger in a Docker volume on the target.
+pub struct VolumeStore {
+    pub docker: DockerCli,
+    pub volume: String,
+    /// Any image present on the target; the helper container is created from it and never started.
+    pub helper_image: String,
+}
+
+const MOUNT: &str = "/ledger";
+
+impl VolumeStore {
+    fn with_helper<T>(&self, work: impl FnOnce(&str) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let name = format!(
+            "{}-helper-{}-{}",
+            self.volume,
+            std::process::id(),
+            time::OffsetDateTime::now_utc().unix_timestamp_nanos() % 1_000_000_000
+        );
+        self.docker
+            .invocation()
+            .args([
+                "container",
+                "create",
+                "--name",
+                &name,
+                "--label",
+                "avalon.role=ledger-helper",
+            ])
+            .args([
+                "--volume",
+                &format!("{}:{MOUNT}", self.volume),
+                &self.helper_image,
+            ])
+            .capture(None)
+            .with_context(|| {
+                format!(
+                    "cannot create a helper container for volume {}",
+                    self.volume
+                )
+            })?;
+        let result = work(&name);
+        let removed = self
+            .docker
+            .invocation()
+            .args(["container", "rm", "--force", &name])
+            .capture(None);
+        if let Err(err) = removed {
+            eprintln!("warning: helper container {name} was not removed: {err:#}");
+        }
+        result
+    }
+}
+
+impl LedgerStore for VolumeStore {
+    fn read(&self) -> anyhow::Result<String> {
+        self.with_helper(|helper| {
+            let source = format!("{helper}:{MOUNT}/.");
+            let tar = capture_bytes(&self.docker.invocation().args(["cp", &source, "-"]))?;
+            entries_from_tar(&tar)
+        })
+    }
+
+    fn append(&self, seq: u64, line: &str) -> anyhow::Result<()> {
+        let tar = entry_tar(seq, line)?;
+        self.with_helper(|helper| {
+            let destination = format!("{helper}:{MOUNT}");
+            self.docker
+                .invocation()
+                .args(["cp", "-", &destination])
+                .capture(Some(&tar))
+                .map(|_| ())
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("docker volume {}", self.volume)
+    }
+}
+
+fn entry_name(seq: u64) -> String {
+    format!("entries/{seq:010}.json")
+}
+
+/// A tar archive holding `entries/` and the one new entry file.
+fn entry_tar(seq: u64, line: &str) -> anyhow::Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut dir = tar::Header::new_ustar();
+    dir.set_entry_type(tar::EntryType::Directory);
+    dir.set_mode(0o755);
+    dir.set_size(0);
+    builder.append_data(&mut dir, "entries/", std::io::empty())?;
+    let body = format!("{line}\n");
+    let mut header = tar::Header::new_ustar();
+    header.set_mode(0o644);
+    header.set_size(body.len() as u64);
+    header.set_mtime(time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64);
+    builder.append_data(&mut header, entry_name(seq), body.as_bytes())?;
+    builder
+        .into_inner()
+        .context("cannot build the ledger entry archive")
+}
+
+/// The entry files of a `docker cp` archive, concatenated in sequence order.
+fn entries_from_tar(tar_bytes: &[u8]) -> anyhow::Result<String> {
+    let mut files = Vec::new();
+    let mut archive = tar::Archive::new(tar_bytes);
+    for file in archive
+        .entries()
+        .context("the ledger archive is not a tar stream")?
+    {
+        let mut file = file.context("damaged ledger archive")?;
+        let path = file
+            .path()
+            .context("damaged ledger archive")?
+            .to_string_lossy()
+            .into_owned();
+        let Some(name) = path
+            .rsplit('/')
+            .next()
+            .filter(|name| name.ends_with(".json"))
+        else {
+            continue;
+        };
+        if !path.contains("entries/") {
+            continue;
+        }
+        let mut text = String::new();
+        file.read_to_string(&mut text)
+            .with_context(|| format!("ledger entry {path} is not UTF-8"))?;
+        files.push((name.to_owned(), text));
+    }
+    files.sort();
+    Ok(files.into_iter().map(|(_, text)| text).collect())
+}
+
+fn capture_bytes(invocation: &Invocation) -> anyhow::Result<Vec<u8>> {
+    let mut output = Vec::new();
+    invocation.stream(None, &mut output)?;
+    Ok(output)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn dir_store_appends_whole_lines_and_reads_them_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirStore {
+            dir: dir.path().join("ledger"),
+        };
+        assert_eq!(store.read().unwrap(), "");
+        store.append(1, r#"{"a":1}"#).unwrap();
+        store.append(2, r#"{"a":2}"#).unwrap();
+        assert_eq!(store.read().unwrap(), "{\"a\":1}\n{\"a\":2}\n");
+        assert!(store.append(3, "two\nlines").is_err());
+    }
+
+    #[test]
+    fn entry_archives_read_back_in_sequence_order() {
+        // What `docker cp helper:/ledger/. -` returns: a `./` prefix and files in directory order.
+        let mut builder = tar::Builder::new(Vec::new());
+        for seq in [10_u64, 2, 1] {
+            let body = format!("{{\"seq\":{seq}}}\n");
+            let mut header = tar::Header::new_ustar();
+            header.set_size(body.len() as u64);
+            header.set_mode(0o644);
+            builder
+                .append_data(
+                    &mut header,
+                    format!("./{}", entry_name(seq)),
+                    body.as_bytes(),
+                )
+                .unwrap();
+        }
+        let text = entries_from_tar(&builder.into_inner().unwrap()).unwrap();
+        assert_eq!(text, "{\"seq\":1}\n{\"seq\":2}\n{\"seq\":10}\n");
+
+        let one = entry_tar(7, "{\"seq\":7}").unwrap();
+        assert_eq!(entries_from_tar(&one).unwrap(), "{\"seq\":7}\n");
+    }
+}

@@ -1,0 +1,142 @@
+//! Checks before anything changes: the slot's configuration passes the services' own validator, the
+//! images are on the target, the Docker host has disk to spare. (The lock is taken next, by the caller.)
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context as _, bail};
+use avalon_runtime::config::{self, ServiceKind, Sources};
+
+use super::target::Target;
+
+/// The environment a slot's service will see, with container paths of secrets and the config directory
+/// mapped back to where compose reads them on the host, so the validator reads the same files.
+pub fn service_env(
+    resolved: &serde_json::Value,
+    service: &str,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let definition = resolved
+        .pointer(&format!("/services/{service}"))
+        .with_context(|| format!("no service {service}"))?;
+    let mut env: BTreeMap<String, String> = definition
+        .get("environment")
+        .and_then(|e| e.as_object())
+        .map(|e| {
+            e.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default();
+    for value in env.values_mut() {
+        if let Some(name) = value.strip_prefix("/run/secrets/") {
+            if let Some(file) = resolved
+                .pointer(&format!("/secrets/{name}/file"))
+                .and_then(|f| f.as_str())
+            {
+                *value = file.to_owned();
+            }
+        }
+    }
+    if let Some(config_dir) = env.get("CONFIG_DIR").cloned() {
+        let mounts = definition
+            .get("volumes")
+            .and_then(|v| v.as_array())
+            .cloned()
+            .unwrap_or_default();
+        let source = mounts
+            .iter()
+            .find(|m| m.get("target").and_then(|t| t.as_str()) == Some(config_dir.as_str()));
+        if let Some(source) = source
+            .and_then(|m| m.get("source"))
+            .and_then(|s| s.as_str())
+        {
+            env.insert("CONFIG_DIR".to_owned(), source.to_owned());
+        }
+    }
+    Ok(env)
+}
+
+/// The services' validator over each service's effective environment; every violation is listed.
+pub fn check_config(resolved: &serde_json::Value) -> anyhow::Result<()> {
+    let mut problems = Vec::new();
+    for (service, kind) in [("api", ServiceKind::Api), ("websocket", ServiceKind::Ws)] {
+        let env = service_env(resolved, service)?;
+        for violation in config::check(&Sources::from_env(env), &[kind]) {
+            problems.push(format!("{service}: {violation}"));
+        }
+    }
+    if !problems.is_empty() {
+        bail!(
+            "the release's configuration is invalid:\n  - {}",
+            problems.join("\n  - ")
+        );
+    }
+    println!("preflight: configuration valid for api and websocket");
+    Ok(())
+}
+
+/// Free space on the filesystem of the engine's DockerRootDir, when the engine is local. None when it
+/// cannot be measured from here (a remote engine): reported, not fatal.
+pub fn free_disk_mib(target: &Target) -> Option<u64> {
+    let info = target
+        .docker
+        .invocation()
+        .args(["info", "--format", "{{.DockerRootDir}}"])
+        .capture(None)
+        .ok()?;
+    let root = info.trim();
+    // A local engine: statvfs via df on the host. Through DOCKER_HOST the root dir is remote, so skip.
+    if std::env::var_os("DOCKER_HOST").is_some_and(|h| !h.to_string_lossy().starts_with("unix://"))
+    {
+        return None;
+    }
+    let df = std::process::Command::new("df")
+        .args(["-Pk", root])
+        .output()
+        .ok()?;
+    parse_df_available_mib(&String::from_utf8_lossy(&df.stdout))
+}
+
+fn parse_df_available_mib(text: &str) -> Option<u64> {
+    let line = text.lines().nth(1)?;
+    let available_kib: u64 = line.split_whitespace().nth(3)?.parse().ok()?;
+    Some(available_kib / 1024)
+}
+
+pub fn check_disk(target: &Target, min_mib: u64) -> anyhow::Result<()> {
+    match free_disk_mib(target) {
+        Some(free) if free < min_mib => {
+            bail!("only {free} MiB free on the Docker host, deploy.min_free_disk_mib is {min_mib}")
+        }
+        Some(free) => println!("preflight: {free} MiB free on the Docker data filesystem"),
+        None => println!("preflight: free disk not measurable from here (remote engine); skipped"),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn secrets_and_the_config_dir_map_back_to_host_paths() {
+        let resolved = serde_json::json!({
+            "services": {"api": {
+                "environment": {"JWT_SECRET_FILE": "/run/secrets/jwt_secret", "CONFIG_DIR": "/etc/avalon", "PORT": "3000"},
+                "volumes": [{"type": "bind", "source": "/srv/avalon/config", "target": "/etc/avalon", "read_only": true}]
+            }},
+            "secrets": {"jwt_secret": {"file": "/srv/secrets/jwt_secret"}}
+        });
+        let env = service_env(&resolved, "api").unwrap();
+        assert_eq!(env["JWT_SECRET_FILE"], "/srv/secrets/jwt_secret");
+        assert_eq!(env["CONFIG_DIR"], "/srv/avalon/config");
+        assert_eq!(env["PORT"], "3000");
+    }
+
+    #[test]
+    fn df_output_parses() {
+        let text = "Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/sda1 100000 50000 2097152 3% /\n";
+        assert_eq!(parse_df_available_mib(text), Some(2048));
+    }
+}

@@ -1,0 +1,169 @@
+//! `cargo xtask status`: the release in front of users, the slots and their weights, every container's
+//! state and health, maintenance, the last deploy's outcome, the lock — and loud warnings for restart
+//! loops and unhealthy containers.
+
+use clap::Args;
+use serde::Serialize;
+
+use super::context::{Ctx, TargetArgs};
+use super::ledger::Entry;
+use super::lock::{DeployLock, Holder};
+use super::slots::{self, Routing};
+use super::target::ContainerInfo;
+
+/// Restarts at which a container counts as looping.
+pub const RESTART_LOOP_THRESHOLD: u64 = 3;
+
+#[derive(Args, Debug)]
+pub struct Status {
+    #[command(flatten)]
+    target: TargetArgs,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Report {
+    project: String,
+    live: Option<Entry>,
+    last: Option<Entry>,
+    routing: Option<Routing>,
+    maintenance: bool,
+    containers: Vec<ContainerInfo>,
+    lock: Option<LockReport>,
+    warnings: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct LockReport {
+    holder: String,
+    command: String,
+    since: String,
+}
+
+impl From<Holder> for LockReport {
+    fn from(h: Holder) -> Self {
+        Self {
+            holder: h.holder,
+            command: h.command,
+            since: h.since,
+        }
+    }
+}
+
+/// What an operator must look at now.
+pub fn warnings(containers: &[ContainerInfo], last: Option<&Entry>) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for c in containers {
+        if c.state == "restarting" || c.restart_count >= RESTART_LOOP_THRESHOLD {
+            warnings.push(format!(
+                "RESTART LOOP: {} ({}) has restarted {} times and is {}; Docker backs off (100 ms doubling to 1 min) — \
+                 read `docker logs {}`",
+                c.name, c.service, c.restart_count, c.state, c.name
+            ));
+        }
+        if c.running() && c.health == "unhealthy" {
+            warnings.push(format!("UNHEALTHY: {} ({}) fails its healthcheck ({} in a row); `cargo xtask heal` replaces it", c.name, c.service, c.failing_streak));
+        }
+        if c.state == "exited"
+            && c.slot.is_none()
+            && !slots::UNSLOTTED_SERVICES.contains(&c.service.as_str())
+        {
+            warnings.push(format!(
+                "STOPPED: {} ({}) is not running",
+                c.name, c.service
+            ));
+        }
+    }
+    if let Some(last) = last.filter(|e| e.outcome == super::ledger::Outcome::Started) {
+        warnings.push(format!(
+            "UNFINISHED: ledger #{} ({:?} of {}) never recorded an outcome; the command was interrupted",
+            last.seq, last.event, last.release.version
+        ));
+    }
+    warnings
+}
+
+impl Status {
+    pub fn run(self) -> anyhow::Result<()> {
+        let ctx = Ctx::new(&self.target)?;
+        let containers = ctx.target.containers()?;
+        let edge = ctx.target.edge().ok();
+        let model = edge.as_ref().and_then(|e| e.model().ok());
+        let history = ctx.history(&containers).ok();
+        let last = history.as_ref().and_then(|h| h.last().cloned());
+        let report = Report {
+            project: ctx.target.project.clone(),
+            live: history.as_ref().and_then(|h| h.live().cloned()),
+            warnings: warnings(&containers, last.as_ref()),
+            last,
+            routing: model.as_ref().and_then(slots::routing_of),
+            maintenance: model.as_ref().is_some_and(|m| m.maintenance.enabled),
+            lock: DeployLock::holder(&ctx.target.docker, &ctx.target.project)?
+                .map(LockReport::from),
+            containers,
+        };
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            return Ok(());
+        }
+        println!("project     {}", report.project);
+        match &report.live {
+            Some(live) => println!(
+                "live        {} on slot {} (since {})",
+                live.release.version, live.slot, live.at
+            ),
+            None => println!("live        no release recorded in the ledger"),
+        }
+        println!(
+            "routing     {}",
+            report
+                .routing
+                .map_or("unslotted (api/websocket) or unknown".to_owned(), |r| r
+                    .describe())
+        );
+        println!(
+            "maintenance {}",
+            if report.maintenance { "ON" } else { "off" }
+        );
+        if let Some(last) = &report.last {
+            println!(
+                "last        #{} {:?} {} → {:?}{}",
+                last.seq,
+                last.event,
+                last.release.version,
+                last.outcome,
+                last.note
+                    .as_ref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default()
+            );
+        }
+        if let Some(lock) = &report.lock {
+            println!(
+                "lock        held by {} ({}) since {}",
+                lock.holder, lock.command, lock.since
+            );
+        }
+        println!(
+            "\n{:<32} {:<16} {:<6} {:<10} {:<10} {:>8}  RELEASE",
+            "CONTAINER", "SERVICE", "SLOT", "STATE", "HEALTH", "RESTARTS"
+        );
+        for c in &report.containers {
+            println!(
+                "{:<32} {:<16} {:<6} {:<10} {:<10} {:>8}  {}",
+                c.name,
+                c.service,
+                c.slot.map_or("-".to_owned(), |s| s.to_string()),
+                c.state,
+                c.health,
+                c.restart_count,
+                c.release.as_deref().unwrap_or("-")
+            );
+        }
+        for warning in &report.warnings {
+            eprintln!("\n!!! {warning}");
+        }
+        Ok(())
+    }
+}
