@@ -29,7 +29,12 @@ fn send_users(edge: &Edge, cookie_of: fn(usize) -> String, tag: &'static str) {
                     for round in 0..REQUESTS_PER_USER {
                         let id = format!("{tag}-u{user:05}-r{round}");
                         let cookie = cookie_of(user);
-                        let response = request(addr, "GET", "/api/v1/canary", &[("Cookie", &cookie), ("X-Request-ID", &id)]);
+                        let response = request(
+                            addr,
+                            "GET",
+                            "/api/v1/canary",
+                            &[("Cookie", &cookie), ("X-Request-ID", &id)],
+                        );
                         assert_eq!(response.status, 404, "{response:?}");
                     }
                 }
@@ -48,7 +53,10 @@ fn slots_per_user(edge: &Edge, tag: &str) -> BTreeMap<String, BTreeSet<String>> 
         let id = line["request_id"].as_str().unwrap_or_default();
         if let Some(rest) = id.strip_prefix(&format!("{tag}-")) {
             let user = rest.split("-r").next().unwrap().to_owned();
-            users.entry(user).or_default().insert(line["slot"].as_str().unwrap().to_owned());
+            users
+                .entry(user)
+                .or_default()
+                .insert(line["slot"].as_str().unwrap().to_owned());
         }
     }
     users
@@ -71,7 +79,10 @@ fn a_90_10_split_holds_within_3_percent_over_2000_users_and_every_user_is_sticky
     let users = slots_per_user(&edge, "split");
     assert_eq!(users.len(), USERS);
     let switched = users.values().filter(|slots| slots.len() > 1).count();
-    let green_users = users.values().filter(|slots| slots.contains("green")).count();
+    let green_users = users
+        .values()
+        .filter(|slots| slots.contains("green"))
+        .count();
     let share = green_users as f64 / USERS as f64;
     println!(
         "canary 90/10: {USERS} users x {REQUESTS_PER_USER} requests -> green {green_users} ({:.2} %), blue {} ({:.2} %), users who switched side: {switched}",
@@ -80,39 +91,79 @@ fn a_90_10_split_holds_within_3_percent_over_2000_users_and_every_user_is_sticky
         (1.0 - share) * 100.0
     );
     assert_eq!(switched, 0, "each user stays on one side");
-    assert!((share - 0.10).abs() <= 0.03, "green share {share:.4} not within 10 % ± 3 %");
+    assert!(
+        (share - 0.10).abs() <= 0.03,
+        "green share {share:.4} not within 10 % ± 3 %"
+    );
 
     // The log's slot is the replica that answered.
-    for line in edge.access_log().iter().filter(|l| l["request_id"].as_str().is_some_and(|id| id.starts_with("split-"))) {
-        let expected = if line["slot"] == "green" { &green.addr } else { &blue.addr };
+    for line in edge.access_log().iter().filter(|l| {
+        l["request_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("split-"))
+    }) {
+        let expected = if line["slot"] == "green" {
+            &green.addr
+        } else {
+            &blue.addr
+        };
         assert_eq!(line["upstream_addr"].as_str().unwrap(), expected.as_str());
     }
 
     // Testers override the split either way, whatever their user id.
-    for (value, slot) in [("always", "green"), ("never", "blue"), ("green", "green"), ("blue", "blue")] {
+    for (value, slot) in [
+        ("always", "green"),
+        ("never", "blue"),
+        ("green", "green"),
+        ("blue", "blue"),
+    ] {
         for user in 0..50 {
             let cookie = format!("avalon_uid=user-{user}; avalon_canary={value}");
             let id = format!("override-{value}-u{user:05}");
-            request(edge.addr, "GET", "/api/v1/canary", &[("Cookie", &cookie), ("X-Request-ID", &id)]);
+            request(
+                edge.addr,
+                "GET",
+                "/api/v1/canary",
+                &[("Cookie", &cookie), ("X-Request-ID", &id)],
+            );
         }
         let served: BTreeSet<String> = edge
             .access_log()
             .iter()
-            .filter(|l| l["request_id"].as_str().is_some_and(|id| id.starts_with(&format!("override-{value}-"))))
+            .filter(|l| {
+                l["request_id"]
+                    .as_str()
+                    .is_some_and(|id| id.starts_with(&format!("override-{value}-")))
+            })
             .map(|l| l["slot"].as_str().unwrap().to_owned())
             .collect();
         println!("canary override {value}: 50 users -> {served:?}");
-        assert_eq!(served, BTreeSet::from([slot.to_owned()]), "override {value}");
+        assert_eq!(
+            served,
+            BTreeSet::from([slot.to_owned()]),
+            "override {value}"
+        );
     }
 
     // Without a cookie the bearer token is the key: the same token always lands on the same slot.
     let mut token_slots = BTreeSet::new();
     for round in 0..5 {
         let id = format!("token-r{round}-xxxxxxxx");
-        request(edge.addr, "GET", "/api/v1/canary", &[("Authorization", "Bearer abc.def.ghi"), ("X-Request-ID", &id)]);
+        request(
+            edge.addr,
+            "GET",
+            "/api/v1/canary",
+            &[
+                ("Authorization", "Bearer abc.def.ghi"),
+                ("X-Request-ID", &id),
+            ],
+        );
     }
     for line in edge.access_log() {
-        if line["request_id"].as_str().is_some_and(|id| id.starts_with("token-")) {
+        if line["request_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("token-"))
+        {
             token_slots.insert(line["slot"].as_str().unwrap().to_owned());
         }
     }
@@ -145,9 +196,16 @@ fn shifting_weights_moves_users_only_toward_the_canary() {
     // slots a weight change moves one boundary, so users only ever move toward the slot that grows.
     let went_back = before
         .iter()
-        .filter(|(user, slots)| slots.contains("green") && after.get(*user).is_some_and(|s| s.contains("blue")))
+        .filter(|(user, slots)| {
+            slots.contains("green") && after.get(*user).is_some_and(|s| s.contains("blue"))
+        })
         .count();
-    println!("weights 90/10 -> 50/50: green users {green_before} -> {green_after}, canary users sent back to blue: {went_back}");
+    println!(
+        "weights 90/10 -> 50/50: green users {green_before} -> {green_after}, canary users sent back to blue: {went_back}"
+    );
     assert!((green_after as f64 / USERS as f64 - 0.5).abs() <= 0.03);
-    assert_eq!(went_back, 0, "a user already on the canary stays there as its weight grows");
+    assert_eq!(
+        went_back, 0,
+        "a user already on the canary stays there as its weight grows"
+    );
 }

@@ -49,7 +49,10 @@ impl AuditCmd {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         let report = audit(sh)?;
         if self.json {
-            println!("{}", serde_json::to_string_pretty(&report).context("cannot serialise the report")?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).context("cannot serialise the report")?
+            );
         }
         println!(
             "nginx audit: gixy {} finding(s) ({} check(s) skipped with reasons), testssl {} finding(s) read, {} failure(s)",
@@ -59,7 +62,10 @@ impl AuditCmd {
             report.testssl_failures.len()
         );
         if !report.skipped_tools.is_empty() {
-            println!("nginx audit: SKIPPED parts needing {}", report.skipped_tools.join(", "));
+            println!(
+                "nginx audit: SKIPPED parts needing {}",
+                report.skipped_tools.join(", ")
+            );
         }
         if report.gixy_findings > 0 || !report.testssl_failures.is_empty() {
             bail!("nginx audit failed: {:#?}", report.testssl_failures);
@@ -73,7 +79,8 @@ fn require(tool: &str, report: &mut AuditReport) -> anyhow::Result<bool> {
     if super::which(tool).is_some() {
         return Ok(true);
     }
-    let message = format!("`{tool}` is not installed: run `bash scripts/ci/install-tools.sh` (CI does)");
+    let message =
+        format!("`{tool}` is not installed: run `bash scripts/ci/install-tools.sh` (CI does)");
     if std::env::var("CI").is_ok_and(|value| value == "true" || value == "1") {
         bail!(message);
     }
@@ -86,7 +93,10 @@ pub fn audit(sh: &Shell) -> anyhow::Result<AuditReport> {
     let mut report = AuditReport::default();
     let work = tempfile::tempdir().context("cannot create a scratch directory")?;
     // nginx workers drop root privileges and must still read the tree.
-    std::fs::set_permissions(work.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    std::fs::set_permissions(
+        work.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )?;
     let http_port = free_port()?;
     let https_port = free_port()?;
     let model = audit_model(work.path(), http_port, https_port)?;
@@ -156,7 +166,11 @@ fn run_gixy(sh: &Shell, tree: &Path, report: &mut AuditReport) -> anyhow::Result
         println!("gixy: skipping {check}: {reason}");
         report.gixy_skipped.push((*check).to_owned());
     }
-    let skips = GIXY_SKIPS.iter().map(|(check, _)| *check).collect::<Vec<_>>().join(",");
+    let skips = GIXY_SKIPS
+        .iter()
+        .map(|(check, _)| *check)
+        .collect::<Vec<_>>()
+        .join(",");
     let conf = tree.join("nginx.conf");
     let _dir = sh.push_dir(tree);
     let output = cmd!(sh, "gixy --format json --skips {skips} {conf}")
@@ -164,13 +178,14 @@ fn run_gixy(sh: &Shell, tree: &Path, report: &mut AuditReport) -> anyhow::Result
         .output()
         .context("cannot run gixy")?;
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let findings: Vec<serde_json::Value> = serde_json::from_str(stdout.trim()).with_context(|| {
-        format!(
-            "gixy printed no JSON report (exit {}): {stdout}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })?;
+    let findings: Vec<serde_json::Value> =
+        serde_json::from_str(stdout.trim()).with_context(|| {
+            format!(
+                "gixy printed no JSON report (exit {}): {stdout}{}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })?;
     for finding in &findings {
         eprintln!("gixy finding: {finding}");
     }
@@ -218,9 +233,15 @@ fn run_testssl(sh: &Shell, work: &Path, port: u16, report: &mut AuditReport) -> 
     .output()
     .context("cannot run testssl")?;
     println!("{}", String::from_utf8_lossy(&output.stdout));
-    let text = std::fs::read_to_string(&json_file)
-        .with_context(|| format!("testssl wrote no JSON ({}): {}", output.status, String::from_utf8_lossy(&output.stderr)))?;
-    let findings: Vec<serde_json::Value> = serde_json::from_str(&text).context("testssl JSON does not parse")?;
+    let text = std::fs::read_to_string(&json_file).with_context(|| {
+        format!(
+            "testssl wrote no JSON ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })?;
+    let findings: Vec<serde_json::Value> =
+        serde_json::from_str(&text).context("testssl JSON does not parse")?;
     report.testssl_findings = findings.len();
     report.testssl_failures = judge_testssl(&findings);
     for failure in &report.testssl_failures {
@@ -230,20 +251,28 @@ fn run_testssl(sh: &Shell, work: &Path, port: u16, report: &mut AuditReport) -> 
 }
 
 fn judge_testssl(findings: &[serde_json::Value]) -> Vec<String> {
-    let field = |finding: &serde_json::Value, name: &str| finding[name].as_str().unwrap_or_default().to_owned();
+    let field = |finding: &serde_json::Value, name: &str| {
+        finding[name].as_str().unwrap_or_default().to_owned()
+    };
     let by_id = |id: &str| findings.iter().find(|finding| finding["id"] == id);
     let mut failures = Vec::new();
     for id in MUST_NOT_BE_OFFERED {
         match by_id(id) {
             Some(finding) if field(finding, "finding").starts_with("not offered") => {}
-            Some(finding) => failures.push(format!("{id}: expected not offered, got {:?}", field(finding, "finding"))),
+            Some(finding) => failures.push(format!(
+                "{id}: expected not offered, got {:?}",
+                field(finding, "finding")
+            )),
             None => failures.push(format!("{id}: not reported")),
         }
     }
     for id in MUST_BE_OFFERED {
         match by_id(id) {
             Some(finding) if field(finding, "finding").starts_with("offered") => {}
-            Some(finding) => failures.push(format!("{id}: expected offered, got {:?}", field(finding, "finding"))),
+            Some(finding) => failures.push(format!(
+                "{id}: expected offered, got {:?}",
+                field(finding, "finding")
+            )),
             None => failures.push(format!("{id}: not reported")),
         }
     }
@@ -254,7 +283,11 @@ fn judge_testssl(findings: &[serde_json::Value]) -> Vec<String> {
     for finding in findings {
         let severity = field(finding, "severity");
         if matches!(severity.as_str(), "MEDIUM" | "HIGH" | "CRITICAL") {
-            failures.push(format!("{} [{severity}]: {}", field(finding, "id"), field(finding, "finding")));
+            failures.push(format!(
+                "{} [{severity}]: {}",
+                field(finding, "id"),
+                field(finding, "finding")
+            ));
         }
     }
     failures
@@ -270,7 +303,16 @@ impl NginxGuard {
         let prefix = format!("{}/", tree.display());
         println!("$ nginx -e stderr -p {prefix} -c nginx.conf -g 'daemon off;'");
         let child = Command::new("nginx")
-            .args(["-e", "stderr", "-p", &prefix, "-c", "nginx.conf", "-g", "daemon off;"])
+            .args([
+                "-e",
+                "stderr",
+                "-p",
+                &prefix,
+                "-c",
+                "nginx.conf",
+                "-g",
+                "daemon off;",
+            ])
             .stdin(Stdio::null())
             .spawn()
             .context("cannot start nginx")?;
@@ -278,7 +320,9 @@ impl NginxGuard {
         let addr = SocketAddr::from(([127, 0, 0, 1], https_port));
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            if Instant::now() > deadline || guard.child.try_wait().is_ok_and(|status| status.is_some()) {
+            if Instant::now() > deadline
+                || guard.child.try_wait().is_ok_and(|status| status.is_some())
+            {
                 bail!("nginx did not listen on {addr}");
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -317,8 +361,15 @@ mod tests {
     }
 
     fn passing() -> Vec<serde_json::Value> {
-        let mut all: Vec<_> = MUST_NOT_BE_OFFERED.iter().map(|id| finding(id, "OK", "not offered")).collect();
-        all.extend(MUST_BE_OFFERED.iter().map(|id| finding(id, "OK", "offered")));
+        let mut all: Vec<_> = MUST_NOT_BE_OFFERED
+            .iter()
+            .map(|id| finding(id, "OK", "not offered"))
+            .collect();
+        all.extend(
+            MUST_BE_OFFERED
+                .iter()
+                .map(|id| finding(id, "OK", "offered")),
+        );
         all.push(finding("HSTS_time", "OK", "730 days"));
         all
     }
@@ -329,7 +380,10 @@ mod tests {
         let mut tls1 = passing();
         tls1[2] = finding("TLS1", "LOW", "offered (deprecated)");
         assert!(judge_testssl(&tls1).iter().any(|f| f.starts_with("TLS1:")));
-        let no_hsts: Vec<_> = passing().into_iter().filter(|f| f["id"] != "HSTS_time").collect();
+        let no_hsts: Vec<_> = passing()
+            .into_iter()
+            .filter(|f| f["id"] != "HSTS_time")
+            .collect();
         assert!(judge_testssl(&no_hsts).iter().any(|f| f.contains("HSTS")));
         let mut weak = passing();
         weak.push(finding("BREACH", "MEDIUM", "potentially VULNERABLE"));

@@ -113,7 +113,10 @@ impl RenderCmd {
                 tree.dir.display(),
                 tree.config_id
             );
-            println!("check with: nginx -t -p {}/ -c nginx.conf", tree.dir.display());
+            println!(
+                "check with: nginx -t -p {}/ -c nginx.conf",
+                tree.dir.display()
+            );
         }
         Ok(())
     }
@@ -148,7 +151,9 @@ impl CheckCmd {
                 scratch = tempfile::tempdir().context("cannot create a scratch directory")?;
                 let (model, substituted) = resolvable_here(self.model.load()?);
                 for host in &substituted {
-                    eprintln!("nginx check: {host} does not resolve on this machine; checked as 127.0.0.1");
+                    eprintln!(
+                        "nginx check: {host} does not resolve on this machine; checked as 127.0.0.1"
+                    );
                 }
                 let rendered = render(&model, scratch.path())?;
                 (rendered.dir, Some(rendered.config_id))
@@ -179,7 +184,12 @@ pub struct ReloadCmd {
     #[command(flatten)]
     model: ModelArg,
     /// State directory of a local nginx running with `-p DIR/live/ -c nginx.conf`.
-    #[arg(long, value_name = "DIR", conflicts_with = "container", required_unless_present = "container")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with = "container",
+        required_unless_present = "container"
+    )]
     prefix: Option<PathBuf>,
     /// Docker container running the edge (signalled with `docker kill --signal HUP`).
     #[arg(long, value_name = "NAME", requires = "state")]
@@ -239,13 +249,19 @@ impl ReloadCmd {
         if self.json {
             print_json(&report)?;
         } else if report.dry_run {
-            println!("dry run: config {} passes nginx -t; nothing changed", report.config_id);
+            println!(
+                "dry run: config {} passes nginx -t; nothing changed",
+                report.config_id
+            );
         } else {
             println!(
                 "config {} is live on {}{}",
                 report.config_id,
                 report.target,
-                report.health_status.map(|s| format!(" (/health {s})")).unwrap_or_default()
+                report
+                    .health_status
+                    .map(|s| format!(" (/health {s})"))
+                    .unwrap_or_default()
             );
         }
         Ok(())
@@ -301,7 +317,10 @@ fn resolvable_here(mut model: EdgeModel) -> (EdgeModel, Vec<String>) {
 }
 
 fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value).context("cannot serialise the report")?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).context("cannot serialise the report")?
+    );
     Ok(())
 }
 

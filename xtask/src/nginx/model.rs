@@ -204,7 +204,8 @@ impl Default for Maintenance {
     fn default() -> Self {
         Self {
             enabled: false,
-            message: "Avalon is down for maintenance. Please try again in a few minutes.".to_owned(),
+            message: "Avalon is down for maintenance. Please try again in a few minutes."
+                .to_owned(),
             retry_after: 300,
             allow: vec!["127.0.0.1/32".to_owned(), "::1/128".to_owned()],
         }
@@ -313,7 +314,10 @@ impl EdgeModel {
             }
             for (i, resolver) in tls.resolver.iter().enumerate() {
                 if resolver.parse::<IpAddr>().is_err() {
-                    v.fail(format!("tls.resolver[{i}]"), format!("must be an IP address, got {resolver:?}"));
+                    v.fail(
+                        format!("tls.resolver[{i}]"),
+                        format!("must be an IP address, got {resolver:?}"),
+                    );
                 }
             }
             v.range("tls.hsts_max_age", tls.hsts_max_age, 1, u32::MAX);
@@ -322,19 +326,64 @@ impl EdgeModel {
             v.cidr(&format!("internal[{i}]"), cidr);
         }
         let limits = &self.rate_limits;
-        v.range("rate_limits.api_per_second", limits.api_per_second, 1, 100_000);
+        v.range(
+            "rate_limits.api_per_second",
+            limits.api_per_second,
+            1,
+            100_000,
+        );
         v.range("rate_limits.api_burst", limits.api_burst, 0, 100_000);
-        v.range("rate_limits.api_retry_after", limits.api_retry_after, 1, 3600);
-        v.range("rate_limits.ws_connections_per_ip", limits.ws_connections_per_ip, 1, 100_000);
+        v.range(
+            "rate_limits.api_retry_after",
+            limits.api_retry_after,
+            1,
+            3600,
+        );
+        v.range(
+            "rate_limits.ws_connections_per_ip",
+            limits.ws_connections_per_ip,
+            1,
+            100_000,
+        );
         let up = &self.upstream;
         v.range("upstream.max_fails", up.max_fails, 1, 100);
-        v.range("upstream.fail_timeout_seconds", up.fail_timeout_seconds, 1, 3600);
+        v.range(
+            "upstream.fail_timeout_seconds",
+            up.fail_timeout_seconds,
+            1,
+            3600,
+        );
         v.range("upstream.keepalive", up.keepalive, 1, 10_000);
-        v.range("upstream.next_upstream_tries", up.next_upstream_tries, 1, 10);
-        v.range("upstream.next_upstream_timeout_seconds", up.next_upstream_timeout_seconds, 1, 600);
-        v.range("upstream.connect_timeout_seconds", up.connect_timeout_seconds, 1, 60);
-        v.range("upstream.read_timeout_seconds", up.read_timeout_seconds, 1, 3600);
-        v.range("upstream.ws_read_timeout_seconds", up.ws_read_timeout_seconds, 46, 86_400);
+        v.range(
+            "upstream.next_upstream_tries",
+            up.next_upstream_tries,
+            1,
+            10,
+        );
+        v.range(
+            "upstream.next_upstream_timeout_seconds",
+            up.next_upstream_timeout_seconds,
+            1,
+            600,
+        );
+        v.range(
+            "upstream.connect_timeout_seconds",
+            up.connect_timeout_seconds,
+            1,
+            60,
+        );
+        v.range(
+            "upstream.read_timeout_seconds",
+            up.read_timeout_seconds,
+            1,
+            3600,
+        );
+        v.range(
+            "upstream.ws_read_timeout_seconds",
+            up.ws_read_timeout_seconds,
+            46,
+            86_400,
+        );
         v.path("paths.pid", &self.paths.pid);
         v.path("paths.error_log", &self.paths.error_log);
         v.path("paths.access_log", &self.paths.access_log);
@@ -345,8 +394,19 @@ impl EdgeModel {
         if let Some(user) = &self.user {
             v.word("user", user);
         }
-        if self.worker_processes != "auto" && self.worker_processes.parse::<u16>().map_or(true, |n| n == 0) {
-            v.fail("worker_processes", format!("must be `auto` or a positive number, got {:?}", self.worker_processes));
+        if self.worker_processes != "auto"
+            && self
+                .worker_processes
+                .parse::<u16>()
+                .map_or(true, |n| n == 0)
+        {
+            v.fail(
+                "worker_processes",
+                format!(
+                    "must be `auto` or a positive number, got {:?}",
+                    self.worker_processes
+                ),
+            );
         }
         v.range("worker_connections", self.worker_connections, 64, 1_000_000);
         v.finish()
@@ -355,7 +415,10 @@ impl EdgeModel {
     fn validate_listen(&self, v: &mut Validator) {
         if let Some(address) = &self.listen.address {
             if address.parse::<IpAddr>().is_err() {
-                v.fail("listen.address", format!("must be an IP address, got {address:?}"));
+                v.fail(
+                    "listen.address",
+                    format!("must be an IP address, got {address:?}"),
+                );
             }
         }
         v.range("listen.http", u32::from(self.listen.http), 1, 65_535);
@@ -377,16 +440,28 @@ impl EdgeModel {
             if !is_slot_name(&slot.name) {
                 v.fail(
                     format!("{field}.name"),
-                    format!("must be 1–32 of a-z, 0-9, _ starting with a letter, got {:?}", slot.name),
+                    format!(
+                        "must be 1–32 of a-z, 0-9, _ starting with a letter, got {:?}",
+                        slot.name
+                    ),
                 );
             } else if matches!(slot.name.as_str(), "always" | "never") {
-                v.fail(format!("{field}.name"), "`always` and `never` are override values".to_owned());
+                v.fail(
+                    format!("{field}.name"),
+                    "`always` and `never` are override values".to_owned(),
+                );
             } else if !names.insert(slot.name.as_str()) {
-                v.fail(format!("{field}.name"), format!("duplicate slot name {:?}", slot.name));
+                v.fail(
+                    format!("{field}.name"),
+                    format!("duplicate slot name {:?}", slot.name),
+                );
             }
             for (kind, servers) in [("api", &slot.api), ("websocket", &slot.websocket)] {
                 if servers.is_empty() {
-                    v.fail(format!("{field}.{kind}"), "at least one host:port is required".to_owned());
+                    v.fail(
+                        format!("{field}.{kind}"),
+                        "at least one host:port is required".to_owned(),
+                    );
                 }
                 for (j, server) in servers.iter().enumerate() {
                     if let Err(rule) = check_host_port(server) {
@@ -407,7 +482,10 @@ impl EdgeModel {
             if self.slot(name).is_none() {
                 v.fail("canary.slot", format!("names no slot: {name:?}"));
             } else if self.slots.len() < 2 {
-                v.fail("canary.slot", "a canary needs a second slot to compare with".to_owned());
+                v.fail(
+                    "canary.slot",
+                    "a canary needs a second slot to compare with".to_owned(),
+                );
             }
         }
         v.cookie("canary.user_cookie", &self.canary.user_cookie);
@@ -446,14 +524,19 @@ fn check_host_port(server: &str) -> Result<(), String> {
     } else {
         !host.is_empty()
             && host.len() <= 253
-            && host
-                .split('.')
-                .all(|label| !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+            && host.split('.').all(|label| {
+                !label.is_empty()
+                    && label
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            })
     };
     if host_ok {
         Ok(())
     } else {
-        Err(format!("host must be a DNS name, an IPv4 address or [IPv6], got {server:?}"))
+        Err(format!(
+            "host must be a DNS name, an IPv4 address or [IPv6], got {server:?}"
+        ))
     }
 }
 
@@ -492,34 +575,55 @@ impl Validator {
     }
 
     fn word(&mut self, field: &str, value: &str) {
-        if value.is_empty() || !value.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c)) {
-            self.fail(field, format!("must be letters, digits, _ or -, got {value:?}"));
+        if value.is_empty()
+            || !value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+        {
+            self.fail(
+                field,
+                format!("must be letters, digits, _ or -, got {value:?}"),
+            );
         }
     }
 
     /// Cookie names become nginx variable names (`$cookie_<name>`).
     fn cookie(&mut self, field: &str, value: &str) {
-        if value.is_empty() || value.len() > 64 || !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            self.fail(field, format!("must be 1–64 letters, digits or _, got {value:?}"));
+        if value.is_empty()
+            || value.len() > 64
+            || !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            self.fail(
+                field,
+                format!("must be 1–64 letters, digits or _, got {value:?}"),
+            );
         }
     }
 
     fn server_name(&mut self, value: &str) {
         let ok = !value.trim().is_empty()
             && value.split(' ').all(|name| {
-                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || ".-_*".contains(c))
+                !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || ".-_*".contains(c))
             });
         if !ok {
             self.fail(
                 "server_name",
-                format!("must be space-separated host names (letters, digits, . - _ *), got {value:?}"),
+                format!(
+                    "must be space-separated host names (letters, digits, . - _ *), got {value:?}"
+                ),
             );
         }
     }
 
     fn cidr(&mut self, field: &str, value: &str) {
         if value.parse::<ipnet::IpNet>().is_err() {
-            self.fail(field, format!("must be a CIDR such as 10.0.0.0/8, got {value:?}"));
+            self.fail(
+                field,
+                format!("must be a CIDR such as 10.0.0.0/8, got {value:?}"),
+            );
         }
     }
 
@@ -581,9 +685,16 @@ mod tests {
             "maintenance.allow[0]",
             "paths.access_log",
         ] {
-            assert!(fields.contains(&expected), "{expected} missing from {problems:?}");
+            assert!(
+                fields.contains(&expected),
+                "{expected} missing from {problems:?}"
+            );
         }
-        assert!(problems.iter().any(|p| p.rule.contains("add up to 100, got 105")));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.rule.contains("add up to 100, got 105"))
+        );
     }
 
     #[test]
@@ -599,10 +710,23 @@ mod tests {
 
     #[test]
     fn host_ports_accept_names_ipv4_and_bracketed_ipv6() {
-        for ok in ["api:3000", "api-blue.internal:1", "127.0.0.1:8080", "[::1]:3000"] {
+        for ok in [
+            "api:3000",
+            "api-blue.internal:1",
+            "127.0.0.1:8080",
+            "[::1]:3000",
+        ] {
             assert!(check_host_port(ok).is_ok(), "{ok}");
         }
-        for bad in ["api", ":80", "api:", "api:70000", "a b:80", "[zz]:80", "api;x:80"] {
+        for bad in [
+            "api",
+            ":80",
+            "api:",
+            "api:70000",
+            "a b:80",
+            "[zz]:80",
+            "api;x:80",
+        ] {
             assert!(check_host_port(bad).is_err(), "{bad}");
         }
     }

@@ -65,12 +65,22 @@ pub fn default_verify_url(model: &EdgeModel) -> String {
 }
 
 /// Render `model` into the target's state directory, check, swap, reload and verify.
-pub fn reload(sh: &Shell, target: &Target, model: &EdgeModel, options: &ReloadOptions) -> anyhow::Result<ReloadReport> {
+pub fn reload(
+    sh: &Shell,
+    target: &Target,
+    model: &EdgeModel,
+    options: &ReloadOptions,
+) -> anyhow::Result<ReloadReport> {
     let state = target.state_dir();
-    std::fs::create_dir_all(state.join(TREES)).with_context(|| format!("cannot create {}", state.display()))?;
+    std::fs::create_dir_all(state.join(TREES))
+        .with_context(|| format!("cannot create {}", state.display()))?;
     let previous_tree = target.live_tree();
     let rendered = render_new_tree(target, model)?;
-    eprintln!("nginx: rendered {} (config {})", rendered.dir.display(), rendered.config_id);
+    eprintln!(
+        "nginx: rendered {} (config {})",
+        rendered.dir.display(),
+        rendered.config_id
+    );
 
     let check_output = match target.check_tree(sh, &rendered.dir) {
         Ok(output) => output,
@@ -102,7 +112,11 @@ pub fn reload(sh: &Shell, target: &Target, model: &EdgeModel, options: &ReloadOp
 
     swap_live(state, &rendered.dir)?;
     report.swapped = true;
-    eprintln!("nginx: {} -> {}", target.live_link().display(), rendered.dir.display());
+    eprintln!(
+        "nginx: {} -> {}",
+        target.live_link().display(),
+        rendered.dir.display()
+    );
     if options.install_only {
         prune_trees(state, &rendered.dir);
         return Ok(report);
@@ -110,12 +124,18 @@ pub fn reload(sh: &Shell, target: &Target, model: &EdgeModel, options: &ReloadOp
 
     target.signal_reload(sh)?;
     report.signalled = true;
-    let url = options.verify_url.clone().unwrap_or_else(|| default_verify_url(model));
+    let url = options
+        .verify_url
+        .clone()
+        .unwrap_or_else(|| default_verify_url(model));
     match verify_reload(&url, &rendered, model, options) {
         Ok(status) => report.health_status = Some(status),
         Err(err) => {
             if let Some(previous) = &previous_tree {
-                eprintln!("nginx: verification failed; restoring {}", previous.display());
+                eprintln!(
+                    "nginx: verification failed; restoring {}",
+                    previous.display()
+                );
                 swap_live(state, previous)?;
                 target.signal_reload(sh)?;
             }
@@ -129,18 +149,31 @@ pub fn reload(sh: &Shell, target: &Target, model: &EdgeModel, options: &ReloadOp
 fn render_new_tree(target: &Target, model: &EdgeModel) -> anyhow::Result<RenderedTree> {
     let config_id = super::render::config_id(model)?;
     let stamp = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
-    let dir = target.state_dir().join(TREES).join(format!("{stamp}-{config_id}"));
+    let dir = target
+        .state_dir()
+        .join(TREES)
+        .join(format!("{stamp}-{config_id}"));
     render(model, &dir).inspect_err(|_| remove_tree(&dir))
 }
 
 /// Waits until nginx answers with the new config id on fresh connections, then checks `/health`.
-fn verify_reload(url: &str, rendered: &RenderedTree, model: &EdgeModel, options: &ReloadOptions) -> anyhow::Result<u16> {
+fn verify_reload(
+    url: &str,
+    rendered: &RenderedTree,
+    model: &EdgeModel,
+    options: &ReloadOptions,
+) -> anyhow::Result<u16> {
     let deadline = Instant::now() + options.verify_timeout;
     loop {
         match verify::get(url, "/.avalon/config") {
             Ok((200, body)) if body.contains(&rendered.config_id) => break,
-            Ok(_) | Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
-            Ok((status, body)) => bail!("{url}/.avalon/config answered {status} {body:?}, not config {}", rendered.config_id),
+            Ok(_) | Err(_) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
+            Ok((status, body)) => bail!(
+                "{url}/.avalon/config answered {status} {body:?}, not config {}",
+                rendered.config_id
+            ),
             Err(err) => return Err(err.context(format!("{url}/.avalon/config did not answer"))),
         }
     }
@@ -148,7 +181,9 @@ fn verify_reload(url: &str, rendered: &RenderedTree, model: &EdgeModel, options:
     let (status, _) = verify::get(url, "/health").context("GET /health through the edge failed")?;
     eprintln!("nginx: GET {url}/health -> {status}");
     if status != 200 && !options.allow_unhealthy && !model.maintenance.enabled {
-        bail!("GET {url}/health answered {status} after the reload (pass --allow-unhealthy to accept)");
+        bail!(
+            "GET {url}/health answered {status} after the reload (pass --allow-unhealthy to accept)"
+        );
     }
     Ok(status)
 }
@@ -159,8 +194,13 @@ fn swap_live(state: &Path, tree: &Path) -> anyhow::Result<()> {
         .strip_prefix(state)
         .with_context(|| format!("{} is not under {}", tree.display(), state.display()))?;
     let link = state.join(LIVE);
-    if link.exists() && std::fs::symlink_metadata(&link).is_ok_and(|meta| !meta.file_type().is_symlink()) {
-        bail!("{} exists and is not a symlink; move it away first", link.display());
+    if link.exists()
+        && std::fs::symlink_metadata(&link).is_ok_and(|meta| !meta.file_type().is_symlink())
+    {
+        bail!(
+            "{} exists and is not a symlink; move it away first",
+            link.display()
+        );
     }
     let staging = state.join(format!(".{LIVE}.new"));
     let _ = std::fs::remove_file(&staging);
@@ -180,7 +220,10 @@ fn prune_trees(state: &Path, live: &Path) {
     let Ok(entries) = std::fs::read_dir(state.join(TREES)) else {
         return;
     };
-    let mut trees: Vec<PathBuf> = entries.filter_map(Result::ok).map(|entry| entry.path()).collect();
+    let mut trees: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .collect();
     trees.sort();
     let excess = trees.len().saturating_sub(KEEP_TREES);
     for old in trees.into_iter().take(excess).filter(|tree| tree != live) {
@@ -203,7 +246,10 @@ mod tests {
         std::fs::create_dir_all(&b).unwrap();
         swap_live(state.path(), &a).unwrap();
         swap_live(state.path(), &b).unwrap();
-        assert_eq!(std::fs::read_link(state.path().join(LIVE)).unwrap(), Path::new("trees/2-b"));
+        assert_eq!(
+            std::fs::read_link(state.path().join(LIVE)).unwrap(),
+            Path::new("trees/2-b")
+        );
 
         let other = tempfile::tempdir().unwrap();
         std::fs::create_dir(other.path().join(LIVE)).unwrap();

@@ -16,26 +16,86 @@ use super::model::EdgeModel;
 
 /// Output path (relative to the tree) and template source, for every file of the tree.
 const TEMPLATES: &[(&str, &str)] = &[
-    ("nginx.conf", include_str!("../../../nginx/templates/nginx.conf")),
-    ("conf.d/routing.conf", include_str!("../../../nginx/templates/conf.d/routing.conf")),
-    ("conf.d/maintenance.conf", include_str!("../../../nginx/templates/conf.d/maintenance.conf")),
-    ("conf.d/upstreams.conf", include_str!("../../../nginx/templates/conf.d/upstreams.conf")),
-    ("conf.d/servers.conf", include_str!("../../../nginx/templates/conf.d/servers.conf")),
-    ("snippets/app.conf", include_str!("../../../nginx/templates/snippets/app.conf")),
-    ("snippets/health.conf", include_str!("../../../nginx/templates/snippets/health.conf")),
-    ("snippets/internal.conf", include_str!("../../../nginx/templates/snippets/internal.conf")),
-    ("snippets/maintenance_gate.conf", include_str!("../../../nginx/templates/snippets/maintenance_gate.conf")),
-    ("snippets/errors_json.conf", include_str!("../../../nginx/templates/snippets/errors_json.conf")),
-    ("snippets/errors_html.conf", include_str!("../../../nginx/templates/snippets/errors_html.conf")),
-    ("snippets/security_headers.conf", include_str!("../../../nginx/templates/snippets/security_headers.conf")),
-    ("snippets/proxy.conf", include_str!("../../../nginx/templates/snippets/proxy.conf")),
-    ("snippets/tls.conf", include_str!("../../../nginx/templates/snippets/tls.conf")),
-    ("html/_edge/maintenance.html", include_str!("../../../nginx/templates/html/_edge/maintenance.html")),
-    ("html/_edge/maintenance.json", include_str!("../../../nginx/templates/html/_edge/maintenance.json")),
-    ("html/_edge/rate_limited.json", include_str!("../../../nginx/templates/html/_edge/rate_limited.json")),
-    ("html/_edge/not_found.json", include_str!("../../../nginx/templates/html/_edge/not_found.json")),
-    ("html/_edge/unavailable.json", include_str!("../../../nginx/templates/html/_edge/unavailable.json")),
-    ("html/_edge/config.json", include_str!("../../../nginx/templates/html/_edge/config.json")),
+    (
+        "nginx.conf",
+        include_str!("../../../nginx/templates/nginx.conf"),
+    ),
+    (
+        "conf.d/routing.conf",
+        include_str!("../../../nginx/templates/conf.d/routing.conf"),
+    ),
+    (
+        "conf.d/maintenance.conf",
+        include_str!("../../../nginx/templates/conf.d/maintenance.conf"),
+    ),
+    (
+        "conf.d/upstreams.conf",
+        include_str!("../../../nginx/templates/conf.d/upstreams.conf"),
+    ),
+    (
+        "conf.d/servers.conf",
+        include_str!("../../../nginx/templates/conf.d/servers.conf"),
+    ),
+    (
+        "snippets/app.conf",
+        include_str!("../../../nginx/templates/snippets/app.conf"),
+    ),
+    (
+        "snippets/health.conf",
+        include_str!("../../../nginx/templates/snippets/health.conf"),
+    ),
+    (
+        "snippets/internal.conf",
+        include_str!("../../../nginx/templates/snippets/internal.conf"),
+    ),
+    (
+        "snippets/maintenance_gate.conf",
+        include_str!("../../../nginx/templates/snippets/maintenance_gate.conf"),
+    ),
+    (
+        "snippets/errors_json.conf",
+        include_str!("../../../nginx/templates/snippets/errors_json.conf"),
+    ),
+    (
+        "snippets/errors_html.conf",
+        include_str!("../../../nginx/templates/snippets/errors_html.conf"),
+    ),
+    (
+        "snippets/security_headers.conf",
+        include_str!("../../../nginx/templates/snippets/security_headers.conf"),
+    ),
+    (
+        "snippets/proxy.conf",
+        include_str!("../../../nginx/templates/snippets/proxy.conf"),
+    ),
+    (
+        "snippets/tls.conf",
+        include_str!("../../../nginx/templates/snippets/tls.conf"),
+    ),
+    (
+        "html/_edge/maintenance.html",
+        include_str!("../../../nginx/templates/html/_edge/maintenance.html"),
+    ),
+    (
+        "html/_edge/maintenance.json",
+        include_str!("../../../nginx/templates/html/_edge/maintenance.json"),
+    ),
+    (
+        "html/_edge/rate_limited.json",
+        include_str!("../../../nginx/templates/html/_edge/rate_limited.json"),
+    ),
+    (
+        "html/_edge/not_found.json",
+        include_str!("../../../nginx/templates/html/_edge/not_found.json"),
+    ),
+    (
+        "html/_edge/unavailable.json",
+        include_str!("../../../nginx/templates/html/_edge/unavailable.json"),
+    ),
+    (
+        "html/_edge/config.json",
+        include_str!("../../../nginx/templates/html/_edge/config.json"),
+    ),
 ];
 
 /// The model as the tree was rendered from it, kept beside the config so the live state can be read back.
@@ -112,7 +172,8 @@ pub fn render(model: &EdgeModel, out: &Path) -> anyhow::Result<RenderedTree> {
         write_file(&out.join(name), &text)?;
         files.push((*name).to_owned());
     }
-    let model_json = serde_json::to_string_pretty(model).context("cannot serialise the edge model")?;
+    let model_json =
+        serde_json::to_string_pretty(model).context("cannot serialise the edge model")?;
     write_file(&out.join(MODEL_FILE), &format!("{model_json}\n"))?;
     files.push(MODEL_FILE.to_owned());
     Ok(RenderedTree {
@@ -163,7 +224,11 @@ fn build_context<'a>(model: &'a EdgeModel, config_id: &'a str) -> TemplateContex
         },
         split: split_entries(model),
         overrides: override_entries(model),
-        slot_weights: model.slots.iter().map(|slot| (slot.name.as_str(), slot.weight)).collect(),
+        slot_weights: model
+            .slots
+            .iter()
+            .map(|slot| (slot.name.as_str(), slot.weight))
+            .collect(),
         retry_minutes: model.maintenance.retry_after.div_ceil(60).max(1),
     }
 }
@@ -245,17 +310,34 @@ mod tests {
     #[test]
     fn split_gives_weights_and_a_catch_all_with_overrides_for_testers() {
         let routing = rendered(&canary_model(), "conf.d/routing.conf");
-        assert!(routing.contains("    90% blue;\n    * green;\n"), "{routing}");
-        assert!(routing.contains("    always green;\n    never blue;\n"), "{routing}");
-        assert!(routing.contains("map $cookie_avalon_uid $avalon_user_key"), "{routing}");
+        assert!(
+            routing.contains("    90% blue;\n    * green;\n"),
+            "{routing}"
+        );
+        assert!(
+            routing.contains("    always green;\n    never blue;\n"),
+            "{routing}"
+        );
+        assert!(
+            routing.contains("map $cookie_avalon_uid $avalon_user_key"),
+            "{routing}"
+        );
     }
 
     #[test]
     fn upstreams_list_every_replica_of_every_slot() {
         let upstreams = rendered(&canary_model(), "conf.d/upstreams.conf");
-        assert!(upstreams.contains("upstream avalon_api_green {\n    least_conn;"), "{upstreams}");
-        assert!(upstreams.contains("server api-green-2:3000 max_fails=3 fail_timeout=10s;"), "{upstreams}");
-        assert!(upstreams.contains("upstream avalon_ws_blue {\n    hash $avalon_user_key consistent;"));
+        assert!(
+            upstreams.contains("upstream avalon_api_green {\n    least_conn;"),
+            "{upstreams}"
+        );
+        assert!(
+            upstreams.contains("server api-green-2:3000 max_fails=3 fail_timeout=10s;"),
+            "{upstreams}"
+        );
+        assert!(
+            upstreams.contains("upstream avalon_ws_blue {\n    hash $avalon_user_key consistent;")
+        );
     }
 
     #[test]
@@ -263,7 +345,10 @@ mod tests {
         let mut model = EdgeModel::default();
         model.maintenance.message = "Back at 10:00 <b>\"soon\"</b> & then".to_owned();
         let html = rendered(&model, "html/_edge/maintenance.html");
-        assert!(html.contains("Back at 10:00 &lt;b&gt;&quot;soon&quot;&lt;&#x2f;b&gt; &amp; then"), "{html}");
+        assert!(
+            html.contains("Back at 10:00 &lt;b&gt;&quot;soon&quot;&lt;&#x2f;b&gt; &amp; then"),
+            "{html}"
+        );
         let json: serde_json::Value =
             serde_json::from_str(&rendered(&model, "html/_edge/maintenance.json")).unwrap();
         assert_eq!(json["error"]["message"], model.maintenance.message);
@@ -282,12 +367,24 @@ mod tests {
             hsts_max_age: 600,
         });
         let servers = rendered(&model, "conf.d/servers.conf");
-        assert!(servers.contains("listen 8443 ssl http2 default_server;"), "{servers}");
-        assert!(servers.contains("return 301 https://$host:8443$request_uri;"), "{servers}");
+        assert!(
+            servers.contains("listen 8443 ssl http2 default_server;"),
+            "{servers}"
+        );
+        assert!(
+            servers.contains("return 301 https://$host:8443$request_uri;"),
+            "{servers}"
+        );
         let headers = rendered(&model, "snippets/security_headers.conf");
-        assert!(headers.contains("Strict-Transport-Security \"max-age=600\""), "{headers}");
+        assert!(
+            headers.contains("Strict-Transport-Security \"max-age=600\""),
+            "{headers}"
+        );
         let tls = rendered(&model, "snippets/tls.conf");
-        assert!(!tls.contains("ssl_stapling"), "stapling needs a resolver: {tls}");
+        assert!(
+            !tls.contains("ssl_stapling"),
+            "stapling needs a resolver: {tls}"
+        );
     }
 
     #[test]
@@ -306,7 +403,10 @@ mod tests {
         model.slots[0].weight = 50;
         let dir = tempfile::tempdir().unwrap();
         let err = render(&model, dir.path()).unwrap_err();
-        assert!(format!("{err:#}").contains("weights must add up to 100"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("weights must add up to 100"),
+            "{err:#}"
+        );
         assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
     }
 }

@@ -61,9 +61,9 @@ impl Target {
                 state_dir,
                 container_dir,
             } => {
-                let relative = tree
-                    .strip_prefix(state_dir)
-                    .with_context(|| format!("{} is not under {}", tree.display(), state_dir.display()))?;
+                let relative = tree.strip_prefix(state_dir).with_context(|| {
+                    format!("{} is not under {}", tree.display(), state_dir.display())
+                })?;
                 let prefix = format!("{}/", container_dir.join(relative).display());
                 let output = cmd!(sh, "docker exec {name} nginx -t -p {prefix} -c nginx.conf")
                     .ignore_status()
@@ -104,7 +104,9 @@ impl Target {
 /// `nginx -t -p TREE/ -c nginx.conf` with the local binary; the output (warnings included) on success.
 pub fn check_local(sh: &Shell, tree: &Path) -> anyhow::Result<String> {
     if crate::nginx::which("nginx").is_none() {
-        bail!("nginx is not installed on this machine (`bash scripts/ci/install-tools.sh` installs it)");
+        bail!(
+            "nginx is not installed on this machine (`bash scripts/ci/install-tools.sh` installs it)"
+        );
     }
     let prefix = format!("{}/", tree.display());
     let output = cmd!(sh, "nginx -t -p {prefix} -c nginx.conf")

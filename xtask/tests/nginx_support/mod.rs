@@ -72,7 +72,11 @@ impl Edge {
         let nginx = require_tool("nginx")?;
         let state = tempfile::tempdir().unwrap();
         // Workers drop root privileges; they must be able to enter the directory.
-        std::fs::set_permissions(state.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(
+            state.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
         let port = free_port();
         let model = make_model(state.path(), port);
         let edge_state = state.path().to_path_buf();
@@ -91,11 +95,23 @@ impl Edge {
         let process = Process::spawn(
             "nginx",
             nginx,
-            &["-e", "stderr", "-p", &prefix, "-c", "nginx.conf", "-g", "daemon off;"],
+            &[
+                "-e",
+                "stderr",
+                "-p",
+                &prefix,
+                "-c",
+                "nginx.conf",
+                "-g",
+                "daemon off;",
+            ],
             &[],
         );
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        assert!(wait_for_port(addr, Duration::from_secs(10)), "nginx did not listen on {addr}");
+        assert!(
+            wait_for_port(addr, Duration::from_secs(10)),
+            "nginx did not listen on {addr}"
+        );
         Some(Edge {
             state,
             addr,
@@ -121,9 +137,13 @@ impl Edge {
 
     /// The JSON access log, one object per request.
     pub fn access_log(&self) -> Vec<Value> {
-        let text = std::fs::read_to_string(self.state.path().join("logs/access.log")).unwrap_or_default();
+        let text =
+            std::fs::read_to_string(self.state.path().join("logs/access.log")).unwrap_or_default();
         text.lines()
-            .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("bad log line {line}: {err}")))
+            .map(|line| {
+                serde_json::from_str(line)
+                    .unwrap_or_else(|err| panic!("bad log line {line}: {err}"))
+            })
             .collect()
     }
 
@@ -159,24 +179,37 @@ pub struct ApiReplica {
 /// and config directories.
 fn spawn_service(name: &str, binary: &str, data: &Path, vars: &[(&str, &str)]) -> Process {
     let mut command = Command::new(avalon_testkit::service_binary(binary));
-    command.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
     command.envs([
         ("APP_ENV", "development"),
         ("BIND_ADDRESS", "127.0.0.1"),
         ("LOG_FORMAT", "json"),
         ("LOG_LEVEL", "warn"),
         ("SHUTDOWN_DRAIN_DELAY", "0s"),
+        // The edge's limits are under test; the API's own per-IP budget (100/min) would answer first.
+        ("RATE_LIMIT_IP", "10000000"),
+        ("RATE_LIMIT_USER", "10000000"),
     ]);
-    command.env("DATA_DIR", data.join("data")).env("CONFIG_DIR", data.join("config"));
+    command
+        .env("DATA_DIR", data.join("data"))
+        .env("CONFIG_DIR", data.join("config"));
     command.envs(vars.iter().copied());
-    command.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     Process::spawn_command(name, command)
 }
 
 /// Waits until `GET /readyz` on `addr` answers 200.
 fn wait_ready(name: &str, addr: &str) {
     let socket: SocketAddr = addr.parse().unwrap();
-    assert!(wait_for_port(socket, Duration::from_secs(60)), "{name} did not listen on {addr}");
+    assert!(
+        wait_for_port(socket, Duration::from_secs(60)),
+        "{name} did not listen on {addr}"
+    );
     assert!(
         avalon_testkit::wait_until(Duration::from_secs(30), || {
             avalon_testkit::http_get(socket, "/readyz").is_ok_and(|(status, _)| status == 200)
@@ -193,11 +226,19 @@ pub fn start_api(name: &str) -> ApiReplica {
         name,
         "avalon-api",
         data.path(),
-        &[("PORT", &port), ("WS_PORT", &ws_port), ("DEBUG_ENDPOINTS", "true")],
+        &[
+            ("PORT", &port),
+            ("WS_PORT", &ws_port),
+            ("DEBUG_ENDPOINTS", "true"),
+        ],
     );
     let addr = format!("127.0.0.1:{port}");
     wait_ready(name, &addr);
-    ApiReplica { addr, process, _data: data }
+    ApiReplica {
+        addr,
+        process,
+        _data: data,
+    }
 }
 
 /// A parsed HTTP response.
@@ -210,15 +251,21 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).and_then(|values| values.first()).map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .and_then(|values| values.first())
+            .map(String::as_str)
     }
 
     pub fn header_count(&self, name: &str) -> usize {
-        self.headers.get(&name.to_ascii_lowercase()).map_or(0, Vec::len)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map_or(0, Vec::len)
     }
 
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|err| panic!("not JSON ({err}): {}", self.body))
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|err| panic!("not JSON ({err}): {}", self.body))
     }
 }
 
@@ -227,7 +274,12 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &st
     try_request(addr, method, path, headers).unwrap_or_else(|err| panic!("{method} {path}: {err}"))
 }
 
-pub fn try_request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> std::io::Result<Response> {
+pub fn try_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<Response> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut text = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
@@ -255,21 +307,33 @@ pub fn parse_response(raw: &[u8]) -> std::io::Result<Response> {
     let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for line in lines {
         if let Some((name, value)) = line.split_once(':') {
-            headers.entry(name.trim().to_ascii_lowercase()).or_default().push(value.trim().to_owned());
+            headers
+                .entry(name.trim().to_ascii_lowercase())
+                .or_default()
+                .push(value.trim().to_owned());
         }
     }
-    let body = if headers.get("transfer-encoding").is_some_and(|v| v.iter().any(|v| v.contains("chunked"))) {
+    let body = if headers
+        .get("transfer-encoding")
+        .is_some_and(|v| v.iter().any(|v| v.contains("chunked")))
+    {
         dechunk(body)
     } else {
         body.to_owned()
     };
-    Ok(Response { status, headers, body })
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn dechunk(mut body: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else { break };
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
         if size == 0 || rest.len() < size {
             break;
         }
@@ -288,12 +352,25 @@ pub fn assert_security_headers(response: &Response, context: &str) {
         ("referrer-policy", "no-referrer"),
         ("cache-control", "no-store"),
     ] {
-        assert_eq!(response.header(name), Some(expected), "{context}: {name} in {response:?}");
-        assert_eq!(response.header_count(name), 1, "{context}: {name} sent once");
+        assert_eq!(
+            response.header(name),
+            Some(expected),
+            "{context}: {name} in {response:?}"
+        );
+        assert_eq!(
+            response.header_count(name),
+            1,
+            "{context}: {name} sent once"
+        );
     }
-    assert!(response.header("x-request-id").is_some(), "{context}: x-request-id");
     assert!(
-        response.header("server").is_none_or(|server| server == "nginx"),
+        response.header("x-request-id").is_some(),
+        "{context}: x-request-id"
+    );
+    assert!(
+        response
+            .header("server")
+            .is_none_or(|server| server == "nginx"),
         "{context}: server_tokens off hides the version: {:?}",
         response.header("server")
     );
@@ -308,7 +385,9 @@ pub struct Tunnel {
 /// Sends a WebSocket upgrade to `path`; returns the connection and the response head (101 when upgraded).
 pub fn open_upgrade(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Tunnel {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut text = format!(
         "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
@@ -363,7 +442,8 @@ impl EchoUpstream {
         let heads = Arc::new(Mutex::new(Vec::new()));
         let upgrades = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (heads2, upgrades2, stop2) = (Arc::clone(&heads), Arc::clone(&upgrades), Arc::clone(&stop));
+        let (heads2, upgrades2, stop2) =
+            (Arc::clone(&heads), Arc::clone(&upgrades), Arc::clone(&stop));
         std::thread::spawn(move || {
             while !stop2.load(Ordering::Relaxed) {
                 match listener.accept() {
@@ -375,7 +455,12 @@ impl EchoUpstream {
                 }
             }
         });
-        EchoUpstream { addr, heads, upgrades, stop }
+        EchoUpstream {
+            addr,
+            heads,
+            upgrades,
+            stop,
+        }
     }
 }
 
@@ -460,7 +545,9 @@ pub fn run_load(
                                 *report.statuses.entry(response.status).or_default() += 1;
                                 if response.status >= 500 {
                                     report.failed += 1;
-                                    report.errors.push(format!("{} {}", response.status, response.body));
+                                    report
+                                        .errors
+                                        .push(format!("{} {}", response.status, response.body));
                                 }
                             }
                             Err(err) => {
@@ -502,11 +589,19 @@ pub fn start_ws(name: &str) -> WsReplica {
         name,
         "avalon-ws",
         data.path(),
-        &[("WS_PORT", &port), ("PORT", &api_port), ("JWT_SECRET", "nginx-edge-tests-secret-0123456789abcdef")],
+        &[
+            ("WS_PORT", &port),
+            ("PORT", &api_port),
+            ("JWT_SECRET", "nginx-edge-tests-secret-0123456789abcdef"),
+        ],
     );
     let addr = format!("127.0.0.1:{port}");
     wait_ready(name, &addr);
-    WsReplica { addr, process, _data: data }
+    WsReplica {
+        addr,
+        process,
+        _data: data,
+    }
 }
 
 impl Tunnel {
@@ -540,7 +635,12 @@ impl Tunnel {
         assert!(payload.len() < 126);
         let mut frame = vec![0x81, 0x80 | u8::try_from(payload.len()).unwrap()];
         frame.extend_from_slice(&mask);
-        frame.extend(payload.iter().enumerate().map(|(i, byte)| byte ^ mask[i % 4]));
+        frame.extend(
+            payload
+                .iter()
+                .enumerate()
+                .map(|(i, byte)| byte ^ mask[i % 4]),
+        );
         self.stream.write_all(&frame)
     }
 }
