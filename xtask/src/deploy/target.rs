@@ -544,9 +544,8 @@ impl Edge {
             verify_url: Some(self.base_url.clone()),
             ..ReloadOptions::default()
         };
-        let report = nginx::reload(sh, &target, model, &options)?;
-        link_flat_tree_to_live(&self.state_dir)?;
-        Ok(report)
+        adopt_flat_tree(&self.state_dir)?;
+        nginx::reload(sh, &target, model, &options)
     }
 
     pub fn route(
@@ -558,6 +557,44 @@ impl Edge {
         let model = slots::edge_model(&self.model()?, routing, keep_idle);
         self.apply(sh, &model)
     }
+}
+
+/// Before the first swap: the flat tree `cargo xtask up` rendered becomes the first tree behind `live`
+/// (a copy under `trees/`), and its entries become links into `live/`. Nothing nginx reads changes
+/// content, so no reload is needed; from then on every swap of `live` is what the next reload sees.
+fn adopt_flat_tree(state_dir: &Path) -> anyhow::Result<()> {
+    let live = state_dir.join(LIVE_LINK);
+    if std::fs::symlink_metadata(&live).is_err() {
+        let initial = state_dir.join("trees/0000-initial");
+        std::fs::create_dir_all(&initial)
+            .with_context(|| format!("cannot create {}", initial.display()))?;
+        for entry in std::fs::read_dir(state_dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let text = name.to_string_lossy();
+            if text == "trees" || text.starts_with('.') {
+                continue;
+            }
+            copy_recursively(&entry.path(), &initial.join(&name))?;
+        }
+        std::os::unix::fs::symlink("trees/0000-initial", &live)
+            .with_context(|| format!("cannot create {}", live.display()))?;
+    }
+    link_flat_tree_to_live(state_dir)
+}
+
+fn copy_recursively(from: &Path, to: &Path) -> anyhow::Result<()> {
+    let meta = std::fs::symlink_metadata(from)?;
+    if meta.is_dir() {
+        std::fs::create_dir_all(to)?;
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            copy_recursively(&entry.path(), &to.join(entry.file_name()))?;
+        }
+    } else if meta.is_file() {
+        std::fs::copy(from, to).with_context(|| format!("cannot copy {}", from.display()))?;
+    }
+    Ok(())
 }
 
 /// `cargo xtask up` renders a flat tree that nginx runs with `-p /etc/nginx/`. The nginx module swaps
@@ -695,6 +732,40 @@ mod tests {
         );
         assert!(!c.healthy());
         assert_eq!(c.release.as_deref(), Some("1.2.0"));
+    }
+
+    #[test]
+    fn a_flat_tree_is_adopted_without_changing_what_nginx_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path();
+        std::fs::create_dir_all(state.join("conf.d")).unwrap();
+        std::fs::write(state.join("conf.d/a.conf"), "a").unwrap();
+        std::fs::write(state.join("nginx.conf"), "flat").unwrap();
+        adopt_flat_tree(state).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(state.join("nginx.conf")).unwrap(),
+            "flat"
+        );
+        assert_eq!(
+            std::fs::read_to_string(state.join("conf.d/a.conf")).unwrap(),
+            "a"
+        );
+        assert!(
+            std::fs::symlink_metadata(state.join("nginx.conf"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        // A swap of `live` is what nginx reads next.
+        std::fs::create_dir_all(state.join("trees/2-b/conf.d")).unwrap();
+        std::fs::write(state.join("trees/2-b/nginx.conf"), "new").unwrap();
+        std::fs::remove_file(state.join("live")).unwrap();
+        std::os::unix::fs::symlink("trees/2-b", state.join("live")).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(state.join("nginx.conf")).unwrap(),
+            "new"
+        );
+        adopt_flat_tree(state).unwrap();
     }
 
     #[test]
