@@ -10,9 +10,11 @@ mod config_check;
 mod container_exec;
 mod dev;
 mod docs;
+mod image;
 mod maintenance_flag;
 mod nginx;
 mod project;
+mod stack;
 mod version;
 mod workflows;
 
@@ -52,6 +54,17 @@ enum Command {
     #[command(subcommand)]
     Nginx(nginx::Nginx),
     Version(version::Version),
+    /// Container images: build, push, export/import, offline base images.
+    #[command(subcommand)]
+    Image(image::Image),
+    /// Start a compose stack (dev, prod or offline) and wait until every service is healthy.
+    Up(stack::Up),
+    /// Stop and remove a compose stack.
+    Down(stack::Down),
+    /// Show the containers of a compose stack and their health.
+    Ps(stack::Ps),
+    /// Show the logs of a compose stack.
+    Logs(stack::Logs),
 }
 
 #[derive(Subcommand)]
@@ -73,5 +86,10 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(cmd) => cmd.run(&sh),
         Command::Version(cmd) => cmd.run(&sh),
         Command::Nginx(cmd) => cmd.run(&sh),
+        Command::Image(cmd) => cmd.run(&sh),
+        Command::Up(cmd) => cmd.run(&sh),
+        Command::Down(cmd) => cmd.run(&sh),
+        Command::Ps(cmd) => cmd.run(&sh),
+        Command::Logs(cmd) => cmd.run(&sh),
     }
 }

@@ -1,0 +1,102 @@
+//! The `docker compose` invocation of one stack: which files, which project, which variables.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::ValueEnum;
+use xshell::{Cmd, Shell, cmd};
+
+use crate::project;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StackEnv {
+    /// Images built from this checkout, ports on loopback, MongoDB, debug logs.
+    Dev,
+    /// Released images from AVALON_API_IMAGE/AVALON_WS_IMAGE, limits, hardening, operator's secrets.
+    Prod,
+    /// No registry: locally built nginx/redis base images, no MongoDB (embedded store).
+    Offline,
+}
+
+impl StackEnv {
+    pub fn name(self) -> &'static str {
+        match self {
+            StackEnv::Dev => "dev",
+            StackEnv::Prod => "prod",
+            StackEnv::Offline => "offline",
+        }
+    }
+
+    pub fn overlay(self) -> PathBuf {
+        project::root()
+            .join("docker")
+            .join(format!("compose.{}.yml", self.name()))
+    }
+
+    /// Whether `up` builds the service images from this checkout (prod runs released images).
+    pub fn builds_images(self) -> bool {
+        self != StackEnv::Prod
+    }
+
+    /// Whether `up` generates throwaway secrets (prod reads the operator's AVALON_SECRETS_DIR).
+    pub fn generates_secrets(self) -> bool {
+        self != StackEnv::Prod
+    }
+
+    /// Default host port of the edge.
+    pub fn default_http_port(self) -> u16 {
+        match self {
+            StackEnv::Prod => 80,
+            StackEnv::Dev | StackEnv::Offline => 8080,
+        }
+    }
+}
+
+/// One stack: an overlay plus a compose project name, with the variables its files interpolate.
+pub struct Stack {
+    pub env: StackEnv,
+    pub project: String,
+    pub vars: BTreeMap<String, String>,
+}
+
+impl Stack {
+    pub fn new(env: StackEnv, project: Option<String>) -> Stack {
+        Stack {
+            env,
+            project: project.unwrap_or_else(|| format!("avalon-{}", env.name())),
+            vars: BTreeMap::new(),
+        }
+    }
+
+    pub fn set(&mut self, key: &str, value: impl Into<String>) {
+        self.vars.insert(key.to_owned(), value.into());
+    }
+
+    /// A variable as compose will see it: set by xtask, else from the environment.
+    pub fn var(&self, key: &str) -> Option<String> {
+        self.vars
+            .get(key)
+            .cloned()
+            .or_else(|| std::env::var(key).ok().filter(|value| !value.is_empty()))
+    }
+
+    pub fn http_port(&self) -> String {
+        self.var("AVALON_HTTP_PORT")
+            .unwrap_or_else(|| self.env.default_http_port().to_string())
+    }
+
+    /// `docker compose -p <project> -f docker/compose.yml -f docker/compose.<env>.yml <args>`.
+    pub fn compose<'a>(&self, sh: &'a Shell, args: &[&str]) -> Cmd<'a> {
+        let base = project::root().join("docker/compose.yml");
+        let overlay = self.env.overlay();
+        let project = &self.project;
+        let mut command = cmd!(
+            sh,
+            "docker compose --project-name {project} --file {base} --file {overlay} {args...}"
+        );
+        for (key, value) in &self.vars {
+            command = command.env(key, value);
+        }
+        command
+    }
+}

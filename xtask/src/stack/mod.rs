@@ -1,0 +1,351 @@
+//! `cargo xtask up|down|ps|logs [--env dev|prod|offline]`: the Compose stack of docker/.
+
+mod compose;
+mod health;
+mod secrets;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use xshell::Shell;
+
+use crate::image::build::{Build, BuildPath, identity};
+use crate::image::docker;
+use crate::image::service::ServiceChoice;
+use crate::project;
+pub use compose::{Stack, StackEnv};
+
+#[derive(Args, Clone)]
+pub struct StackArgs {
+    /// Which overlay of docker/compose.yml.
+    #[arg(long, value_enum, default_value_t = StackEnv::Dev)]
+    pub env: StackEnv,
+    /// Compose project name (default `avalon-<env>`); tests use their own so they never touch yours.
+    #[arg(long, env = "AVALON_STACK_PROJECT")]
+    pub project: Option<String>,
+}
+
+#[derive(Args)]
+pub struct Up {
+    #[command(flatten)]
+    stack: StackArgs,
+    /// Host port of the edge (default 8080, 80 for prod); also AVALON_HTTP_PORT.
+    #[arg(long)]
+    http_port: Option<u16>,
+    /// Use the images already tagged for this checkout instead of building them.
+    #[arg(long)]
+    no_build: bool,
+    /// Seconds to wait for every service to become healthy.
+    #[arg(long, default_value_t = 180)]
+    timeout: u64,
+    /// Print what would run without changing anything.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Args)]
+pub struct Down {
+    #[command(flatten)]
+    stack: StackArgs,
+    /// Also remove the named volumes (Redis data, the embedded store, MongoDB data).
+    #[arg(long)]
+    volumes: bool,
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Args)]
+pub struct Ps {
+    #[command(flatten)]
+    stack: StackArgs,
+    /// Print `service`, `state`, `health` per container as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct Logs {
+    #[command(flatten)]
+    stack: StackArgs,
+    /// Keep following new lines.
+    #[arg(long, short)]
+    follow: bool,
+    /// Lines per service from the end.
+    #[arg(long, default_value_t = 100)]
+    tail: u32,
+    /// Services to show (default: all).
+    services: Vec<String>,
+}
+
+/// Variables the compose files require (`${X:?…}`) that commands other than `up` do not use: compose
+/// interpolates every file for every command, so `down` of a prod stack must not fail for lack of them.
+const UP_ONLY_VARIABLES: [&str; 4] = [
+    "AVALON_API_IMAGE",
+    "AVALON_WS_IMAGE",
+    "WECHAT_APPID",
+    "AVALON_SECRETS_DIR",
+];
+
+impl Up {
+    pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        let env = self.stack.env;
+        let mut stack = Stack::new(env, self.stack.project.clone());
+        if let Some(port) = self.http_port {
+            stack.set("AVALON_HTTP_PORT", port.to_string());
+        }
+        if self.dry_run {
+            return self.print_plan(&stack);
+        }
+        docker::require_engine(sh)?;
+        docker::require_compose_v2(sh)?;
+        if env == StackEnv::Offline {
+            crate::image::base_images(sh)?;
+        }
+        if env.builds_images() {
+            self.prepare_images(sh, &mut stack)?;
+        }
+        if env.generates_secrets() {
+            let dir = secrets::ensure(env)?;
+            stack.set("AVALON_SECRETS_DIR", dir.display().to_string());
+        }
+        stack.set(
+            "AVALON_NGINX_DIR",
+            nginx_tree(sh, &stack)?.display().to_string(),
+        );
+
+        let started = Instant::now();
+        let timeout = self.timeout.to_string();
+        let result = stack
+            .compose(
+                sh,
+                &[
+                    "up",
+                    "--detach",
+                    "--remove-orphans",
+                    "--wait",
+                    "--wait-timeout",
+                    &timeout,
+                ],
+            )
+            .run();
+        let services = health::services(sh, &stack)?;
+        if let Err(err) = result {
+            health::print_unhealthy(sh, &stack, &services);
+            bail!(
+                "up: the {} stack was not healthy within {}s ({err}); see the log lines above, \
+                 `cargo xtask ps --env {}` and `cargo xtask down --env {}`",
+                env.name(),
+                self.timeout,
+                env.name(),
+                env.name()
+            );
+        }
+        health::print_table(&services);
+        let unhealthy: Vec<&str> = services
+            .iter()
+            .filter(|service| !service.is_healthy())
+            .map(|service| service.service.as_str())
+            .collect();
+        if !unhealthy.is_empty() {
+            health::print_unhealthy(sh, &stack, &services);
+            bail!("up: not healthy: {}", unhealthy.join(", "));
+        }
+        let port = stack.http_port();
+        println!(
+            "\nup: the {} stack ({}) is healthy after {:.1}s",
+            env.name(),
+            stack.project,
+            started.elapsed().as_secs_f64()
+        );
+        println!("  health     http://127.0.0.1:{port}/health");
+        println!("  api        http://127.0.0.1:{port}/api/");
+        println!("  socket.io  ws://127.0.0.1:{port}/socket.io/");
+        if env == StackEnv::Dev {
+            println!(
+                "  api direct http://127.0.0.1:3000/livez   websocket direct http://127.0.0.1:3001/livez"
+            );
+        }
+        Ok(())
+    }
+
+    /// Builds (or, with --no-build, finds) the images of this checkout and points the stack at them.
+    fn prepare_images(&self, sh: &Shell, stack: &mut Stack) -> anyhow::Result<()> {
+        let identity = identity(sh)?;
+        let tag = format!("{}-{}", identity.version, identity.revision());
+        if !self.no_build {
+            Build {
+                service: ServiceChoice::All,
+                from: BuildPath::Host,
+                registry: None,
+                max_size_mb: 20,
+                dry_run: false,
+                json: false,
+            }
+            .run(sh)?;
+        }
+        for (variable, repository) in [
+            ("AVALON_API_IMAGE", "avalon-api"),
+            ("AVALON_WS_IMAGE", "avalon-ws"),
+        ] {
+            let reference = format!("{repository}:{tag}");
+            if docker::inspect(sh, &reference)?.is_none() {
+                bail!(
+                    "{reference} does not exist: run `cargo xtask image build` or drop --no-build"
+                );
+            }
+            stack.set(variable, reference);
+        }
+        Ok(())
+    }
+
+    fn print_plan(&self, stack: &Stack) -> anyhow::Result<()> {
+        let env = stack.env;
+        println!(
+            "up plan for the {} stack (project {}):",
+            env.name(),
+            stack.project
+        );
+        if env == StackEnv::Offline {
+            println!(
+                "  cargo xtask image base            # nginx/redis from Debian packages, skipped when current"
+            );
+        }
+        if env.builds_images() && !self.no_build {
+            println!(
+                "  cargo xtask image build           # avalon-api, avalon-ws from this checkout"
+            );
+        }
+        if env.generates_secrets() {
+            println!(
+                "  generate missing secrets in {}",
+                secrets::dir(env).display()
+            );
+        }
+        println!(
+            "  cargo xtask nginx render --out {}",
+            nginx_dir(stack).display()
+        );
+        println!(
+            "  docker compose --project-name {} --file docker/compose.yml --file docker/compose.{}.yml \
+             up --detach --remove-orphans --wait --wait-timeout {}",
+            stack.project,
+            env.name(),
+            self.timeout
+        );
+        Ok(())
+    }
+}
+
+impl Down {
+    pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        let stack = stack_for_inspection(&self.stack);
+        let mut args = vec!["down", "--remove-orphans", "--timeout", "40"];
+        if self.volumes {
+            args.push("--volumes");
+        }
+        if self.dry_run {
+            println!(
+                "would run: docker compose --project-name {} … {}",
+                stack.project,
+                args.join(" ")
+            );
+            return Ok(());
+        }
+        stack
+            .compose(sh, &args)
+            .run()
+            .context("docker compose down")?;
+        Ok(())
+    }
+}
+
+impl Ps {
+    pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        let stack = stack_for_inspection(&self.stack);
+        let services = health::services(sh, &stack)?;
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&services)?);
+        } else {
+            health::print_table(&services);
+        }
+        Ok(())
+    }
+}
+
+impl Logs {
+    pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        let stack = stack_for_inspection(&self.stack);
+        let tail = self.tail.to_string();
+        let mut args = vec!["logs", "--no-color", "--tail", tail.as_str()];
+        if self.follow {
+            args.push("--follow");
+        }
+        args.extend(self.services.iter().map(String::as_str));
+        stack
+            .compose(sh, &args)
+            .run()
+            .context("docker compose logs")?;
+        Ok(())
+    }
+}
+
+/// A stack for commands that only look at (or remove) containers: the variables only `up` needs get a
+/// visible placeholder when unset.
+fn stack_for_inspection(args: &StackArgs) -> Stack {
+    let mut stack = Stack::new(args.env, args.project.clone());
+    for variable in UP_ONLY_VARIABLES {
+        if stack.var(variable).is_none() {
+            stack.set(variable, format!("unset-{}", variable.to_lowercase()));
+        }
+    }
+    if stack
+        .var("AVALON_SECRETS_DIR")
+        .is_some_and(|dir| dir.starts_with("unset-"))
+    {
+        stack.set(
+            "AVALON_SECRETS_DIR",
+            secrets::dir(args.env).display().to_string(),
+        );
+    }
+    stack
+}
+
+fn nginx_dir(stack: &Stack) -> PathBuf {
+    project::root()
+        .join(".avalon/stack")
+        .join(&stack.project)
+        .join("nginx")
+}
+
+/// The edge tree the nginx container mounts: rendered by `cargo xtask nginx render` (default model = the
+/// compose stack's: one slot, `api:3000`, `websocket:3001`, plain HTTP on 80, or AVALON_EDGE_MODEL), or,
+/// in a build without that command, the minimal `docker/nginx/` config.
+fn nginx_tree(sh: &Shell, stack: &Stack) -> anyhow::Result<PathBuf> {
+    let xtask = std::env::current_exe().context("locating the xtask binary")?;
+    let has_renderer = xshell::cmd!(sh, "{xtask} nginx render --help")
+        .quiet()
+        .ignore_stdout()
+        .ignore_stderr()
+        .run()
+        .is_ok();
+    if !has_renderer {
+        let fallback = project::root().join("docker/nginx");
+        eprintln!(
+            "up: this xtask has no `nginx render`; mounting the minimal edge config {}",
+            fallback.display()
+        );
+        return Ok(fallback);
+    }
+    let out = nginx_dir(stack);
+    let model_args: Vec<String> = stack
+        .var("AVALON_EDGE_MODEL")
+        .into_iter()
+        .flat_map(|path| ["--model".to_owned(), path])
+        .collect();
+    xshell::cmd!(sh, "{xtask} nginx render --out {out} {model_args...}")
+        .run()
+        .context("rendering the nginx tree")?;
+    Ok(out)
+}

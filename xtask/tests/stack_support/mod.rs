@@ -1,0 +1,85 @@
+//! Shared by the image and stack tests: running xtask and docker, and the loud-skip rule for Docker.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The xtask binary under test.
+pub fn xtask() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    command.current_dir(workspace_root());
+    command
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Runs a command, echoing it and its output for the test log, and returns the output.
+pub fn run(command: &mut Command) -> Output {
+    eprintln!("$ {command:?}");
+    let output = command
+        .output()
+        .unwrap_or_else(|err| panic!("cannot run {command:?}: {err}"));
+    if !output.stderr.is_empty() {
+        eprintln!("{}", String::from_utf8_lossy(&output.stderr));
+    }
+    output
+}
+
+/// Runs a command that must succeed; returns its stdout.
+pub fn run_ok(command: &mut Command) -> String {
+    let output = run(command);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{command:?} failed with {}:\n{stdout}",
+        output.status
+    );
+    stdout
+}
+
+pub fn docker(args: &[&str]) -> Command {
+    let mut command = Command::new("docker");
+    command.args(args);
+    command
+}
+
+/// True when Docker with Compose v2 can be used; otherwise a loud skip (a panic under CI=true).
+pub fn docker_with_compose_v2() -> bool {
+    if avalon_testkit::require_tool("docker").is_none() {
+        return false;
+    }
+    let engine = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output();
+    let compose = Command::new("docker")
+        .args(["compose", "version", "--short"])
+        .output();
+    let engine_ok = engine.as_ref().is_ok_and(|output| output.status.success());
+    let compose_ok = compose.as_ref().is_ok_and(|output| {
+        output.status.success()
+            && String::from_utf8_lossy(&output.stdout)
+                .trim_start_matches('v')
+                .starts_with('2')
+    });
+    if engine_ok && compose_ok {
+        return true;
+    }
+    let message = "the Docker engine or Compose v2 (`docker compose`) is unavailable: run \
+                   `bash scripts/ci/install-tools.sh` and start dockerd to run this test";
+    if avalon_testkit::in_ci() {
+        panic!("{message}");
+    }
+    eprintln!("\n!!!!!!!! SKIPPED: {message} !!!!!!!!\n");
+    false
+}
+
+/// A tag prefix no developer uses, so tests never replace a developer's images.
+pub fn test_registry() -> String {
+    format!("avalon-test-{}", std::process::id())
+}
