@@ -22,7 +22,7 @@ pub const DEFAULT_RETRY_AFTER: u64 = 120;
 pub struct RemoteFlag {
     pub enabled: bool,
     #[serde(default)]
-    pub message: String,
+    pub message: Option<String>,
     #[serde(default)]
     pub retry_after: Option<u64>,
 }
@@ -48,11 +48,10 @@ impl Maintenance {
             .unwrap_or(DEFAULT_RETRY_AFTER);
         match remote {
             Some(flag) if flag.enabled => Some(Active {
-                message: if flag.message.trim().is_empty() {
-                    live.maintenance.message.clone()
-                } else {
-                    flag.message
-                },
+                message: flag
+                    .message
+                    .filter(|message| !message.trim().is_empty())
+                    .unwrap_or_else(|| live.maintenance.message.clone()),
                 retry_after,
             }),
             _ if live.maintenance.enabled => Some(Active {
@@ -128,7 +127,7 @@ mod tests {
         );
         maintenance.set_remote(Some(RemoteFlag {
             enabled: true,
-            message: "redis says".to_owned(),
+            message: Some("redis says".to_owned()),
             retry_after: Some(30),
         }));
         assert_eq!(
@@ -138,11 +137,19 @@ mod tests {
                 retry_after: 30
             })
         );
-        maintenance.set_remote(Some(RemoteFlag {
-            enabled: false,
-            message: String::new(),
-            retry_after: None,
-        }));
+        // `cargo xtask maintenance off` writes nulls.
+        let off: RemoteFlag =
+            serde_json::from_str(r#"{"enabled":false,"message":null,"retry_after":null}"#).unwrap();
+        maintenance.set_remote(Some(off));
         assert_eq!(maintenance.active(&live(false)), None);
+        let bare: RemoteFlag = serde_json::from_str(r#"{"enabled":true}"#).unwrap();
+        maintenance.set_remote(Some(bare));
+        assert_eq!(
+            maintenance.active(&live(false)),
+            Some(Active {
+                message: "config says".to_owned(),
+                retry_after: DEFAULT_RETRY_AFTER
+            })
+        );
     }
 }

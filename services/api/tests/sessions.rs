@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use avalon_runtime::auth::issue_access_token;
 use avalon_runtime::config::Secret;
+use base64::Engine;
 use serde_json::json;
 use support::{Answer, Api, DEV_JWT_SECRET, client, dev_login, get_auth, post_json};
 
@@ -134,10 +135,23 @@ async fn expired_tampered_and_missing_tokens_are_refused_with_stable_codes() {
     assert_eq!((answer.status, answer.code()), (401, "TOKEN_EXPIRED"));
     assert_eq!(answer.header("www-authenticate").as_deref(), Some("Bearer"));
 
-    let mut tampered = token.to_owned();
-    let last = tampered.pop().unwrap();
-    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    // Change the first character of the signature (the last one may only carry padding bits).
+    let (signed, signature) = token.rsplit_once('.').unwrap();
+    let first = signature.chars().next().unwrap();
+    let swapped = if first == 'A' { 'B' } else { 'A' };
+    let tampered = format!("{signed}.{swapped}{}", &signature[1..]);
     let answer = get_auth(&api.url("/users/me"), &tampered).await;
+    assert_eq!((answer.status, answer.code()), (401, "TOKEN_INVALID"));
+    // A payload changed to another user, with the original signature, is refused too.
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&parts[1])
+        .unwrap();
+    let payload = String::from_utf8(payload)
+        .unwrap()
+        .replace(user_id, "someone-else");
+    parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(payload);
+    let answer = get_auth(&api.url("/users/me"), &parts.join(".")).await;
     assert_eq!((answer.status, answer.code()), (401, "TOKEN_INVALID"));
 
     let forged_secret = Secret::new("an-attacker-secret-that-is-long-enough!!");
@@ -209,4 +223,29 @@ async fn errors_share_one_json_shape() {
             answer.text
         );
     }
+}
+
+#[tokio::test]
+async fn cors_answers_only_configured_origins() {
+    let data = tempfile::tempdir().unwrap();
+    let api = Api::start(
+        data.path(),
+        &[("CORS_ALLOWED_ORIGINS", "https://game.example")],
+    )
+    .await;
+    let preflight = |origin: &str| {
+        client()
+            .request(reqwest::Method::OPTIONS, api.url("/users/me"))
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization")
+            .send()
+    };
+    let allowed = Answer::of(preflight("https://game.example").await.unwrap()).await;
+    assert_eq!(
+        allowed.header("access-control-allow-origin").as_deref(),
+        Some("https://game.example")
+    );
+    let other = Answer::of(preflight("https://evil.example").await.unwrap()).await;
+    assert_eq!(other.header("access-control-allow-origin"), None);
 }

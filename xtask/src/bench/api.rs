@@ -93,10 +93,22 @@ impl Drop for Running {
 
 impl ApiBench {
     pub fn run(self, sh: &xshell::Shell) -> anyhow::Result<()> {
-        ensure!((1..=120).contains(&self.duration), "--duration: must be from 1 to 120 seconds");
-        ensure!((1..=1024).contains(&self.connections), "--connections: must be from 1 to 1024");
-        ensure!((1..=100_000).contains(&self.rate), "--rate: must be from 1 to 100000");
-        let oha = tool("oha", "INSTALL_BENCH_TOOLS=1 bash scripts/ci/install-tools.sh")?;
+        ensure!(
+            (1..=120).contains(&self.duration),
+            "--duration: must be from 1 to 120 seconds"
+        );
+        ensure!(
+            (1..=1024).contains(&self.connections),
+            "--connections: must be from 1 to 1024"
+        );
+        ensure!(
+            (1..=100_000).contains(&self.rate),
+            "--rate: must be from 1 to 100000"
+        );
+        let oha = tool(
+            "oha",
+            "INSTALL_BENCH_TOOLS=1 bash scripts/ci/install-tools.sh",
+        )?;
         let nginx = tool("nginx", "bash scripts/ci/install-tools.sh")?;
 
         xshell::cmd!(sh, "cargo build --release --locked --package avalon-api")
@@ -139,7 +151,11 @@ impl ApiBench {
             ("direct at rate", &direct_at_rate),
             ("through nginx at rate", &through_nginx_at_rate),
         ] {
-            ensure!(run.non_2xx == 0, "{name}: {} answers were not 2xx", run.non_2xx);
+            ensure!(
+                run.non_2xx == 0,
+                "{name}: {} answers were not 2xx",
+                run.non_2xx
+            );
             ensure!(run.requests > 0, "{name}: no request completed");
         }
         let ratio = round(through_nginx.requests_per_sec / direct.requests_per_sec);
@@ -210,8 +226,16 @@ fn start_api(binary: &Path, work: &Path, port: u16) -> anyhow::Result<Running> {
         ("TRUSTED_PROXIES", "127.0.0.1".to_owned()),
         ("SHUTDOWN_DRAIN_DELAY", "0s".to_owned()),
     ];
-    let shown: Vec<String> = env.iter().map(|(key, value)| format!("{key}={value}")).collect();
-    eprintln!("$ env -i {} {} > {}", shown.join(" "), binary.display(), work.join("api.log").display());
+    let shown: Vec<String> = env
+        .iter()
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect();
+    eprintln!(
+        "$ env -i {} {} > {}",
+        shown.join(" "),
+        binary.display(),
+        work.join("api.log").display()
+    );
     let child = Command::new(binary)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -231,7 +255,12 @@ fn start_nginx(nginx: &Path, work: &Path, api_port: u16, port: u16) -> anyhow::R
     let prefix = work.join("nginx");
     std::fs::create_dir_all(prefix.join("logs"))?;
     let config = prefix.join("nginx.conf");
-    let user = if nix::unistd::geteuid().is_root() { "user root;\n" } else { "" };
+    // Run as root, nginx's workers would drop to `nobody` and lose the scratch directory.
+    let as_root = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self").is_ok_and(|meta| meta.uid() == 0)
+    };
+    let user = if as_root { "user root;\n" } else { "" };
     let temp = prefix.display();
     std::fs::write(
         &config,
@@ -264,7 +293,12 @@ http {{
 "
         ),
     )?;
-    let check = format!("{} -t -p {} -c {}", nginx.display(), prefix.display(), config.display());
+    let check = format!(
+        "{} -t -p {} -c {}",
+        nginx.display(),
+        prefix.display(),
+        config.display()
+    );
     eprintln!("$ {check}");
     let status = Command::new(nginx)
         .arg("-t")
@@ -275,7 +309,12 @@ http {{
         .status()
         .context("running nginx -t")?;
     ensure!(status.success(), "nginx -t refused the bench configuration");
-    eprintln!("$ {} -p {} -c {}", nginx.display(), prefix.display(), config.display());
+    eprintln!(
+        "$ {} -p {} -c {}",
+        nginx.display(),
+        prefix.display(),
+        config.display()
+    );
     let child = Command::new(nginx)
         .arg("-p")
         .arg(&prefix)
@@ -302,7 +341,10 @@ fn http(addr: SocketAddr, request: &str) -> anyhow::Result<(u16, String)> {
         .nth(1)
         .and_then(|code| code.parse().ok())
         .context("not an HTTP response")?;
-    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
     Ok((status, body))
 }
 
@@ -422,8 +464,14 @@ fn print_figures(figures: &Figures) {
     println!("  nginx: {}", figures.nginx_config);
     line("direct (saturated)", &figures.direct);
     line("through nginx (saturated)", &figures.through_nginx);
-    line(&format!("direct @ {} req/s", figures.fixed_rate_req_s), &figures.direct_at_rate);
-    line(&format!("nginx @ {} req/s", figures.fixed_rate_req_s), &figures.through_nginx_at_rate);
+    line(
+        &format!("direct @ {} req/s", figures.fixed_rate_req_s),
+        &figures.direct_at_rate,
+    );
+    line(
+        &format!("nginx @ {} req/s", figures.fixed_rate_req_s),
+        &figures.through_nginx_at_rate,
+    );
     let verdict = |met: bool| if met { "met" } else { "MISSED" };
     println!(
         "  nginx / direct throughput: {:.2} (target ≥ {:.2}) — {}",
