@@ -43,6 +43,9 @@ pub struct WsBench {
     /// Print the figures as JSON.
     #[arg(long)]
     json: bool,
+    /// Use the release avalon-ws already in the target directory instead of running `cargo build --release`.
+    #[arg(long)]
+    no_build: bool,
 }
 
 const RSS_BUDGET_MIB: f64 = 500.0;
@@ -117,8 +120,13 @@ impl WsBench {
             bail!("--connections, --rooms, --rate and --seconds must all be at least 1");
         }
         require_tools()?;
-        cmd!(sh, "cargo build --release --package avalon-ws").run()?;
+        if !self.no_build {
+            cmd!(sh, "cargo build --release --package avalon-ws").run()?;
+        }
         let binary = release_binary(sh, "avalon-ws");
+        if !binary.is_file() {
+            bail!("{} is missing: run without --no-build", binary.display());
+        }
         let script = sh
             .current_dir()
             .join("services/websocket/bench/python_baseline_server.py");
