@@ -61,6 +61,11 @@ impl Ci {
         step("nginx edge audit (gixy-ng, testssl.sh)");
         crate::nginx::audit_gate(sh).context("the nginx edge audit failed")?;
 
+        step("Kubernetes manifests (kustomize build, kubernetes-validate)");
+        crate::k8s::CheckCmd::default_versions()
+            .run(sh)
+            .context("the Kubernetes manifests are invalid")?;
+
         if self.no_tests {
             return Ok(());
         }

@@ -8,12 +8,15 @@ mod bench;
 mod ci;
 mod config_check;
 mod container_exec;
+mod deploy;
 mod dev;
 mod docs;
 mod image;
+mod k8s;
 mod maintenance_flag;
 mod nginx;
 mod project;
+mod release;
 mod stack;
 mod version;
 mod workflows;
@@ -49,11 +52,13 @@ enum Command {
     /// Benchmarks with their baselines, measured in the same run.
     #[command(subcommand)]
     Bench(bench::Bench),
-    /// Next semantic version from conventional commits: bump Cargo.toml, prepend CHANGELOG.md, commit, tag.
     /// The nginx edge: render the model, check it with `nginx -t`, reload a running edge safely.
     #[command(subcommand)]
     Nginx(nginx::Nginx),
+    /// Next semantic version from conventional commits: bump Cargo.toml, prepend CHANGELOG.md, commit, tag.
     Version(version::Version),
+    /// Release: ci, version, image build with the release tags, push or export, release notes (resumable).
+    Release(release::Release),
     /// Container images: build, push, export/import, offline base images.
     #[command(subcommand)]
     Image(image::Image),
@@ -65,6 +70,25 @@ enum Command {
     Ps(stack::Ps),
     /// Show the logs of a compose stack.
     Logs(stack::Logs),
+    /// Blue/green deploy of a release: pre-flight, start the idle slot, switch, verify, drain the old one.
+    Deploy(deploy::Deploy),
+    /// Canary on the idle slot: sticky share stepped by a plan, each step judged; auto-abort on failure.
+    #[command(subcommand)]
+    Canary(deploy::Canary),
+    /// Return traffic to an earlier good release (instant when its slot is still there).
+    Rollback(deploy::Rollback),
+    /// The release ledger kept on the target: every deploy, canary step, abort and rollback.
+    Releases(deploy::Releases),
+    /// Maintenance mode at the edge and in the apps; /health stays 200.
+    #[command(subcommand)]
+    Maintenance(deploy::Maintenance),
+    /// Current release, slots, weights, container health, maintenance, last outcome, loud warnings.
+    Status(deploy::Status),
+    /// Kubernetes manifests of k8s/: build every overlay and validate it offline.
+    #[command(subcommand)]
+    K8s(k8s::K8s),
+    /// Restart containers that stay unhealthy (hung processes), with back-off; one pass or --watch.
+    Heal(deploy::Heal),
 }
 
 #[derive(Subcommand)]
@@ -84,12 +108,21 @@ fn main() -> anyhow::Result<()> {
         Command::Docs(cmd) => cmd.run(&sh),
         Command::Backup(cmd) => cmd.run(&sh),
         Command::Bench(cmd) => cmd.run(&sh),
-        Command::Version(cmd) => cmd.run(&sh),
         Command::Nginx(cmd) => cmd.run(&sh),
+        Command::Version(cmd) => cmd.run(&sh),
+        Command::Release(cmd) => cmd.run(&sh),
         Command::Image(cmd) => cmd.run(&sh),
         Command::Up(cmd) => cmd.run(&sh),
         Command::Down(cmd) => cmd.run(&sh),
         Command::Ps(cmd) => cmd.run(&sh),
         Command::Logs(cmd) => cmd.run(&sh),
+        Command::Deploy(cmd) => cmd.run(&sh),
+        Command::Canary(cmd) => cmd.run(&sh),
+        Command::Rollback(cmd) => cmd.run(&sh),
+        Command::Releases(cmd) => cmd.run(),
+        Command::Maintenance(cmd) => cmd.run(&sh),
+        Command::Status(cmd) => cmd.run(),
+        Command::Heal(cmd) => cmd.run(),
+        Command::K8s(cmd) => cmd.run(&sh),
     }
 }

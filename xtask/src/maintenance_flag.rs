@@ -92,13 +92,7 @@ impl MaintenanceFlag {
         Ok(())
     }
 
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "for `cargo xtask maintenance status`, which the deploy work adds"
-        )
-    )]
+    /// The flag as stored; None when the key was never set (`cargo xtask maintenance status`).
     pub fn get(&self) -> anyhow::Result<Option<MaintenanceState>> {
         let container = self.docker.resolve(&self.container)?;
         let reply = self
