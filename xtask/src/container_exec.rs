@@ -130,7 +130,7 @@ impl Invocation {
             _ => None,
         };
         let copied = match child.stdout.take() {
-            Some(mut pipe) => io::copy(&mut pipe, stdout).map(|_| ()),
+            Some(mut pipe) => copy_in_large_chunks(&mut pipe, stdout),
             None => Ok(()),
         };
         let status = child
@@ -145,6 +145,20 @@ impl Invocation {
             }
             Some(Err(_)) => bail!("the thread feeding `{self}` panicked"),
             _ => Ok(()),
+        }
+    }
+}
+
+/// `io::copy` moves 8 KiB at a time; a dump is copied in chunks large enough that the per-chunk
+/// work downstream (hashing, handing a chunk to the parser thread) stays small.
+fn copy_in_large_chunks(input: &mut dyn Read, output: &mut dyn Write) -> io::Result<()> {
+    let mut buffer = vec![0u8; 256 * 1024];
+    loop {
+        match input.read(&mut buffer) {
+            Ok(0) => return Ok(()),
+            Ok(read) => output.write_all(&buffer[..read])?,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
         }
     }
 }

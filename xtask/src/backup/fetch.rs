@@ -117,3 +117,101 @@ pub fn remote_manifests(destination: &Destination) -> anyhow::Result<(Vec<Manife
     manifests.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| a.id.cmp(&b.id)));
     Ok((manifests, broken))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::path::Path;
+
+    use time::Duration;
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::backup::destinations::DestinationConfig;
+    use crate::backup::digest::DigestReader;
+    use crate::backup::fake_docker::fixture;
+    use crate::backup::manifest::tests::sample_manifest;
+    use crate::backup::prune::Prune;
+
+    /// Three daily backups of the real fixture, copied to a directory destination the way
+    /// `backup create` copies them.
+    fn offsite_with_three_backups(local: &Path, offsite: &Path) -> Destination {
+        let destination = Destination::open(
+            "nas",
+            &DestinationConfig::Directory {
+                path: offsite.to_path_buf(),
+            },
+        )
+        .unwrap();
+        let archive = fixture("test.bar.archive");
+        let digest = DigestReader::new(&archive[..]).finish().unwrap();
+        for day in 0..3 {
+            let id = format!("b{day}");
+            let mut manifest =
+                sample_manifest(&id, datetime!(2025-04-01 03:00 UTC) + Duration::days(day));
+            manifest.archive_file = format!("{id}.archive");
+            manifest.gzip = false;
+            manifest.namespaces.clear();
+            manifest.sha256 = digest.sha256.clone();
+            manifest.size_bytes = digest.bytes;
+            let archive_path = local.join(&manifest.archive_file);
+            let manifest_path = local.join(Manifest::file_name(&id));
+            fs::write(&archive_path, &archive).unwrap();
+            manifest.write_atomically(&manifest_path).unwrap();
+            destination
+                .upload_backup(&archive_path, &manifest_path)
+                .unwrap();
+        }
+        destination
+    }
+
+    #[test]
+    fn a_backup_fetched_from_offsite_verifies_on_a_new_host() {
+        let old_host = tempfile::tempdir().unwrap();
+        let offsite = tempfile::tempdir().unwrap();
+        let destination = offsite_with_three_backups(old_host.path(), offsite.path());
+        let (manifests, broken) = remote_manifests(&destination).unwrap();
+        assert!(broken.is_empty());
+        assert_eq!(
+            manifests.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+            ["b0", "b1", "b2"]
+        );
+
+        let new_host = tempfile::tempdir().unwrap();
+        let dir = BackupDir::new(new_host.path().join("backups"));
+        fetch(&destination, &dir, "b1").unwrap();
+        let backup = dir.load("b1").unwrap();
+        assert!(verify_backup(&dir, &backup, None).ok);
+        assert!(fetch(&destination, &dir, "missing").is_err());
+    }
+
+    #[test]
+    fn prune_of_a_destination_applies_retention_there_only() {
+        let local = tempfile::tempdir().unwrap();
+        let offsite = tempfile::tempdir().unwrap();
+        offsite_with_three_backups(local.path(), offsite.path());
+        let config_path = local.path().join("backup.toml");
+        fs::write(
+            &config_path,
+            format!(
+                "[destinations.nas]\nkind = \"directory\"\npath = \"{}\"\n",
+                offsite.path().display()
+            ),
+        )
+        .unwrap();
+        Prune::for_destination(&config_path, "nas", 1)
+            .run()
+            .unwrap();
+        let mut remaining: Vec<String> = fs::read_dir(offsite.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        remaining.sort();
+        assert_eq!(remaining, ["b2.archive", "b2.manifest.json"]);
+        assert_eq!(
+            fs::read_dir(local.path()).unwrap().count(),
+            7,
+            "local untouched"
+        );
+    }
+}

@@ -116,6 +116,20 @@ impl Prune {
 }
 
 impl Prune {
+    #[cfg(test)]
+    pub fn for_destination(config: &Path, destination: &str, keep_last: u32) -> Self {
+        Self {
+            keep_last,
+            keep_daily: 0,
+            keep_weekly: 0,
+            keep_monthly: 0,
+            dry_run: false,
+            destination: Some(destination.to_owned()),
+            config: Some(config.to_path_buf()),
+            dir: BackupDirArg::default(),
+        }
+    }
+
     fn prune_remote(
         &self,
         policy: &RetentionPolicy,

@@ -46,8 +46,7 @@ if (!process.env.__URI_VAR__) {
   const fs = require('fs');
   const secret = '__SECRET_FILE__';
   if (fs.existsSync(secret)) {
-    const password = fs.readFileSync(secret, 'utf8').replace(/
-+$/, '');
+    const password = fs.readFileSync(secret, 'utf8').replace(/\n+$/, '');
     client.getDB('admin').auth(process.env.MONGO_INITDB_ROOT_USERNAME || 'root', password);
   }
 }";
