@@ -395,10 +395,7 @@ impl EdgeModel {
             v.word("user", user);
         }
         if self.worker_processes != "auto"
-            && self
-                .worker_processes
-                .parse::<u16>()
-                .map_or(true, |n| n == 0)
+            && !self.worker_processes.parse::<u16>().is_ok_and(|n| n > 0)
         {
             v.fail(
                 "worker_processes",
@@ -516,7 +513,7 @@ fn check_host_port(server: &str) -> Result<(), String> {
     let Some((host, port)) = server.rsplit_once(':') else {
         return Err(format!("must be host:port, got {server:?}"));
     };
-    if port.parse::<u16>().map_or(true, |p| p == 0) {
+    if !port.parse::<u16>().is_ok_and(|p| p > 0) {
         return Err(format!("port must be 1–65535, got {server:?}"));
     }
     let host_ok = if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {

@@ -156,6 +156,10 @@ fn render_new_tree(target: &Target, model: &EdgeModel) -> anyhow::Result<Rendere
     render(model, &dir).inspect_err(|_| remove_tree(&dir))
 }
 
+/// Consecutive fresh connections that must all be answered by the new config: right after a reload the
+/// old workers may still accept a connection or two before they act on the master's shutdown signal.
+const CONSECUTIVE_MATCHES: u32 = 10;
+
 /// Waits until nginx answers with the new config id on fresh connections, then checks `/health`.
 fn verify_reload(
     url: &str,
@@ -164,11 +168,16 @@ fn verify_reload(
     options: &ReloadOptions,
 ) -> anyhow::Result<u16> {
     let deadline = Instant::now() + options.verify_timeout;
-    loop {
+    let mut matches = 0;
+    while matches < CONSECUTIVE_MATCHES {
         match verify::get(url, "/.avalon/config") {
-            Ok((200, body)) if body.contains(&rendered.config_id) => break,
+            Ok((200, body)) if body.contains(&rendered.config_id) => {
+                matches += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
             Ok(_) | Err(_) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(100))
+                matches = 0;
+                std::thread::sleep(Duration::from_millis(100));
             }
             Ok((status, body)) => bail!(
                 "{url}/.avalon/config answered {status} {body:?}, not config {}",
