@@ -151,6 +151,8 @@ struct Plan<'a> {
     registry: Option<String>,
     created: String,
     context: PathBuf,
+    /// `--json` keeps stdout for the report, so docker build prints only the image id there.
+    quiet: bool,
 }
 
 impl<'a> Plan<'a> {
@@ -166,6 +168,7 @@ impl<'a> Plan<'a> {
             services,
             registry: build.registry.clone(),
             created: created_timestamp(sh, identity)?,
+            quiet: build.json,
             context: match build.from {
                 BuildPath::Host => context_dir(),
                 BuildPath::Source => project::root(),
@@ -213,6 +216,9 @@ impl<'a> Plan<'a> {
             "--target".to_owned(),
             service.target.to_owned(),
         ];
+        if self.quiet {
+            args.push("--quiet".to_owned());
+        }
         args.extend(self.build_args());
         for reference in self.references(service) {
             args.push("--tag".to_owned());
@@ -262,7 +268,11 @@ impl<'a> Plan<'a> {
         let mut images = Vec::new();
         for service in self.services {
             let args = self.docker_build_args(service);
-            cmd!(sh, "docker {args...}")
+            let mut docker_build = cmd!(sh, "docker {args...}");
+            if self.quiet {
+                docker_build = docker_build.ignore_stdout();
+            }
+            docker_build
                 .run()
                 .with_context(|| format!("docker build of {}", service.binary))?;
             let primary = self.references(service).remove(0);
