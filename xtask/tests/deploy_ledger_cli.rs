@@ -26,11 +26,21 @@ fn releases_json_names_the_live_and_previous_good_release_and_reports_damage() {
     std::fs::write(dir.path().join("releases.jsonl"), format!("{ledger}\n")).unwrap();
 
     let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["releases", "--project", "avalon-deploy-ledger-test-none", "--json", "--ledger-dir"])
+        .args([
+            "releases",
+            "--project",
+            "avalon-deploy-ledger-test-none",
+            "--json",
+            "--ledger-dir",
+        ])
         .arg(dir.path())
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["live"]["release"]["version"], "0.2.0");
     assert_eq!(report["previous_good"]["release"]["version"], "0.1.0");
@@ -40,13 +50,21 @@ fn releases_json_names_the_live_and_previous_good_release_and_reports_damage() {
     assert!(stderr.contains("line 4 is damaged"), "{stderr}");
 
     let table = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["releases", "--project", "avalon-deploy-ledger-test-none", "--ledger-dir"])
+        .args([
+            "releases",
+            "--project",
+            "avalon-deploy-ledger-test-none",
+            "--ledger-dir",
+        ])
         .arg(dir.path())
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&table.stdout);
     let live_line = text.lines().find(|line| line.starts_with('*')).unwrap();
-    assert!(live_line.contains("0.2.0") && live_line.contains("succeeded"), "{text}");
+    assert!(
+        live_line.contains("0.2.0") && live_line.contains("succeeded"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -55,11 +73,21 @@ fn deploy_without_a_stack_fails_before_changing_anything_and_says_how_to_start_o
         return;
     }
     let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["deploy", "--project", "avalon-deploy-ledger-test-none", "--version", "9.9.9", "--dry-run"])
+        .args([
+            "deploy",
+            "--project",
+            "avalon-deploy-ledger-test-none",
+            "--version",
+            "9.9.9",
+            "--dry-run",
+        ])
         .output()
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("no running nginx in Compose project avalon-deploy-ledger-test-none"), "{stderr}");
+    assert!(
+        stderr.contains("no running nginx in Compose project avalon-deploy-ledger-test-none"),
+        "{stderr}"
+    );
     assert!(stderr.contains("cargo xtask up --env offline"), "{stderr}");
 }

@@ -234,10 +234,10 @@ fn known_secret_values() -> Vec<String> {
             .flatten()
             .flatten()
         {
-            if let Ok(value) = std::fs::read_to_string(file.path()) {
-                if value.trim().len() >= 16 {
-                    values.push(value.trim().to_owned());
-                }
+            if let Ok(value) = std::fs::read_to_string(file.path())
+                && value.trim().len() >= 16
+            {
+                values.push(value.trim().to_owned());
             }
         }
     }
@@ -294,14 +294,14 @@ fn unpack_layers(archive: &[u8]) -> Vec<u8> {
         let mut content = Vec::new();
         entry.read_to_end(&mut content).unwrap();
         let path = entry.path().unwrap().display().to_string();
-        if path.ends_with("layer.tar") || path.starts_with("blobs/") {
-            if let Ok(entries) = tar::Archive::new(content.as_slice()).entries() {
-                for inner in entries.flatten() {
-                    let mut inner = inner;
-                    let _ = inner.read_to_end(&mut bytes);
-                }
-                continue;
+        if (path.ends_with("layer.tar") || path.starts_with("blobs/"))
+            && let Ok(entries) = tar::Archive::new(content.as_slice()).entries()
+        {
+            for inner in entries.flatten() {
+                let mut inner = inner;
+                let _ = inner.read_to_end(&mut bytes);
             }
+            continue;
         }
         bytes.extend_from_slice(&content);
     }
