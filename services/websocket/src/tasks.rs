@@ -28,14 +28,15 @@ pub fn spawn_all(app: &Arc<App>) {
     tokio::spawn(drain(Arc::clone(app)));
 }
 
-/// The JSON an operator writes to `avalon:maintenance`.
+/// The JSON an operator writes to `avalon:maintenance`; null or missing fields take their defaults.
 #[derive(Debug, Deserialize)]
 struct SharedFlag {
-    enabled: bool,
     #[serde(default)]
-    message: String,
+    enabled: Option<bool>,
     #[serde(default)]
-    retry_after: u64,
+    message: Option<String>,
+    #[serde(default)]
+    retry_after: Option<u64>,
 }
 
 async fn watch_maintenance(app: Arc<App>) {
@@ -58,14 +59,13 @@ async fn watch_maintenance(app: Arc<App>) {
             }
         };
         let notice = match shared {
-            Some(flag) if flag.enabled => MaintenanceNotice {
+            Some(flag) if flag.enabled == Some(true) => MaintenanceNotice {
                 enabled: true,
-                message: if flag.message.is_empty() {
-                    live.maintenance.message.clone()
-                } else {
-                    flag.message
-                },
-                retry_after: flag.retry_after,
+                message: flag
+                    .message
+                    .filter(|message| !message.is_empty())
+                    .unwrap_or_else(|| live.maintenance.message.clone()),
+                retry_after: flag.retry_after.unwrap_or(0),
             },
             _ if live.maintenance.enabled => MaintenanceNotice {
                 enabled: true,
