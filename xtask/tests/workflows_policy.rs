@@ -115,17 +115,20 @@ fn deploy_goes_through_staging_then_production_and_rolls_back_on_failure() {
         let steps = job["steps"].as_vec().unwrap();
         let last = steps.last().unwrap();
         assert_eq!(last["if"].as_str(), Some("failure()"));
-        assert_eq!(last["run"].as_str(), Some("cargo xtask rollback"));
+        assert_eq!(
+            last["run"].as_str(),
+            Some("cargo xtask rollback --env prod")
+        );
     }
     assert!(
         run_lines(staging)
-            .contains(&"cargo xtask deploy --version \"$VERSION\" --env staging".to_string())
+            .contains(&"cargo xtask deploy --env prod --version \"$VERSION\" --api-image \"$AVALON_IMAGE_REGISTRY/avalon-api:$VERSION\" --ws-image \"$AVALON_IMAGE_REGISTRY/avalon-ws:$VERSION\"".to_string())
     );
     assert!(
         run_lines(production)
-            .contains(&"cargo xtask canary start --version \"$VERSION\"".to_string())
+            .contains(&"cargo xtask canary start --env prod --version \"$VERSION\" --api-image \"$AVALON_IMAGE_REGISTRY/avalon-api:$VERSION\" --ws-image \"$AVALON_IMAGE_REGISTRY/avalon-ws:$VERSION\"".to_string())
     );
-    assert!(run_lines(production).contains(&"cargo xtask canary promote".to_string()));
+    assert!(run_lines(production).contains(&"cargo xtask canary promote --env prod".to_string()));
 }
 
 fn run_lines(job: &Yaml) -> Vec<String> {
