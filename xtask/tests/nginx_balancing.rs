@@ -175,7 +175,11 @@ fn a_tree_that_fails_nginx_t_never_replaces_the_live_one() {
     let replica = start_api("api");
     let addr = replica.addr.clone();
     let Some(edge) = Edge::start(|state, port| {
-        base_model(state, port, single_slot(&[addr.clone()], &[addr.clone()]))
+        base_model(
+            state,
+            port,
+            single_slot(std::slice::from_ref(&addr), std::slice::from_ref(&addr)),
+        )
     }) else {
         return;
     };
@@ -186,7 +190,7 @@ fn a_tree_that_fails_nginx_t_never_replaces_the_live_one() {
         edge.addr.port(),
         single_slot(
             &["no-such-host.invalid:3000".into()],
-            &[replica.addr.clone()],
+            std::slice::from_ref(&replica.addr),
         ),
     );
     broken["maintenance"] = serde_json::json!({ "enabled": true });
@@ -205,7 +209,10 @@ fn a_tree_that_fails_nginx_t_never_replaces_the_live_one() {
     let mut maintenance = base_model(
         edge.state.path(),
         edge.addr.port(),
-        single_slot(&[replica.addr.clone()], &[replica.addr.clone()]),
+        single_slot(
+            std::slice::from_ref(&replica.addr),
+            std::slice::from_ref(&replica.addr),
+        ),
     );
     maintenance["maintenance"] = serde_json::json!({ "enabled": true });
     std::fs::write(&model_file, maintenance.to_string()).unwrap();

@@ -17,7 +17,10 @@ fn maintenance_on_and_off_keeps_an_open_websocket_and_health() {
         let mut model = base_model(
             state,
             port,
-            single_slot(&[api_addr.clone()], &[ws_addr.clone()]),
+            single_slot(
+                std::slice::from_ref(&api_addr),
+                std::slice::from_ref(&ws_addr),
+            ),
         );
         model["maintenance"] = json!({
             "enabled": enabled,

@@ -1,6 +1,7 @@
 //! `cargo xtask bench …`: performance targets, each measured beside a baseline run on the same
 //! input in the same run, printed as a ratio with the absolute figures beside it.
 
+mod api;
 mod backup;
 mod ws;
 
@@ -8,6 +9,8 @@ use clap::Subcommand;
 
 #[derive(Subcommand)]
 pub enum Bench {
+    /// The API: an authenticated read, direct and through nginx, saturated and at 2,000 req/s (oha).
+    Api(api::ApiBench),
     /// `backup create`'s host pipeline (sha256, write, gunzip + parse + CRC) against `gzip -6 | sha256sum`.
     Backup(backup::BackupBench),
     /// The game server: connections per instance within 500 MiB, and room fan-out latency over two
@@ -18,6 +21,7 @@ pub enum Bench {
 impl Bench {
     pub fn run(self, sh: &xshell::Shell) -> anyhow::Result<()> {
         match self {
+            Self::Api(cmd) => cmd.run(sh),
             Self::Backup(cmd) => cmd.run(sh),
             Self::Ws(cmd) => cmd.run(sh),
         }

@@ -148,15 +148,14 @@ pub fn judge(judged: &SlotStats, baseline: Option<&SlotStats>, t: &Thresholds) -
     }
     if let Some(base_rate) =
         baseline.and_then(|b| (b.requests >= min).then_some(b.error_rate).flatten())
+        && rate > base_rate + t.max_error_rate_increase
     {
-        if rate > base_rate + t.max_error_rate_increase {
-            reasons.push(format!(
-                "5xx rate {:.2} % exceeds the stable slot's {:.2} % by more than {:.2} points",
-                rate * 100.0,
-                base_rate * 100.0,
-                t.max_error_rate_increase * 100.0
-            ));
-        }
+        reasons.push(format!(
+            "5xx rate {:.2} % exceeds the stable slot's {:.2} % by more than {:.2} points",
+            rate * 100.0,
+            base_rate * 100.0,
+            t.max_error_rate_increase * 100.0
+        ));
     }
     if let Some(p99) = judged.p99_ms {
         if p99 > t.max_p99_ms {
@@ -165,13 +164,13 @@ pub fn judge(judged: &SlotStats, baseline: Option<&SlotStats>, t: &Thresholds) -
         let floor = t.max_p99_ms / 4.0;
         if let Some(base_p99) =
             baseline.and_then(|b| (b.requests >= min).then_some(b.p99_ms).flatten())
+            && p99 > floor
+            && p99 > base_p99 * t.max_p99_ratio
         {
-            if p99 > floor && p99 > base_p99 * t.max_p99_ratio {
-                reasons.push(format!(
-                    "p99 {p99:.0} ms is more than {:.1}× the stable slot's {base_p99:.0} ms",
-                    t.max_p99_ratio
-                ));
-            }
+            reasons.push(format!(
+                "p99 {p99:.0} ms is more than {:.1}× the stable slot's {base_p99:.0} ms",
+                t.max_p99_ratio
+            ));
         }
     }
     if judged.ws_handshakes > 0 {

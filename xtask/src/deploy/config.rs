@@ -127,13 +127,13 @@ impl DeployConfig {
                 fail(field, format!("must be a fraction 0–1, got {value}"));
             }
         }
-        if !(th.max_p99_ms > 0.0) {
+        if th.max_p99_ms.is_nan() || th.max_p99_ms <= 0.0 {
             fail(
                 "thresholds.max_p99_ms",
                 format!("must be positive, got {}", th.max_p99_ms),
             );
         }
-        if !(th.max_p99_ratio >= 1.0) {
+        if th.max_p99_ratio.is_nan() || th.max_p99_ratio < 1.0 {
             fail(
                 "thresholds.max_p99_ratio",
                 format!("must be at least 1.0, got {}", th.max_p99_ratio),

@@ -105,13 +105,13 @@ impl DeployLock {
 
 impl Drop for DeployLock {
     fn drop(&mut self) {
-        if !self.released {
-            if let Err(err) = self.remove() {
-                eprintln!(
-                    "ERROR: {err:#}; remove it by hand: docker container rm {}",
-                    self.name
-                );
-            }
+        if !self.released
+            && let Err(err) = self.remove()
+        {
+            eprintln!(
+                "ERROR: {err:#}; remove it by hand: docker container rm {}",
+                self.name
+            );
         }
     }
 }

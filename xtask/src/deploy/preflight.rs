@@ -27,13 +27,12 @@ pub fn service_env(
         })
         .unwrap_or_default();
     for value in env.values_mut() {
-        if let Some(name) = value.strip_prefix("/run/secrets/") {
-            if let Some(file) = resolved
+        if let Some(name) = value.strip_prefix("/run/secrets/")
+            && let Some(file) = resolved
                 .pointer(&format!("/secrets/{name}/file"))
                 .and_then(|f| f.as_str())
-            {
-                *value = file.to_owned();
-            }
+        {
+            *value = file.to_owned();
         }
     }
     if let Some(config_dir) = env.get("CONFIG_DIR").cloned() {

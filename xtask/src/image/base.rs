@@ -142,20 +142,19 @@ impl Base {
             );
             return Ok(outcome);
         }
-        if !self.force {
-            if let Some(existing) = docker::inspect(sh, &recipe.image)? {
-                if existing.label(RECIPE_LABEL) == Some(digest.as_str()) {
-                    eprintln!(
-                        "image base: {} is up to date (recipe {})",
-                        recipe.image,
-                        &digest[..12]
-                    );
-                    outcome.status = "cached";
-                    outcome.id = Some(existing.id);
-                    outcome.size_bytes = Some(existing.size);
-                    return Ok(outcome);
-                }
-            }
+        if !self.force
+            && let Some(existing) = docker::inspect(sh, &recipe.image)?
+            && existing.label(RECIPE_LABEL) == Some(digest.as_str())
+        {
+            eprintln!(
+                "image base: {} is up to date (recipe {})",
+                recipe.image,
+                &digest[..12]
+            );
+            outcome.status = "cached";
+            outcome.id = Some(existing.id);
+            outcome.size_bytes = Some(existing.size);
+            return Ok(outcome);
         }
         let work = project::target_dir().join("offline-images").join(name);
         let rootfs = assemble(sh, recipe, &packages, &work)?;

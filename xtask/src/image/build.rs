@@ -318,12 +318,11 @@ pub fn context_dir() -> PathBuf {
 /// The commit's time for a clean tree (rebuilding a commit yields the same labels, so the same image
 /// id); the current time for a dirty one.
 fn created_timestamp(sh: &Shell, identity: &BuildIdentity) -> anyhow::Result<String> {
-    if !identity.dirty {
-        if let Ok(committed) = cmd!(sh, "git log -1 --format=%cI").quiet().read() {
-            if !committed.trim().is_empty() {
-                return Ok(committed.trim().to_owned());
-            }
-        }
+    if !identity.dirty
+        && let Ok(committed) = cmd!(sh, "git log -1 --format=%cI").quiet().read()
+        && !committed.trim().is_empty()
+    {
+        return Ok(committed.trim().to_owned());
     }
     let now = time::OffsetDateTime::now_utc();
     now.format(&time::format_description::well_known::Rfc3339)

@@ -303,11 +303,11 @@ fn resolvable_here(mut model: EdgeModel) -> (EdgeModel, Vec<String>) {
     let mut substituted = Vec::new();
     for slot in &mut model.slots {
         for server in slot.api.iter_mut().chain(slot.websocket.iter_mut()) {
-            if server.to_socket_addrs().is_err() {
-                if let Some((host, port)) = server.rsplit_once(':') {
-                    substituted.push(host.to_owned());
-                    *server = format!("127.0.0.1:{port}");
-                }
+            if server.to_socket_addrs().is_err()
+                && let Some((host, port)) = server.rsplit_once(':')
+            {
+                substituted.push(host.to_owned());
+                *server = format!("127.0.0.1:{port}");
             }
         }
     }

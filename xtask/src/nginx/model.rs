@@ -410,13 +410,13 @@ impl EdgeModel {
     }
 
     fn validate_listen(&self, v: &mut Validator) {
-        if let Some(address) = &self.listen.address {
-            if address.parse::<IpAddr>().is_err() {
-                v.fail(
-                    "listen.address",
-                    format!("must be an IP address, got {address:?}"),
-                );
-            }
+        if let Some(address) = &self.listen.address
+            && address.parse::<IpAddr>().is_err()
+        {
+            v.fail(
+                "listen.address",
+                format!("must be an IP address, got {address:?}"),
+            );
         }
         v.range("listen.http", u32::from(self.listen.http), 1, 65_535);
         if self.tls.is_some() {
