@@ -291,8 +291,8 @@ impl Logs {
     }
 }
 
-/// A stack for commands that only look at (or remove) containers: the variables only `up` needs get a
-/// visible placeholder when unset.
+/// A stack for commands that only look at (or remove) containers: compose still interpolates every file, so
+/// each variable only `up` needs is given a self-describing `unset-<name>` value when the operator left it unset.
 fn stack_for_inspection(args: &StackArgs) -> Stack {
     let mut stack = Stack::new(args.env, args.project.clone());
     for variable in UP_ONLY_VARIABLES {
