@@ -70,7 +70,7 @@ impl Ci {
             return Ok(());
         }
         step("tests");
-        cmd!(sh, "cargo test --workspace --locked")
+        cmd!(sh, "cargo test --workspace --locked --no-fail-fast")
             .run()
             .context("tests failed")?;
         println!("\nci: all checks passed");

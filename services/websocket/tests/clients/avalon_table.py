@@ -254,8 +254,11 @@ async def disrupt_server(players, disrupt, urls):
             raise Failure(f"player {player.index} was never disconnected by the {disrupt['signal']}")
     for player in victims:
         before = player.view["version"]
+        # Cleared so the checks below read the new connection's session, not the one from the first
+        # handshake (the view can arrive before the session event).
         player.view = None
         player.room = None
+        player.session = None
         await player.connect(survivor)
         for _ in range(500):
             if player.view is not None and player.session is not None:
@@ -263,6 +266,8 @@ async def disrupt_server(players, disrupt, urls):
             await asyncio.sleep(0.01)
         if player.view is None:
             raise Failure(f"player {player.index} got no view back after reconnecting")
+        if player.session is None:
+            raise Failure(f"player {player.index} got no session event after reconnecting")
         if player.view["version"] < before:
             raise Failure(f"player {player.index} got an older state back: {player.view['version']} < {before}")
         if player.session["room"] is None:
