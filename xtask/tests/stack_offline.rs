@@ -33,7 +33,6 @@ impl Drop for StackGuard {
 }
 
 #[test]
-#[ignore = "not yet run to completion on this machine: the api image is 20.07 MB (limit 20 MB) and the stack path is unproven; issue 5 stays open until this passes — run with `cargo test -p xtask --test stack_offline -- --ignored`"]
 fn the_offline_stack_comes_up_healthy_and_serves_health_and_socket_io_through_nginx() {
     if !docker_with_compose_v2() {
         return;
