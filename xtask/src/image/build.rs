@@ -135,7 +135,7 @@ impl BuildPath {
 pub fn identity(sh: &Shell) -> anyhow::Result<BuildIdentity> {
     match std::env::var("AVALON_GIT_REVISION") {
         Ok(revision) if !revision.trim().is_empty() => Ok(BuildIdentity {
-            version: env!("CARGO_PKG_VERSION").to_owned(),
+            version: super::tags::workspace_version()?,
             sha: revision.trim().to_owned(),
             dirty: false,
         }),

@@ -24,7 +24,7 @@ impl BuildIdentity {
             .read()
             .context("reading git status")?;
         Ok(BuildIdentity {
-            version: env!("CARGO_PKG_VERSION").to_owned(),
+            version: workspace_version()?,
             sha,
             dirty: !status.trim().is_empty(),
         })
@@ -51,6 +51,14 @@ impl BuildIdentity {
         tags.push(format!("sha-{revision}"));
         tags
     }
+}
+
+/// The version the binaries will carry: the workspace manifest's, read now rather than compiled into
+/// xtask, so a build right after `cargo xtask version` tags the new version even from an older xtask.
+pub fn workspace_version() -> anyhow::Result<String> {
+    crate::version::manifest::read_version(&crate::project::root())
+        .map(|version| version.to_string())
+        .context("reading the image version from the workspace Cargo.toml")
 }
 
 #[cfg(test)]
