@@ -79,6 +79,9 @@ impl Ci {
 }
 
 /// The store contract suite against a real MongoDB; refuses to run (rather than pass vacuously) without one.
+/// Names the container of the MongoDB server behind MONGODB_URI, for the backup drill.
+const LIVE_MONGODB_CONTAINER: &str = "AVALON_LIVE_MONGODB_CONTAINER";
+
 fn mongodb_contract(sh: &Shell) -> anyhow::Result<()> {
     step("store contract tests against MongoDB");
     match std::env::var("MONGODB_URI") {
@@ -94,6 +97,26 @@ fn mongodb_contract(sh: &Shell) -> anyhow::Result<()> {
     .run()
     .context("store contract tests failed against MongoDB")?;
     println!("\nci: store contract passed against MongoDB");
+
+    step("backup drill against MongoDB (create, verify --restore-test, status, restore)");
+    // mongodump and mongorestore run inside the server's container, as on a production host.
+    match std::env::var(LIVE_MONGODB_CONTAINER) {
+        Ok(name) if !name.trim().is_empty() => {
+            cmd!(
+                sh,
+                "cargo test --locked -p xtask --test backup_live -- --nocapture"
+            )
+            .run()
+            .context("the backup drill failed against MongoDB")?;
+            println!("\nci: backup drill passed against MongoDB");
+        }
+        _ if std::env::var("GITHUB_ACTIONS").is_ok_and(|value| value == "true") => bail!(
+            "{LIVE_MONGODB_CONTAINER} must name the MongoDB service container in GitHub Actions (`${{{{ job.services.mongodb.id }}}}`)"
+        ),
+        _ => println!(
+            "\n!!!!!!!! SKIPPED backup drill: set {LIVE_MONGODB_CONTAINER} to the MongoDB server's container !!!!!!!!"
+        ),
+    }
     Ok(())
 }
 

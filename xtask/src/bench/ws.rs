@@ -140,6 +140,14 @@ impl WsBench {
         } else {
             print_report(&report);
         }
+        let targets = &report.targets;
+        if !(targets.connections_per_instance_10000 && targets.p99_at_most_20ms) {
+            bail!(
+                "bench ws missed a target (>= {TARGET_CONNECTIONS} connections within {RSS_BUDGET_MIB} MiB: {}; p99 <= {TARGET_P99_MS} ms with nothing lost: {})",
+                targets.connections_per_instance_10000,
+                targets.p99_at_most_20ms
+            );
+        }
         Ok(())
     }
 

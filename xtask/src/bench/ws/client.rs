@@ -76,7 +76,9 @@ impl Client {
             }
             let _ = write.send(Message::Close(None)).await;
         });
-        let pong = out.clone();
+        // Weak, so dropping the Client drops the last sender: the writer then sends Close and the
+        // connection (and its file descriptor) really goes, instead of living on in this task.
+        let pong = out.downgrade();
         tokio::spawn(async move {
             while let Some(Ok(message)) = read.next().await {
                 let at = Instant::now();
@@ -84,7 +86,12 @@ impl Client {
                     continue;
                 };
                 if text == "2" {
-                    let _ = pong.send(Message::text("3"));
+                    match pong.upgrade() {
+                        Some(out) => {
+                            let _ = out.send(Message::text("3"));
+                        }
+                        None => return,
+                    }
                 } else if let Some(sink) = &sink
                     && let Some(inbound) = parse(text, at)
                     && sink.send((index, inbound)).is_err()

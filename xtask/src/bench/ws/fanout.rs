@@ -200,8 +200,9 @@ impl Table {
     }
 
     async fn play(&mut self, permits: &Semaphore, samples: &Mutex<Samples>) -> anyhow::Result<()> {
+        // A permit is spent only on a measured move; starting the next game or waiting for views hands it
+        // back (by dropping it), so the achieved rate counts the moves actually fanned out.
         while let Ok(permit) = permits.acquire().await {
-            permit.forget();
             let over = self.views[0]
                 .as_ref()
                 .is_some_and(|view| view["table"]["phase"] == "game_over");
@@ -218,6 +219,7 @@ impl Table {
                 }
                 continue;
             };
+            permit.forget();
             let before = self.versions.iter().copied().max().unwrap_or(0);
             let sent = Instant::now();
             let id = self.clients[actor].emit(event, &payload);

@@ -51,7 +51,7 @@ pub fn start(name: &str, mut command: Command, port: u16, log: &Path) -> anyhow:
         .chain(command.get_args())
         .map(|part| part.to_string_lossy().into_owned())
         .collect();
-    println!("$ {}", shown.join(" "));
+    eprintln!("$ {}", shown.join(" "));
     let output = std::fs::File::create(log)?;
     command
         .stdin(Stdio::null())
