@@ -146,6 +146,7 @@ main() {
   install_backup_tools
   install_k8s_tools
   install_container_tools
+  install_bench_tools
 }
 
 main "$@"
