@@ -81,10 +81,21 @@ pub fn router(state: AppState) -> Router {
     let prefix = state.config.service.prefix.clone();
     let body_limit = state.config.service.body_limit;
     let cors = cors(&state.config.service.cors_allowed_origins);
+    let fault_rate = state.config.service.fault_inject_5xx_rate;
+    if fault_rate > 0.0 {
+        tracing::warn!(
+            rate = fault_rate,
+            "FAULT_INJECT_5XX_RATE is set: this instance answers that share of API requests with 500 on purpose"
+        );
+    }
     let api = routes::router()
         .fallback(gate::not_found)
         .method_not_allowed_fallback(gate::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            gate::fault_injection,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             gate::admission,

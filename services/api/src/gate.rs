@@ -1,5 +1,5 @@
-//! What stands in front of every API route: the request id for error bodies, a deadline, maintenance mode
-//! and rate limits. Ops routes (/livez, /readyz, /health, /metrics) are served by the runtime outside this.
+//! What stands in front of every API route: the request id for error bodies, a deadline, maintenance mode,
+//! rate limits and the deliberate faults of FAULT_INJECT_5XX_RATE. Ops routes (/livez, /readyz, /health, /metrics) are served by the runtime outside this.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -42,6 +42,26 @@ pub async fn deadline(State(state): State<AppState>, request: Request, next: Nex
         .retry_after(1)
         .into_response(),
     }
+}
+
+/// Answers FAULT_INJECT_5XX_RATE of the API's requests with 500, on purpose: a canary built with it must be
+/// caught and aborted by the canary analysis. Ops routes are outside this gate, so the instance stays
+/// healthy and gets traffic, as a subtly broken release would.
+pub async fn fault_injection(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let rate = state.config.service.fault_inject_5xx_rate;
+    if rate > 0.0 && rand::random::<f64>() < rate {
+        return ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "FAULT_INJECTED",
+            format!("answered 500 on purpose (FAULT_INJECT_5XX_RATE={rate})"),
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// Maintenance, then the per-IP and per-user limits.

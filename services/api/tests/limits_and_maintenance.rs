@@ -1,5 +1,5 @@
 //! Rate limits shared by two API instances through one real redis-server, trusted-proxy client IPs, and
-//! maintenance mode from the configuration and from Redis.
+//! maintenance mode from the configuration and from Redis, and the deliberate faults of FAULT_INJECT_5XX_RATE.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -180,4 +180,41 @@ async fn maintenance_flag_in_redis_reaches_every_instance() {
         }
         assert_eq!(answer.status, 200);
     }
+}
+
+#[tokio::test]
+async fn fault_injection_answers_its_share_with_500_and_leaves_health_alone() {
+    let data = tempfile::tempdir().unwrap();
+    let always = Api::start(data.path(), &[("FAULT_INJECT_5XX_RATE", "1")]).await;
+    let broken = get(&always.url("/openapi.json"), None).await;
+    assert_eq!((broken.status, broken.code()), (500, "FAULT_INJECTED"));
+    // The instance must still look healthy, or the canary would never get the traffic that exposes it.
+    for probe in ["/livez", "/readyz", "/health"] {
+        assert_eq!(
+            get(&format!("{}{probe}", always.base), None).await.status,
+            200,
+            "{probe}"
+        );
+    }
+    drop(always);
+
+    let half = Api::start(
+        data.path(),
+        &[
+            ("FAULT_INJECT_5XX_RATE", "0.5"),
+            ("RATE_LIMIT_IP", "100000"),
+        ],
+    )
+    .await;
+    let mut failed = 0;
+    for _ in 0..200 {
+        let answer = get(&half.url("/openapi.json"), None).await;
+        match answer.status {
+            500 => failed += 1,
+            200 => {}
+            other => panic!("unexpected {other}: {:?}", answer.body),
+        }
+    }
+    // Binomial(200, 0.5): the standard deviation is about 7, so 50..=150 fails only for a broken gate.
+    assert!((50..=150).contains(&failed), "{failed} of 200 answered 500");
 }

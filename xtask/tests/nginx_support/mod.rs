@@ -407,9 +407,25 @@ pub fn open_upgrade(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> T
     }
     let mut response = parse_response(&head).unwrap();
     if response.status != 101 {
-        // An error page: read its body too.
+        // An error page: read its body too — by its length when given, since nginx keeps the connection
+        // open and reading to the end would block for the whole read timeout (which made callers retrying
+        // within a deadline see one attempt only).
+        let length = response
+            .header("content-length")
+            .and_then(|value| value.trim().parse::<usize>().ok());
         let mut rest = Vec::new();
-        let _ = stream.read_to_end(&mut rest);
+        match length {
+            Some(length) => {
+                rest.resize(length, 0);
+                let read = stream.read_exact(&mut rest);
+                if read.is_err() {
+                    rest.clear();
+                }
+            }
+            None => {
+                let _ = stream.read_to_end(&mut rest);
+            }
+        }
         response.body = String::from_utf8_lossy(&rest).into_owned();
     }
     Tunnel { stream, response }

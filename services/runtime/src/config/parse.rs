@@ -18,6 +18,14 @@ pub fn positive_u32(text: &str) -> Result<u32, String> {
     }
 }
 
+/// A share of something: a decimal number from 0 to 1.
+pub fn share(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(value) if (0.0..=1.0).contains(&value) => Ok(value),
+        _ => Err("must be a number from 0 to 1 (e.g. 0.25)".to_owned()),
+    }
+}
+
 pub fn boolean(text: &str) -> Result<bool, String> {
     match text.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),

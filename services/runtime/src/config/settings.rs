@@ -174,6 +174,8 @@ pub struct ApiSettings {
     pub cors_allowed_origins: Vec<String>,
     pub body_limit: usize,
     pub request_timeout: Duration,
+    /// Share of application requests answered 500 on purpose (0 in production); see FAULT_INJECT_5XX_RATE.
+    pub fault_inject_5xx_rate: f64,
 }
 
 /// The game server's own settings (fixed for the life of the process).
@@ -243,6 +245,15 @@ impl ServiceSettings for ApiSettings {
             }
         });
         let request_timeout = reader.value(&var::API_REQUEST_TIMEOUT, parse::positive_duration);
+        let fault_inject_5xx_rate = reader.value(&var::FAULT_INJECT_5XX_RATE, parse::share);
+        if reader.app_env == AppEnv::Production
+            && fault_inject_5xx_rate.is_some_and(|rate| rate > 0.0)
+        {
+            reader.violate(
+                &var::FAULT_INJECT_5XX_RATE,
+                "must be 0 when APP_ENV=production (it breaks requests on purpose, to test canary analysis in development and staging)",
+            );
+        }
         Some(ApiSettings {
             prefix: prefix?,
             mongodb_uri,
@@ -255,6 +266,7 @@ impl ServiceSettings for ApiSettings {
             cors_allowed_origins: cors_allowed_origins.unwrap_or_default(),
             body_limit: body_limit?,
             request_timeout: request_timeout?,
+            fault_inject_5xx_rate: fault_inject_5xx_rate?,
         })
     }
 }

@@ -396,6 +396,14 @@ pub const DEBUG_ENDPOINTS: Var = Var {
         "Enables `/debug/sleep` and `/debug/stall` used by the shutdown and watchdog tests. Development only.",
     )
 };
+pub const FAULT_INJECT_5XX_RATE: Var = Var {
+    scope: Scope::Api,
+    ..var(
+        "FAULT_INJECT_5XX_RATE",
+        Some("0"),
+        "Share (0 to 1) of API requests answered 500 on purpose, so a canary built with it proves that canary analysis aborts a bad release. Health, readiness and metrics are never affected. Must be 0 in production.",
+    )
+};
 
 pub const WS_RECONNECT_WINDOW: Var = Var {
     scope: Scope::Ws,
@@ -497,6 +505,7 @@ pub const ALL: &[&Var] = &[
     &READINESS_TIMEOUT,
     &DEV_LOGIN,
     &DEBUG_ENDPOINTS,
+    &FAULT_INJECT_5XX_RATE,
 ];
 
 pub fn lookup(name: &str) -> Option<&'static Var> {

@@ -387,6 +387,24 @@ fn development_only_switches_refused_elsewhere() {
 }
 
 #[test]
+fn fault_injection_is_a_share_and_never_in_production() {
+    assert_refused(
+        &production(&[("FAULT_INJECT_5XX_RATE", "0.5")]),
+        "FAULT_INJECT_5XX_RATE",
+        "must be 0 when APP_ENV=production",
+    );
+    for bad in ["1.5", "-0.1", "half", "NaN"] {
+        assert_refused(
+            &env(&[("FAULT_INJECT_5XX_RATE", bad)]),
+            "FAULT_INJECT_5XX_RATE",
+            "from 0 to 1",
+        );
+    }
+    assert!(violations(&env(&[("FAULT_INJECT_5XX_RATE", "0.25")])).is_empty());
+    assert!(violations(&production(&[("FAULT_INJECT_5XX_RATE", "0")])).is_empty());
+}
+
+#[test]
 fn secrets_never_appear_in_messages_or_debug() {
     let secret = "0123456789";
     let found = violations(&production(&[
