@@ -29,6 +29,10 @@ pub struct Heal {
     /// Consecutive failed healthchecks before a restart.
     #[arg(long, default_value_t = 3)]
     after: u64,
+    /// Seconds a container being replaced gets to stop before SIGKILL. It has already failed its
+    /// healthchecks `--after` times, so it serves nothing a longer grace could save.
+    #[arg(long, value_name = "SECS", default_value_t = 2)]
+    stop_timeout: u64,
     /// Print what would be restarted; restart nothing.
     #[arg(long)]
     dry_run: bool,
@@ -98,10 +102,11 @@ impl Heal {
                         if !self.dry_run {
                             // `docker restart` sends the stop signal, then SIGKILL after the grace period:
                             // a SIGSTOPped process cannot act on SIGTERM, so the kill is what frees it.
+                            let grace = self.stop_timeout.to_string();
                             ctx.target
                                 .docker
                                 .invocation()
-                                .args(["container", "restart", "--time", "10", &container.id])
+                                .args(["container", "restart", "--time", &grace, &container.id])
                                 .capture(None)?;
                         }
                     }
