@@ -78,10 +78,11 @@ impl Ci {
     }
 }
 
-/// The store contract suite against a real MongoDB; refuses to run (rather than pass vacuously) without one.
 /// Names the container of the MongoDB server behind MONGODB_URI, for the backup drill.
 const LIVE_MONGODB_CONTAINER: &str = "AVALON_LIVE_MONGODB_CONTAINER";
 
+/// The store contract suite and the backup drill against a real MongoDB; refuses to run (rather than pass
+/// vacuously) without one.
 fn mongodb_contract(sh: &Shell) -> anyhow::Result<()> {
     step("store contract tests against MongoDB");
     match std::env::var("MONGODB_URI") {

@@ -1,5 +1,6 @@
 //! What stands in front of every API route: the request id for error bodies, a deadline, maintenance mode,
-//! rate limits and the deliberate faults of FAULT_INJECT_5XX_RATE. Ops routes (/livez, /readyz, /health, /metrics) are served by the runtime outside this.
+//! rate limits and the deliberate faults of FAULT_INJECT_5XX_RATE. Ops routes (/livez, /readyz, /health,
+//! /metrics) are served by the runtime outside this.
 
 use std::net::{IpAddr, SocketAddr};
 

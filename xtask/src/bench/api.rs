@@ -7,8 +7,8 @@
 //! - direct and through nginx at a fixed `--rate` (2,000 req/s): p99.
 //!
 //! Targets (2 cores): through nginx ≥ 70 % of direct req/s; p99 ≤ 10 ms at 2,000 req/s through nginx.
-//! nginx runs a minimal proxy configuration written here (one worker, upstream keepalive, no access log),
-//! because the edge configuration of `cargo xtask nginx` needs its whole stack; the report says so.
+//! nginx runs the edge configuration `cargo xtask nginx` renders, with one worker and one slot whose upstream
+//! is the bench's API; the report says so.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -272,6 +272,7 @@ fn start_nginx(nginx: &Path, work: &Path, api_port: u16, port: u16) -> anyhow::R
         "slots": [{
             "name": "blue",
             "api": [format!("127.0.0.1:{api_port}")],
+            // The bench sends no WebSocket traffic; the slot only needs an address that resolves.
             "websocket": [format!("127.0.0.1:{api_port}")],
             "weight": 100,
         }],
