@@ -185,6 +185,53 @@ pub fn wait_for_port(addr: SocketAddr, timeout: Duration) -> bool {
     })
 }
 
+/// A private redis-server on a free loopback port, without persistence; `None` (a loud skip, a panic under
+/// CI=true) when redis-server is not installed. Stopped when dropped.
+pub struct RedisServer {
+    pub port: u16,
+    pub process: Process,
+}
+
+impl RedisServer {
+    pub fn start() -> Option<RedisServer> {
+        let binary = require_tool("redis-server")?;
+        let port = free_port();
+        let port_text = port.to_string();
+        // Nothing is written with saving and the AOF off; the directory only keeps redis out of the cwd.
+        let dir = std::env::temp_dir().display().to_string();
+        let process = Process::spawn(
+            &format!("redis:{port}"),
+            binary,
+            &[
+                "--port",
+                &port_text,
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                &dir,
+            ],
+            &[],
+        );
+        assert!(
+            wait_for_port(
+                SocketAddr::from(([127, 0, 0, 1], port)),
+                Duration::from_secs(10)
+            ),
+            "redis-server did not start"
+        );
+        Some(RedisServer { port, process })
+    }
+
+    /// `redis://127.0.0.1:<port>/`
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
 /// A minimal blocking HTTP/1.1 GET (no client crate needed): returns the status code and body.
 pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
     use std::io::Write;

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use avalon_testkit::{Process, free_port, require_tool, wait_for_port};
+use avalon_testkit::{Process, RedisServer, free_port, wait_for_port};
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::routing::{get, post};
@@ -227,44 +227,16 @@ pub async fn start_wechat_stub(stub: WechatStub) -> String {
 
 /// A throwaway redis-server on a free loopback port, or `None` (loud skip) when it is not installed.
 pub struct Redis {
-    pub process: Process,
+    server: RedisServer,
     pub port: u16,
-    _dir: tempfile::TempDir,
 }
 
 impl Redis {
     pub fn start() -> Option<Redis> {
-        let binary = require_tool("redis-server")?;
-        let port = free_port();
-        let dir = tempfile::tempdir().unwrap();
-        let port_text = port.to_string();
-        let dir_text = dir.path().display().to_string();
-        let process = Process::spawn(
-            &format!("redis:{port}"),
-            binary,
-            &[
-                "--port",
-                &port_text,
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                &dir_text,
-            ],
-            &[],
-        );
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        assert!(
-            wait_for_port(addr, Duration::from_secs(10)),
-            "redis-server did not start"
-        );
+        let server = RedisServer::start()?;
         Some(Redis {
-            process,
-            port,
-            _dir: dir,
+            port: server.port,
+            server,
         })
     }
 
@@ -276,7 +248,7 @@ impl Redis {
     }
 
     pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))
+        redis::Client::open(self.server.url())
             .unwrap()
             .get_multiplexed_async_connection()
             .await

@@ -10,53 +10,29 @@ use std::time::Duration;
 use avalon_runtime::auth::issue_access_token;
 use avalon_runtime::config::Secret;
 use avalon_testkit::{
-    Process, free_port, http_get, in_ci, require_tool, wait_for_port, wait_until,
+    Process, RedisServer, free_port, http_get, in_ci, require_tool, wait_for_port, wait_until,
 };
 use serde_json::Value;
 
 pub const JWT_SECRET: &str = "ws-integration-test-secret-0123456789abcdef";
 
 pub struct Redis {
+    server: RedisServer,
     pub port: u16,
-    _process: Process,
 }
 
 impl Redis {
     /// A private redis-server on a free loopback port without persistence; `None` (skip) when not installed.
     pub fn start() -> Option<Redis> {
-        let binary = require_tool("redis-server")?;
-        let port = free_port();
-        let port_text = port.to_string();
-        let process = Process::spawn(
-            "redis",
-            binary,
-            &[
-                "--port",
-                &port_text,
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            &[],
-        );
-        assert!(
-            wait_for_port(
-                SocketAddr::from(([127, 0, 0, 1], port)),
-                Duration::from_secs(10)
-            ),
-            "redis-server did not start"
-        );
+        let server = RedisServer::start()?;
         Some(Redis {
-            port,
-            _process: process,
+            port: server.port,
+            server,
         })
     }
 
     pub fn connection(&self) -> redis::Connection {
-        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))
+        redis::Client::open(self.server.url())
             .unwrap()
             .get_connection()
             .unwrap()
