@@ -57,6 +57,46 @@ async fn dev_login_then_users_me_works_on_the_embedded_store() {
     assert_eq!(again["user"]["nickname"], "King Arthur");
 }
 
+/// The blue and green slots of a deploy are two API processes on one DATA_DIR: both must start, and a
+/// user who signed in on one is known to the other (and a refresh token used on one is spent on both).
+#[tokio::test]
+async fn two_api_processes_share_one_embedded_store() {
+    let data = tempfile::tempdir().unwrap();
+    let blue = Api::start(data.path(), &[("DEV_LOGIN", "true")]).await;
+    let green = Api::start(data.path(), &[("DEV_LOGIN", "true")]).await;
+
+    let session = dev_login(&blue, "gawain").await;
+    let token = session["access_token"].as_str().unwrap();
+    let me = get_auth(&green.url("/users/me"), token).await;
+    assert_eq!(me.status, 200, "{}", me.text);
+    assert_eq!(me.body["id"], session["user"]["id"]);
+    assert_eq!(
+        dev_login(&green, "gawain").await["user"]["id"],
+        session["user"]["id"],
+        "the same openid on the other slot is the same user"
+    );
+
+    let refresh_token = session["refresh_token"].as_str().unwrap();
+    let body = json!({ "refresh_token": refresh_token });
+    let first = post_json(&green.url("/auth/refresh"), body.clone()).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let replay = post_json(&blue.url("/auth/refresh"), body).await;
+    assert_eq!(
+        (replay.status, replay.code()),
+        (401, "REFRESH_TOKEN_REUSED")
+    );
+
+    // Concurrent sign-ins on both slots: every one answers, none is lost to a lock.
+    let logins = (0..20).map(|n| {
+        let api = if n % 2 == 0 { &blue } else { &green };
+        let url = api.url("/auth/dev-login");
+        async move { post_json(&url, json!({ "openid": format!("knight-{n}") })).await }
+    });
+    for answer in futures_util::future::join_all(logins).await {
+        assert_eq!(answer.status, 200, "{}", answer.text);
+    }
+}
+
 #[tokio::test]
 async fn dev_login_is_absent_unless_enabled() {
     let data = tempfile::tempdir().unwrap();

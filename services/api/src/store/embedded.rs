@@ -1,161 +1,231 @@
-//! The development store: one redb file below DATA_DIR. Single process; writes are serialised by redb.
+//! The development store: one SQLite file below DATA_DIR, in WAL mode so several processes can share it —
+//! the blue and green API slots of a deploy run side by side on the same volume, and a user who logged in
+//! on one slot must be known to the other. Documents are kept as JSON next to the columns that are looked
+//! up or sorted on.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{Store, StoreError, StoreResult};
 use crate::model::{Consumed, GameCursor, RefreshRecord, StoredGame, User};
 
-const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
-const USERS_BY_OPENID: TableDefinition<&str, &str> = TableDefinition::new("users_by_openid");
-const REFRESH: TableDefinition<&str, &[u8]> = TableDefinition::new("refresh_tokens");
-/// `<family>\0<token hash>` → nothing: the tokens of a family, for revocation.
-const REFRESH_BY_FAMILY: TableDefinition<&str, ()> = TableDefinition::new("refresh_by_family");
-const GAMES: TableDefinition<&str, &[u8]> = TableDefinition::new("games");
-/// `<user id>\0<inverted finished ms, 20 digits>\0<game id>` → game id: a user's games newest first.
-const USER_GAMES: TableDefinition<&str, &str> = TableDefinition::new("user_games");
-const POSITIONS: TableDefinition<&str, u64> = TableDefinition::new("positions");
+pub const FILE_NAME: &str = "avalon-api.sqlite3";
 
-pub const FILE_NAME: &str = "avalon-api.redb";
+/// How long a writer waits for another process's write transaction before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS users (
+    id     TEXT PRIMARY KEY,
+    openid TEXT NOT NULL UNIQUE,
+    doc    TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS refresh_tokens (
+    token_hash TEXT PRIMARY KEY,
+    family     TEXT NOT NULL,
+    doc        TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS refresh_tokens_by_family ON refresh_tokens (family);
+CREATE TABLE IF NOT EXISTS games (
+    game_id TEXT PRIMARY KEY,
+    doc     TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS user_games (
+    user_id        TEXT NOT NULL,
+    finished_at_ms INTEGER NOT NULL,
+    game_id        TEXT NOT NULL,
+    PRIMARY KEY (user_id, finished_at_ms, game_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS positions (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+";
+
+/// One connection per process: the store serves development and the offline stack, where a mutex is
+/// ample and keeps SQLite's threading rules out of the picture.
 #[derive(Clone)]
 pub struct EmbeddedStore {
-    db: Arc<Database>,
+    conn: Arc<Mutex<Connection>>,
 }
 
 fn unavailable(err: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(err.to_string())
 }
 
-fn encode<T: serde::Serialize>(value: &T) -> StoreResult<Vec<u8>> {
-    serde_json::to_vec(value).map_err(|err| StoreError::Corrupt(err.to_string()))
+fn encode<T: serde::Serialize>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|err| StoreError::Corrupt(err.to_string()))
 }
 
-fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> StoreResult<T> {
-    serde_json::from_slice(bytes).map_err(|err| StoreError::Corrupt(err.to_string()))
+fn decode<T: serde::de::DeserializeOwned>(text: &str) -> StoreResult<T> {
+    serde_json::from_str(text).map_err(|err| StoreError::Corrupt(err.to_string()))
 }
 
-fn user_game_key(user_id: &str, finished_at_ms: u64, game_id: &str) -> String {
-    format!("{user_id}\0{:020}\0{game_id}", u64::MAX - finished_at_ms)
+/// SQLite integers are signed 64-bit; our times and offsets are u64 that never come near the limit.
+fn to_sql_int(value: u64, what: &str) -> StoreResult<i64> {
+    i64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} {value} exceeds 2^63-1")))
+}
+
+fn from_sql_int(value: i64, what: &str) -> StoreResult<u64> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} {value} is negative")))
 }
 
 impl EmbeddedStore {
-    /// Opens (creating if needed) `<dir>/avalon-api.redb`.
+    /// Opens (creating if needed) `<dir>/avalon-api.sqlite3`.
     pub fn open(dir: &Path) -> StoreResult<EmbeddedStore> {
         std::fs::create_dir_all(dir)
             .map_err(|err| unavailable(format!("cannot create {}: {err}", dir.display())))?;
         let path = dir.join(FILE_NAME);
-        let db = Database::create(&path)
+        let conn = Connection::open(&path)
             .map_err(|err| unavailable(format!("cannot open {}: {err}", path.display())))?;
-        let store = EmbeddedStore { db: Arc::new(db) };
-        store.write(|txn| {
-            txn.open_table(USERS)?;
-            txn.open_table(USERS_BY_OPENID)?;
-            txn.open_table(REFRESH)?;
-            txn.open_table(REFRESH_BY_FAMILY)?;
-            txn.open_table(GAMES)?;
-            txn.open_table(USER_GAMES)?;
-            txn.open_table(POSITIONS)?;
-            Ok(())
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(unavailable)?;
+        // WAL lets readers in one process run beside a writer in another; NORMAL sync is durable
+        // across process crashes, which is what a development store needs.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|err| {
+                unavailable(format!("cannot enable WAL on {}: {err}", path.display()))
+            })?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(unavailable)?;
+        conn.execute_batch(SCHEMA).map_err(|err| {
+            unavailable(format!(
+                "cannot create the schema in {}: {err}",
+                path.display()
+            ))
         })?;
-        Ok(store)
+        Ok(EmbeddedStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
     }
 
-    fn write<T>(
+    /// Runs `work` in an IMMEDIATE transaction (the write lock is taken up front, so two processes never
+    /// deadlock upgrading readers) on a blocking thread, and commits when it returns Ok.
+    async fn write<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&redb::WriteTransaction) -> Result<T, TxError>,
+        work: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, TxError> + Send + 'static,
     ) -> StoreResult<T> {
-        let txn = self.db.begin_write().map_err(unavailable)?;
-        let value = work(&txn).map_err(TxError::into_store)?;
-        txn.commit().map_err(unavailable)?;
-        Ok(value)
+        self.blocking(move |conn| {
+            let txn = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let value = work(&txn).map_err(TxError::into_store)?;
+            txn.commit().map_err(unavailable)?;
+            Ok(value)
+        })
+        .await
     }
 
-    fn read<T>(
+    async fn read<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&redb::ReadTransaction) -> Result<T, TxError>,
+        work: impl FnOnce(&Connection) -> Result<T, TxError> + Send + 'static,
     ) -> StoreResult<T> {
-        let txn = self.db.begin_read().map_err(unavailable)?;
-        work(&txn).map_err(TxError::into_store)
+        self.blocking(move |conn| work(conn).map_err(TxError::into_store))
+            .await
     }
 
-    /// redb is synchronous: run it off the async workers.
+    /// SQLite is synchronous: run it off the async workers.
     async fn blocking<T: Send + 'static>(
         &self,
-        work: impl FnOnce(EmbeddedStore) -> StoreResult<T> + Send + 'static,
+        work: impl FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
-        let store = self.clone();
-        tokio::task::spawn_blocking(move || work(store))
-            .await
-            .map_err(unavailable)?
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock leaves the connection itself intact (SQLite rolls back the
+            // open transaction when it is dropped), so a poisoned lock is still usable.
+            let mut conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            work(&mut conn)
+        })
+        .await
+        .map_err(unavailable)?
     }
 }
 
-/// Errors inside a transaction: redb's own, or ours (decoding).
+/// Errors inside a transaction: SQLite's own, or ours (decoding).
 enum TxError {
-    Redb(redb::Error),
+    Sql(rusqlite::Error),
     Store(StoreError),
 }
 
 impl TxError {
     fn into_store(self) -> StoreError {
         match self {
-            TxError::Redb(err) => unavailable(err),
+            TxError::Sql(err) => unavailable(err),
             TxError::Store(err) => err,
         }
     }
 }
 
-impl<E: Into<redb::Error>> From<E> for TxError {
-    fn from(err: E) -> TxError {
-        TxError::Redb(err.into())
+impl From<rusqlite::Error> for TxError {
+    fn from(err: rusqlite::Error) -> TxError {
+        TxError::Sql(err)
     }
 }
 
-fn store_err(err: StoreError) -> TxError {
-    TxError::Store(err)
+impl From<StoreError> for TxError {
+    fn from(err: StoreError) -> TxError {
+        TxError::Store(err)
+    }
+}
+
+fn user_doc(conn: &Connection, id: &str) -> Result<Option<User>, TxError> {
+    let doc: Option<String> = conn
+        .query_row("SELECT doc FROM users WHERE id = ?1", [id], |row| {
+            row.get(0)
+        })
+        .optional()?;
+    Ok(doc.as_deref().map(decode).transpose()?)
+}
+
+fn refresh_doc(conn: &Connection, token_hash: &str) -> Result<Option<RefreshRecord>, TxError> {
+    let doc: Option<String> = conn
+        .query_row(
+            "SELECT doc FROM refresh_tokens WHERE token_hash = ?1",
+            [token_hash],
+            |row| row.get(0),
+        )
+        .optional()?;
+    Ok(doc.as_deref().map(decode).transpose()?)
+}
+
+fn put_refresh(conn: &Connection, record: &RefreshRecord) -> Result<(), TxError> {
+    conn.execute(
+        "INSERT INTO refresh_tokens (token_hash, family, doc) VALUES (?1, ?2, ?3)
+         ON CONFLICT (token_hash) DO UPDATE SET family = excluded.family, doc = excluded.doc",
+        params![record.token_hash, record.family, encode(record)?],
+    )?;
+    Ok(())
 }
 
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn upsert_user(&self, candidate: User) -> StoreResult<User> {
-        self.blocking(move |store| {
-            store.write(|txn| {
-                let mut by_openid = txn.open_table(USERS_BY_OPENID)?;
-                let mut users = txn.open_table(USERS)?;
-                let existing = by_openid
-                    .get(candidate.openid.as_str())?
-                    .map(|id| id.value().to_owned());
-                if let Some(id) = existing
-                    && let Some(bytes) = users.get(id.as_str())?
-                {
-                    return decode(bytes.value()).map_err(store_err);
-                }
-                let bytes = encode(&candidate).map_err(store_err)?;
-                users.insert(candidate.id.as_str(), bytes.as_slice())?;
-                by_openid.insert(candidate.openid.as_str(), candidate.id.as_str())?;
-                Ok(candidate)
-            })
+        self.write(move |txn| {
+            let existing: Option<String> = txn
+                .query_row(
+                    "SELECT doc FROM users WHERE openid = ?1",
+                    [&candidate.openid],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            if let Some(doc) = existing {
+                return Ok(decode(&doc)?);
+            }
+            txn.execute(
+                "INSERT INTO users (id, openid, doc) VALUES (?1, ?2, ?3)",
+                params![candidate.id, candidate.openid, encode(&candidate)?],
+            )?;
+            Ok(candidate)
         })
         .await
     }
 
     async fn user(&self, id: &str) -> StoreResult<Option<User>> {
         let id = id.to_owned();
-        self.blocking(move |store| {
-            store.read(|txn| {
-                let users = txn.open_table(USERS)?;
-                let found = users.get(id.as_str())?;
-                found
-                    .map(|bytes| decode(bytes.value()))
-                    .transpose()
-                    .map_err(store_err)
-            })
-        })
-        .await
+        self.read(move |conn| user_doc(conn, &id)).await
     }
 
     async fn set_nickname(
@@ -165,134 +235,104 @@ impl Store for EmbeddedStore {
         now_ms: u64,
     ) -> StoreResult<Option<User>> {
         let (id, nickname) = (id.to_owned(), nickname.to_owned());
-        self.blocking(move |store| {
-            store.write(|txn| {
-                let mut users = txn.open_table(USERS)?;
-                let current = users.get(id.as_str())?.map(|bytes| bytes.value().to_vec());
-                let Some(current) = current else {
-                    return Ok(None);
-                };
-                let mut user: User = decode(&current).map_err(store_err)?;
-                user.nickname = nickname;
-                user.updated_at_ms = now_ms;
-                let bytes = encode(&user).map_err(store_err)?;
-                users.insert(id.as_str(), bytes.as_slice())?;
-                Ok(Some(user))
-            })
+        self.write(move |txn| {
+            let Some(mut user) = user_doc(txn, &id)? else {
+                return Ok(None);
+            };
+            user.nickname = nickname;
+            user.updated_at_ms = now_ms;
+            txn.execute(
+                "UPDATE users SET doc = ?2 WHERE id = ?1",
+                params![id, encode(&user)?],
+            )?;
+            Ok(Some(user))
         })
         .await
     }
 
     async fn insert_refresh(&self, record: &RefreshRecord) -> StoreResult<()> {
         let record = record.clone();
-        self.blocking(move |store| {
-            store.write(|txn| {
-                let bytes = encode(&record).map_err(store_err)?;
-                txn.open_table(REFRESH)?
-                    .insert(record.token_hash.as_str(), bytes.as_slice())?;
-                let family_key = format!("{}\0{}", record.family, record.token_hash);
-                txn.open_table(REFRESH_BY_FAMILY)?
-                    .insert(family_key.as_str(), ())?;
-                Ok(())
-            })
-        })
-        .await
+        self.write(move |txn| put_refresh(txn, &record)).await
     }
 
     async fn consume_refresh(&self, token_hash: &str) -> StoreResult<Consumed> {
         let token_hash = token_hash.to_owned();
-        self.blocking(move |store| {
-            store.write(|txn| {
-                let mut tokens = txn.open_table(REFRESH)?;
-                let current = tokens
-                    .get(token_hash.as_str())?
-                    .map(|bytes| bytes.value().to_vec());
-                let Some(current) = current else {
-                    return Ok(Consumed::Unknown);
-                };
-                let record: RefreshRecord = decode(&current).map_err(store_err)?;
-                if record.used {
-                    return Ok(Consumed::AlreadyUsed(record));
-                }
-                let used = RefreshRecord {
+        self.write(move |txn| {
+            let Some(record) = refresh_doc(txn, &token_hash)? else {
+                return Ok(Consumed::Unknown);
+            };
+            if record.used {
+                return Ok(Consumed::AlreadyUsed(record));
+            }
+            put_refresh(
+                txn,
+                &RefreshRecord {
                     used: true,
                     ..record.clone()
-                };
-                let bytes = encode(&used).map_err(store_err)?;
-                tokens.insert(token_hash.as_str(), bytes.as_slice())?;
-                Ok(Consumed::Fresh(record))
-            })
+                },
+            )?;
+            Ok(Consumed::Fresh(record))
         })
         .await
     }
 
     async fn revoke_family(&self, family: &str) -> StoreResult<u64> {
-        let prefix = format!("{family}\0");
-        self.blocking(move |store| {
-            store.write(|txn| {
-                let members = txn.open_table(REFRESH_BY_FAMILY)?;
-                let mut hashes = Vec::new();
-                for entry in members.range(prefix.as_str()..)? {
-                    let (key, ()) =
-                        entry.map(|(key, value)| (key.value().to_owned(), value.value()))?;
-                    let Some(hash) = key.strip_prefix(prefix.as_str()) else {
-                        break;
-                    };
-                    hashes.push(hash.to_owned());
+        let family = family.to_owned();
+        self.write(move |txn| {
+            let docs = {
+                let mut query =
+                    txn.prepare_cached("SELECT doc FROM refresh_tokens WHERE family = ?1")?;
+                query
+                    .query_map([&family], |row| row.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()?
+            };
+            let mut revoked = 0;
+            for doc in docs {
+                let mut record: RefreshRecord = decode(&doc)?;
+                if !record.revoked {
+                    record.revoked = true;
+                    revoked += 1;
+                    put_refresh(txn, &record)?;
                 }
-                let mut tokens = txn.open_table(REFRESH)?;
-                let mut revoked = 0;
-                for hash in hashes {
-                    let current = tokens
-                        .get(hash.as_str())?
-                        .map(|bytes| bytes.value().to_vec());
-                    let Some(current) = current else { continue };
-                    let mut record: RefreshRecord = decode(&current).map_err(store_err)?;
-                    if !record.revoked {
-                        record.revoked = true;
-                        revoked += 1;
-                        let bytes = encode(&record).map_err(store_err)?;
-                        tokens.insert(hash.as_str(), bytes.as_slice())?;
-                    }
-                }
-                Ok(revoked)
-            })
+            }
+            Ok(revoked)
         })
         .await
     }
 
     async fn insert_game(&self, game: &StoredGame) -> StoreResult<bool> {
         let game = game.clone();
-        self.blocking(move |store| {
-            store.write(|txn| {
-                let mut games = txn.open_table(GAMES)?;
-                if games.get(game.game_id.as_str())?.is_some() {
-                    return Ok(false);
-                }
-                let bytes = encode(&game).map_err(store_err)?;
-                games.insert(game.game_id.as_str(), bytes.as_slice())?;
-                let mut index = txn.open_table(USER_GAMES)?;
-                for player in &game.player_ids {
-                    let key = user_game_key(player, game.finished_at_ms, &game.game_id);
-                    index.insert(key.as_str(), game.game_id.as_str())?;
-                }
-                Ok(true)
-            })
+        self.write(move |txn| {
+            let inserted = txn.execute(
+                "INSERT INTO games (game_id, doc) VALUES (?1, ?2) ON CONFLICT (game_id) DO NOTHING",
+                params![game.game_id, encode(&game)?],
+            )?;
+            if inserted == 0 {
+                return Ok(false);
+            }
+            let finished_at = to_sql_int(game.finished_at_ms, "finished_at_ms")?;
+            let mut index = txn.prepare_cached(
+                "INSERT OR IGNORE INTO user_games (user_id, finished_at_ms, game_id) VALUES (?1, ?2, ?3)",
+            )?;
+            for player in &game.player_ids {
+                index.execute(params![player, finished_at, game.game_id])?;
+            }
+            Ok(true)
         })
         .await
     }
 
     async fn game(&self, game_id: &str) -> StoreResult<Option<StoredGame>> {
         let game_id = game_id.to_owned();
-        self.blocking(move |store| {
-            store.read(|txn| {
-                let games = txn.open_table(GAMES)?;
-                let found = games.get(game_id.as_str())?;
-                found
-                    .map(|bytes| decode(bytes.value()))
-                    .transpose()
-                    .map_err(store_err)
-            })
+        self.read(move |conn| {
+            let doc: Option<String> = conn
+                .query_row(
+                    "SELECT doc FROM games WHERE game_id = ?1",
+                    [&game_id],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            Ok(doc.as_deref().map(decode).transpose()?)
         })
         .await
     }
@@ -303,65 +343,70 @@ impl Store for EmbeddedStore {
         limit: usize,
         after: Option<&GameCursor>,
     ) -> StoreResult<Vec<StoredGame>> {
-        let prefix = format!("{user_id}\0");
-        // Keys sort newest first; start just past the cursor's own key.
-        let start = match after {
-            Some(cursor) => {
-                let mut key = user_game_key(user_id, cursor.finished_at_ms, &cursor.game_id);
-                key.push('\0');
-                key
-            }
-            None => prefix.clone(),
+        let user_id = user_id.to_owned();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // Newest first, ties by game id ascending — the same order as the MongoDB store. Without a cursor
+        // the bound sits above every real time.
+        let (after_ms, after_id) = match after {
+            Some(cursor) => (
+                to_sql_int(cursor.finished_at_ms, "cursor finished_at_ms")?,
+                cursor.game_id.clone(),
+            ),
+            None => (i64::MAX, String::new()),
         };
-        self.blocking(move |store| {
-            store.read(|txn| {
-                let index = txn.open_table(USER_GAMES)?;
-                let games = txn.open_table(GAMES)?;
-                let mut found = Vec::new();
-                for entry in index.range(start.as_str()..)? {
-                    if found.len() >= limit {
-                        break;
-                    }
-                    let (key, game_id) = entry
-                        .map(|(key, value)| (key.value().to_owned(), value.value().to_owned()))?;
-                    if !key.starts_with(prefix.as_str()) {
-                        break;
-                    }
-                    if let Some(bytes) = games.get(game_id.as_str())? {
-                        found.push(decode(bytes.value()).map_err(store_err)?);
-                    }
-                }
-                Ok(found)
-            })
+        self.read(move |conn| {
+            let mut query = conn.prepare_cached(
+                "SELECT g.doc FROM user_games u JOIN games g ON g.game_id = u.game_id
+                 WHERE u.user_id = ?1
+                   AND (u.finished_at_ms < ?2 OR (u.finished_at_ms = ?2 AND u.game_id > ?3))
+                 ORDER BY u.finished_at_ms DESC, u.game_id ASC
+                 LIMIT ?4",
+            )?;
+            let docs = query
+                .query_map(params![user_id, after_ms, after_id, limit], |row| {
+                    row.get::<_, String>(0)
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(docs
+                .iter()
+                .map(|doc| decode(doc))
+                .collect::<StoreResult<Vec<_>>>()?)
         })
         .await
     }
 
     async fn position(&self, name: &str) -> StoreResult<Option<u64>> {
         let name = name.to_owned();
-        self.blocking(move |store| {
-            store.read(|txn| {
-                let positions = txn.open_table(POSITIONS)?;
-                let value = positions.get(name.as_str())?.map(|value| value.value());
-                Ok(value)
-            })
+        self.read(move |conn| {
+            let value: Option<i64> = conn
+                .query_row(
+                    "SELECT value FROM positions WHERE name = ?1",
+                    [&name],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            Ok(value
+                .map(|value| from_sql_int(value, "position"))
+                .transpose()?)
         })
         .await
     }
 
     async fn set_position(&self, name: &str, value: u64) -> StoreResult<()> {
         let name = name.to_owned();
-        self.blocking(move |store| {
-            store.write(|txn| {
-                txn.open_table(POSITIONS)?.insert(name.as_str(), value)?;
-                Ok(())
-            })
+        self.write(move |txn| {
+            txn.execute(
+                "INSERT INTO positions (name, value) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                params![name, to_sql_int(value, "position")?],
+            )?;
+            Ok(())
         })
         .await
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        self.blocking(|store| store.read(|txn| Ok(txn.open_table(POSITIONS).map(|_| ())?)))
+        self.read(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
             .await
     }
 }

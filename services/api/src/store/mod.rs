@@ -1,5 +1,6 @@
-//! Persistence behind one trait: MongoDB in staging/production, an embedded file-backed store (redb) for
-//! development. `tests/store_contract.rs` holds both to the same behaviour.
+//! Persistence behind one trait: MongoDB in staging/production, an embedded file-backed store (SQLite,
+//! shared by every API process on one DATA_DIR) for development and the offline stack.
+//! `tests/store_contract.rs` holds both to the same behaviour.
 
 use std::sync::Arc;
 
