@@ -136,12 +136,18 @@ pub fn edge_model(base: &EdgeModel, routing: Routing, keep_idle: Option<Slot>) -
     model
 }
 
-/// The routing a live edge model describes, when its slots are ours.
+/// The routing a live edge model describes, when its slots are ours. A slot counts as ours only when it
+/// names our slot services: the stack's default model also calls its one slot `blue`, but that one points
+/// at the unslotted `api`/`websocket` services `cargo xtask up` started.
 pub fn routing_of(model: &EdgeModel) -> Option<Routing> {
     let mut slots: Vec<(Slot, u8)> = model
         .slots
         .iter()
-        .filter_map(|s| Slot::parse(&s.name).map(|slot| (slot, s.weight)))
+        .filter_map(|s| {
+            let slot = Slot::parse(&s.name)?;
+            let ours = slot.edge_slot(s.weight);
+            (s.api == ours.api && s.websocket == ours.websocket).then_some((slot, s.weight))
+        })
         .collect();
     slots.sort_by_key(|(_, weight)| std::cmp::Reverse(*weight));
     let (primary, _) = *slots.first()?;
@@ -185,6 +191,13 @@ mod tests {
         assert_eq!(model.canary.slot.as_deref(), Some("green"));
         assert_eq!(routing_of(&model), Some(routing));
         assert_eq!(routing.describe(), "blue 75% / green 25%");
+    }
+
+    #[test]
+    fn the_default_model_is_unslotted_although_its_slot_is_called_blue() {
+        let model = EdgeModel::default();
+        assert_eq!(model.slots[0].name, "blue");
+        assert_eq!(routing_of(&model), None);
     }
 
     #[test]

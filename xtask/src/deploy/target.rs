@@ -46,6 +46,9 @@ pub struct ContainerInfo {
     pub restart_count: u64,
     /// Consecutive failed healthchecks right now.
     pub failing_streak: u64,
+    /// The image's or compose's healthcheck command, as an argv to `docker exec` (`None` without one).
+    #[serde(skip)]
+    pub healthcheck: Option<Vec<String>>,
 }
 
 impl ContainerInfo {
@@ -93,6 +96,27 @@ struct InspectConfig {
     image: String,
     #[serde(default)]
     labels: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    healthcheck: Option<InspectHealthcheck>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct InspectHealthcheck {
+    #[serde(default)]
+    test: Vec<String>,
+}
+
+/// A healthcheck's `Test` as an argv for `docker exec`: `CMD` runs as given, `CMD-SHELL` through `sh -c`;
+/// `NONE` or an empty test has nothing to run.
+fn healthcheck_argv(test: &[String]) -> Option<Vec<String>> {
+    match test.split_first()? {
+        (kind, rest) if kind == "CMD" && !rest.is_empty() => Some(rest.to_vec()),
+        (kind, [command]) if kind == "CMD-SHELL" => {
+            Some(vec!["sh".to_owned(), "-c".to_owned(), command.clone()])
+        }
+        _ => None,
+    }
 }
 
 #[derive(Deserialize)]
@@ -138,6 +162,10 @@ fn container_info(raw: Inspect) -> ContainerInfo {
             .map_or_else(|| "none".to_owned(), |h| h.status.clone()),
         failing_streak: raw.state.health.map_or(0, |h| h.failing_streak),
         restart_count: raw.restart_count,
+        healthcheck: raw
+            .config
+            .healthcheck
+            .and_then(|check| healthcheck_argv(&check.test)),
     }
 }
 
@@ -420,7 +448,7 @@ impl Target {
             for service in services {
                 all.extend(self.service_containers(service)?);
             }
-            if !all.is_empty() && all.iter().all(ContainerInfo::healthy) {
+            if !all.is_empty() && all.iter().all(|c| c.healthy() || self.passes_check_now(c)) {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -436,6 +464,24 @@ impl Target {
             }
             std::thread::sleep(Duration::from_millis(250));
         }
+    }
+
+    /// A started container whose first scheduled healthcheck has not run yet: runs the same check now.
+    /// Docker waits a whole interval before the first check (the engine here predates `start_interval`),
+    /// which would put most of a rollback's time into waiting for a process that was ready long before.
+    fn passes_check_now(&self, container: &ContainerInfo) -> bool {
+        if !(container.running() && container.health == "starting") {
+            return false;
+        }
+        let Some(argv) = &container.healthcheck else {
+            return false;
+        };
+        self.docker
+            .invocation()
+            .args(["exec", container.id.as_str()])
+            .args(argv.iter().cloned())
+            .capture(None)
+            .is_ok()
     }
 
     /// Stops services' containers (their stop signal and grace period: the runtime drains) and keeps them.
@@ -708,6 +754,31 @@ mod tests {
             overlay["services"]["websocket-green"]["labels"][RELEASE_LABEL],
             "1.2.0"
         );
+    }
+
+    #[test]
+    fn healthcheck_tests_become_exec_argvs() {
+        let argv = |test: &[&str]| {
+            healthcheck_argv(&test.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            argv(&["CMD", "/usr/local/bin/avalon-api", "healthcheck"]),
+            Some(vec![
+                "/usr/local/bin/avalon-api".to_owned(),
+                "healthcheck".to_owned()
+            ])
+        );
+        assert_eq!(
+            argv(&["CMD-SHELL", "redis-cli ping"]),
+            Some(vec![
+                "sh".to_owned(),
+                "-c".to_owned(),
+                "redis-cli ping".to_owned()
+            ])
+        );
+        assert_eq!(argv(&["NONE"]), None);
+        assert_eq!(argv(&["CMD"]), None);
+        assert_eq!(argv(&[]), None);
     }
 
     #[test]
