@@ -54,11 +54,12 @@ install_release_tools() {
   pip_install "check-jsonschema==0.39.0"
 }
 
-# Only for `cargo xtask bench api` (never run by CI): oha compiles from crates.io for several minutes, so it is
-# installed when asked for with INSTALL_BENCH_TOOLS=1.
-install_bench_tools() {
-  [ "${INSTALL_BENCH_TOOLS:-0}" = "1" ] || return 0
-  log "bench: oha 1.16.0"
+# oha drives the steady HTTP load of the chaos suite (xtask/tests/chaos.rs) and `cargo xtask bench api`. It
+# compiles from crates.io (about 3.5 minutes on 2 cores, once per machine: the binary stays in ~/.cargo/bin).
+# Its HTTP client notices a keep-alive connection the server closed while idle, as real clients do; wrk
+# pausing between requests does not, and would count every idle connection a reloading nginx closes.
+install_load_tools() {
+  log "load: oha 1.16.0"
   if ! command -v oha >/dev/null 2>&1 || [ "$(oha --version 2>/dev/null)" != "oha 1.16.0" ]; then
     run cargo install --locked oha --version 1.16.0
   fi
@@ -146,7 +147,7 @@ main() {
   install_backup_tools
   install_k8s_tools
   install_container_tools
-  install_bench_tools
+  install_load_tools
 }
 
 main "$@"

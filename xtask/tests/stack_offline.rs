@@ -164,52 +164,18 @@ fn the_offline_stack_comes_up_healthy_and_serves_health_and_socket_io_through_ng
 /// with the compose healthcheck of 2 s × 3); asserts only that it happens within a generous bound.
 fn hung_game_server_is_replaced_by_heal(project: &str) {
     let websocket = container(project, "websocket");
-    let started_at = |id: &str| {
-        run_ok(&mut docker(&[
-            "inspect",
-            "--format",
-            "{{.State.StartedAt}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}",
-            id,
-        ]))
-        .trim()
-        .to_owned()
-    };
-    let before = started_at(&websocket);
-    let mut healer = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .current_dir(workspace_root())
-        .args([
-            "heal",
-            "--env",
-            "offline",
-            "--project",
-            project,
-            "--watch",
-            "1",
-        ])
-        .spawn()
-        .unwrap();
-    let frozen = std::time::Instant::now();
-    run_ok(&mut docker(&["kill", "--signal", "STOP", &websocket]));
-    let mut replaced = None;
-    while frozen.elapsed() < Duration::from_secs(90) {
-        let now = started_at(&websocket);
-        let started = now.split(' ').next().unwrap_or_default();
-        if started != before.split(' ').next().unwrap_or_default()
-            && now.ends_with("running healthy")
-        {
-            replaced = Some(frozen.elapsed());
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    let _ = healer.kill();
-    let _ = healer.wait();
-    let replaced = replaced.unwrap_or_else(|| {
-        panic!(
-            "the frozen websocket container was not replaced within 90 s: {}",
-            started_at(&websocket)
-        )
-    });
+    let mut healer = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"));
+    healer.current_dir(workspace_root()).args([
+        "heal",
+        "--env",
+        "offline",
+        "--project",
+        project,
+        "--watch",
+        "1",
+    ]);
+    let replaced = stack_support::freeze_until_healed(&websocket, healer)
+        .expect("the frozen websocket container was not replaced within 90 s");
     println!(
         "hung -> replaced: {:.1} s from SIGSTOP to a healthy websocket container (goal <= 20 s)",
         replaced.as_secs_f64()

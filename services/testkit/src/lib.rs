@@ -234,12 +234,33 @@ impl RedisServer {
 
 /// A minimal blocking HTTP/1.1 GET (no client crate needed): returns the status code and body.
 pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    http_request(addr, "GET", path, None)
+}
+
+/// A minimal blocking HTTP/1.1 POST of a JSON body: returns the status code and body.
+pub fn http_post_json(addr: SocketAddr, path: &str, json: &str) -> std::io::Result<(u16, String)> {
+    http_request(addr, "POST", path, Some(json))
+}
+
+fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    json: Option<&str>,
+) -> std::io::Result<(u16, String)> {
     use std::io::Write;
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let body = match json {
+        Some(json) => format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{json}",
+            json.len()
+        ),
+        None => "\r\n".to_owned(),
+    };
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{body}"
     )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;

@@ -90,6 +90,7 @@ pub async fn connected(app: Arc<App>, socket: SocketRef) {
         });
     }
     let room = resume(&app, &socket, &session).await;
+    session.mark_resumed();
     let maintenance = app.maintenance();
     let _ = socket.emit(
         SESSION,

@@ -19,6 +19,9 @@ use crate::room::{Effects, GameStart, Room};
 use crate::session::{Session, now_ms};
 use crate::store::{Committed, StoreError};
 
+/// How long an event waits for the connect handler to restore a returning player's room.
+const RESUME_WAIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Registers every client event on a freshly connected socket.
 pub fn register(socket: &SocketRef, app: &Arc<App>) {
     on(socket, app, "room:create", create_room);
@@ -132,6 +135,7 @@ where
                         Err(WsError::bad_request(format!("unreadable payload: {err}")))
                     }
                     (Some(session), Ok(payload)) => {
+                        session.resumed(RESUME_WAIT_LIMIT).await;
                         session.touch();
                         let limit = app.live.get().rate_limit_user;
                         if event != "sync" && !session.allow_action(limit) {

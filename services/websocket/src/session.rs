@@ -16,6 +16,10 @@ pub struct Session {
     last_active_ms: AtomicU64,
     /// One more than the last room version pushed to this socket (0 = nothing pushed yet).
     pushed: AtomicU64,
+    /// Set once the connect handler has put a returning player back in their room (or found none).
+    /// Events wait for it: a client that acts the moment its socket opens must not be told NOT_IN_ROOM
+    /// by a seat that is still being restored.
+    resumed: tokio::sync::watch::Sender<bool>,
 }
 
 impl Session {
@@ -28,7 +32,19 @@ impl Session {
             chat: Mutex::new(TokenBucket::per_minute(chat_per_minute)),
             last_active_ms: AtomicU64::new(now_ms()),
             pushed: AtomicU64::new(0),
+            resumed: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    pub fn mark_resumed(&self) {
+        self.resumed.send_replace(true);
+    }
+
+    /// Waits until the connect handler is done with this socket's room (at most `limit`, so a stuck
+    /// resume cannot hold events forever; they then see the room as it is).
+    pub async fn resumed(&self, limit: Duration) {
+        let mut resumed = self.resumed.subscribe();
+        let _ = tokio::time::timeout(limit, resumed.wait_for(|done| *done)).await;
     }
 
     pub fn room(&self) -> Option<String> {
@@ -150,5 +166,35 @@ mod tests {
         assert!(!session.claim_version(2));
         session.set_room(Some("ROOM".into()));
         assert!(session.claim_version(0), "a new room starts over");
+    }
+
+    #[tokio::test]
+    async fn events_wait_for_the_resume_and_not_longer() {
+        let session = std::sync::Arc::new(Session::new(
+            User {
+                id: "u".into(),
+                name: "U".into(),
+            },
+            "i/s".into(),
+            5,
+        ));
+        let waiter = {
+            let session = std::sync::Arc::clone(&session);
+            tokio::spawn(async move { session.resumed(Duration::from_secs(30)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished(), "an event ran before the resume");
+        session.mark_resumed();
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("the event still waits after the resume")
+            .expect("waiter panicked");
+        // Once resumed, later events do not wait at all.
+        tokio::time::timeout(
+            Duration::from_millis(100),
+            session.resumed(Duration::from_secs(30)),
+        )
+        .await
+        .expect("a resumed session made an event wait");
     }
 }

@@ -107,10 +107,7 @@ impl ApiBench {
             (1..=100_000).contains(&self.rate),
             "--rate: must be from 1 to 100000"
         );
-        let oha = tool(
-            "oha",
-            "INSTALL_BENCH_TOOLS=1 bash scripts/ci/install-tools.sh",
-        )?;
+        let oha = tool("oha", "bash scripts/ci/install-tools.sh")?;
         let nginx = tool("nginx", "bash scripts/ci/install-tools.sh")?;
 
         xshell::cmd!(sh, "cargo build --release --locked --package avalon-api")

@@ -35,6 +35,14 @@ pub use releases::Releases;
 pub use rollback::Rollback;
 pub use status::Status;
 
+/// A ledger time as operators read it in tables: `2026-11-26 06:33:13` (UTC).
+pub(crate) fn table_time(at: time::OffsetDateTime) -> String {
+    at.format(&time::macros::format_description!(
+        "[year]-[month]-[day] [hour]:[minute]:[second]"
+    ))
+    .unwrap_or_default()
+}
+
 pub(crate) fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)

@@ -53,12 +53,7 @@ pub fn table(entries: &[Entry], live_seq: Option<u64>) -> String {
         "", "SEQ", "WHEN (UTC)", "EVENT", "VERSION", "SLOT", "W%", "OUTCOME", "WHO"
     );
     for entry in entries.iter().rev() {
-        let when = entry
-            .at
-            .format(&time::macros::format_description!(
-                "[year]-[month]-[day] [hour]:[minute]:[second]"
-            ))
-            .unwrap_or_default();
+        let when = super::table_time(entry.at);
         let event = serde_json::to_value(entry.event)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))

@@ -110,8 +110,10 @@ impl Status {
         println!("project     {}", report.project);
         match &report.live {
             Some(live) => println!(
-                "live        {} on slot {} (since {})",
-                live.release.version, live.slot, live.at
+                "live        {} on slot {} (since {} UTC)",
+                live.release.version,
+                live.slot,
+                super::table_time(live.at)
             ),
             None => println!("live        no release recorded in the ledger"),
         }
@@ -156,7 +158,8 @@ impl Status {
                 c.service,
                 c.slot.map_or("-".to_owned(), |s| s.to_string()),
                 c.state,
-                c.health,
+                // Docker keeps a stopped container's last health; it says nothing about a stopped one.
+                if c.running() { c.health.as_str() } else { "-" },
                 c.restart_count,
                 c.release.as_deref().unwrap_or("-")
             );

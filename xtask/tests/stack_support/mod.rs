@@ -83,3 +83,39 @@ pub fn docker_with_compose_v2() -> bool {
 pub fn test_registry() -> String {
     format!("avalon-test-{}", std::process::id())
 }
+
+/// SIGSTOPs `victim` (even its watchdog thread stops, so only Docker's healthcheck notices) while `healer`
+/// (`cargo xtask heal --watch 1`) runs, and returns the time until a healthy container runs in its place,
+/// or `None` after 90 s.
+pub fn freeze_until_healed(victim: &str, mut healer: Command) -> Option<std::time::Duration> {
+    use std::time::{Duration, Instant};
+    let started_at = || {
+        run_ok(&mut docker(&[
+            "inspect",
+            "--format",
+            "{{.State.StartedAt}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}",
+            victim,
+        ]))
+        .trim()
+        .to_owned()
+    };
+    let before = started_at();
+    let mut healer = healer.spawn().expect("cargo xtask heal");
+    let frozen = Instant::now();
+    run_ok(&mut docker(&["kill", "--signal", "STOP", victim]));
+    let mut replaced = None;
+    while frozen.elapsed() < Duration::from_secs(90) {
+        let now = started_at();
+        if now.split(' ').next() != before.split(' ').next() && now.ends_with("running healthy") {
+            replaced = Some(frozen.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let _ = healer.kill();
+    let _ = healer.wait();
+    if replaced.is_none() {
+        eprintln!("the frozen container was not replaced: {}", started_at());
+    }
+    replaced
+}
