@@ -66,7 +66,7 @@ impl Chaos {
     }
 
     /// `cargo xtask <args> --env offline --project <ours>`, with the suite's config, model and deploy
-    /// settings. `up` and `down` take no deploy config.
+    /// settings. `up`, `down` and `logs` take no deploy config.
     fn xtask(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
         command
@@ -78,7 +78,7 @@ impl Chaos {
             .env("AVALON_API_REPLICAS", "2")
             .env("AVALON_WS_REPLICAS", "2")
             .env("RUST_BACKTRACE", "0");
-        if !matches!(args.first(), Some(&"up") | Some(&"down")) {
+        if !matches!(args.first(), Some(&"up") | Some(&"down") | Some(&"logs")) {
             command.arg("--config").arg(deploy_config());
         }
         command
@@ -107,6 +107,10 @@ impl Chaos {
 
 impl Drop for Chaos {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // What the edge and the services said, for the failure's log.
+            let _ = run(&mut self.xtask(&["logs", "--tail", "80"]));
+        }
         let _ = run(&mut self.xtask(&["down", "--volumes"]));
         // `down --volumes` keeps the release ledger on purpose; the suite's own goes with it.
         let _ = run(&mut docker(&[

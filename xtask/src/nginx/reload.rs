@@ -187,14 +187,23 @@ fn verify_reload(
         }
     }
     eprintln!("nginx: {url} serves config {}", rendered.config_id);
-    let (status, _) = verify::get(url, "/health").context("GET /health through the edge failed")?;
-    eprintln!("nginx: GET {url}/health -> {status}");
-    if status != 200 && !options.allow_unhealthy && !model.maintenance.enabled {
-        bail!(
-            "GET {url}/health answered {status} after the reload (pass --allow-unhealthy to accept)"
-        );
+    // A new worker's first upstream connections can fail once (a replica restarting, a connection the
+    // backend just closed): one bad answer is not a verdict on the tree, a bad answer until the
+    // deadline is.
+    loop {
+        let (status, _) =
+            verify::get(url, "/health").context("GET /health through the edge failed")?;
+        eprintln!("nginx: GET {url}/health -> {status}");
+        if status == 200 || options.allow_unhealthy || model.maintenance.enabled {
+            return Ok(status);
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "GET {url}/health answered {status} after the reload (pass --allow-unhealthy to accept)"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
     }
-    Ok(status)
 }
 
 /// Points `STATE/live` at `tree` with one rename, so nginx never sees a half-written link.
