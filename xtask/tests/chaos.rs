@@ -109,7 +109,8 @@ impl Drop for Chaos {
     fn drop(&mut self) {
         if std::thread::panicking() {
             // What the edge and the services said, for the failure's log.
-            let _ = run(&mut self.xtask(&["logs", "--tail", "80"]));
+            let logs = run(&mut self.xtask(&["logs", "--tail", "80"]));
+            eprintln!("{}", String::from_utf8_lossy(&logs.stdout));
         }
         let _ = run(&mut self.xtask(&["down", "--volumes"]));
         // `down --volumes` keeps the release ledger on purpose; the suite's own goes with it.

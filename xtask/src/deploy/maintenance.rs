@@ -109,23 +109,33 @@ fn set(
         }
     };
     let word = if on.is_some() { "ON" } else { "OFF" };
-    println!(
-        "maintenance {word}: 1. apps: SET avalon:maintenance {} + PUBLISH; 2. edge: render, nginx -t, graceful reload",
+    let apps_step = format!(
+        "apps: SET avalon:maintenance {} + PUBLISH",
         serde_json::to_string(&state)?
     );
+    let edge_step = "edge: render, nginx -t, graceful reload";
+    // The edge closes before the apps enter maintenance and opens only after they leave it. In
+    // maintenance the API answers 503, and nginx counts an upstream's 503 as a failure (`proxy_next_upstream
+    // http_503`, which lets a draining replica pass requests to the others): API traffic reaching apps in
+    // maintenance would take every replica out for `fail_timeout` and the edge would answer 502, /health
+    // included (seen in the chaos suite with the opposite order).
+    let (first, second) = if on.is_some() {
+        (edge_step.to_owned(), apps_step)
+    } else {
+        (apps_step, edge_step.to_owned())
+    };
+    println!("maintenance {word}: 1. {first}; 2. {second}");
     if dry_run {
         println!("dry run: nothing was changed");
         return Ok(());
     }
     let flag = flag(&ctx)?;
-    // Apps first when turning on (the game server tells players before the edge starts refusing), edge
-    // first when turning off (users get through as soon as the apps accept them).
     if on.is_some() {
-        flag.set(&state)?;
         edge.apply(sh, &model)?;
+        flag.set(&state)?;
     } else {
-        edge.apply(sh, &model)?;
         flag.set(&state)?;
+        edge.apply(sh, &model)?;
     }
     println!("maintenance is {word} at the edge and in the apps");
     Ok(())
