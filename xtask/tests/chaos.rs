@@ -440,7 +440,8 @@ fn hung_game_server_replaced(chaos: &Chaos) -> Duration {
         .expect("the frozen game server was not replaced within 90 s")
 }
 
-/// SIGKILL to one live api replica (a crash); returns once Docker's restart policy has it healthy again.
+/// `kill -9` of one live api replica's process (a crash); returns once Docker's restart policy has it
+/// healthy again.
 fn killed_api_restarted(chaos: &Chaos) -> Duration {
     let victim = chaos.live_containers("api").remove(0);
     let restarts = |id: &str| {
@@ -460,7 +461,15 @@ fn killed_api_restarted(chaos: &Chaos) -> Duration {
         .parse()
         .unwrap();
     let killed = Instant::now();
-    run_ok(&mut docker(&["kill", "--signal", "KILL", &victim]));
+    // `docker kill` counts as an operator's stop and disables the restart policy; a crash is the process
+    // dying under Docker, so the container's main process is killed from the host.
+    let pid = run_ok(&mut docker(&[
+        "inspect",
+        "--format",
+        "{{.State.Pid}}",
+        &victim,
+    ]));
+    run_ok(Command::new("kill").args(["-KILL", pid.trim()]));
     while killed.elapsed() < Duration::from_secs(60) {
         let now = restarts(&victim);
         let count: u64 = now.split(' ').next().unwrap().parse().unwrap();
