@@ -42,8 +42,8 @@ install_game_server_tools() {
 }
 
 install_api_tools() {
-  log "api: redis-server (shared rate limits, stream, maintenance tests), nginx + wrk (cargo xtask bench api)"
-  apt_install redis-server nginx wrk
+  log "api: redis-server (shared rate limits, stream, maintenance tests), nginx (cargo xtask bench api)"
+  apt_install redis-server nginx
 }
 
 # `cargo xtask ci` checks .github/workflows against the github-workflows schema that check-jsonschema vendors
