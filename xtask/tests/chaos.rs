@@ -20,7 +20,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use stack_support::{docker, docker_with_compose_v2, run, run_ok, workspace_root};
+use stack_support::{container, docker, docker_with_compose_v2, run, run_ok, workspace_root};
 
 const TABLES: usize = 4;
 /// Requests per second of the steady load, over this many keep-alive connections.
@@ -527,13 +527,13 @@ fn deploys_canaries_rollbacks_maintenance_and_crashes_under_load_lose_no_request
         "inspect",
         "--format",
         "{{.Image}}",
-        &chaos_container(&chaos, "api"),
+        &container(&chaos.project, "api"),
     ]));
     let ws = run_ok(&mut docker(&[
         "inspect",
         "--format",
         "{{.Image}}",
-        &chaos_container(&chaos, "websocket"),
+        &container(&chaos.project, "websocket"),
     ]));
     for version in 1..=4 {
         run_ok(&mut docker(&[
@@ -725,16 +725,4 @@ fn deploys_canaries_rollbacks_maintenance_and_crashes_under_load_lose_no_request
     );
     let ledger = run_ok(&mut chaos.xtask(&["releases"]));
     println!("{ledger}");
-}
-
-fn chaos_container(chaos: &Chaos, service: &str) -> String {
-    let ids = run_ok(&mut docker(&[
-        "ps",
-        "--quiet",
-        "--filter",
-        &format!("label=com.docker.compose.project={}", chaos.project),
-        "--filter",
-        &format!("label=com.docker.compose.service={service}"),
-    ]));
-    ids.lines().next().unwrap_or_default().trim().to_owned()
 }

@@ -13,7 +13,9 @@ use std::time::Duration;
 use avalon_runtime::auth::issue_access_token;
 use avalon_runtime::config::Secret;
 use serde_json::Value;
-use stack_support::{docker, docker_with_compose_v2, run, run_ok, workspace_root, xtask};
+use stack_support::{
+    container, docker, docker_with_compose_v2, run, run_ok, workspace_root, xtask,
+};
 
 /// Tears the stack down (volumes included) whatever happened in the test.
 struct StackGuard {
@@ -180,20 +182,6 @@ fn hung_game_server_is_replaced_by_heal(project: &str) {
         "hung -> replaced: {:.1} s from SIGSTOP to a healthy websocket container (goal <= 20 s)",
         replaced.as_secs_f64()
     );
-}
-
-fn container(project: &str, service: &str) -> String {
-    let id = run_ok(&mut docker(&[
-        "ps",
-        "--quiet",
-        "--filter",
-        &format!("label=com.docker.compose.project={project}"),
-        "--filter",
-        &format!("label=com.docker.compose.service={service}"),
-    ]));
-    let id = id.lines().next().unwrap_or_default().trim().to_owned();
-    assert!(!id.is_empty(), "no running container for {service}");
-    id
 }
 
 /// A token signed with the stack's generated JWT secret, as the API would issue it.

@@ -119,3 +119,18 @@ pub fn freeze_until_healed(victim: &str, mut healer: Command) -> Option<std::tim
     }
     replaced
 }
+
+/// The id of a running container of `service` in Compose project `project` (the first, with replicas).
+pub fn container(project: &str, service: &str) -> String {
+    let id = run_ok(&mut docker(&[
+        "ps",
+        "--quiet",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+        "--filter",
+        &format!("label=com.docker.compose.service={service}"),
+    ]));
+    let id = id.lines().next().unwrap_or_default().trim().to_owned();
+    assert!(!id.is_empty(), "no running container for {service}");
+    id
+}
