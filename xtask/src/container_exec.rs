@@ -102,6 +102,43 @@ impl Invocation {
         String::from_utf8(output).with_context(|| format!("output of `{self}` is not UTF-8"))
     }
 
+    /// Announces and starts the program with standard output piped.
+    fn spawn(&self, piped_stdin: bool, stderr: Stdio) -> anyhow::Result<std::process::Child> {
+        self.announce();
+        self.command()
+            .stdin(if piped_stdin {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .with_context(|| format!("starting {}", self.program.display()))
+    }
+
+    /// Runs to completion with both output streams captured (nothing passes through) and returns them
+    /// with the exit code, whatever it is: for callers that read a failure's message themselves.
+    pub fn output(&self, stdin: Option<&[u8]>) -> anyhow::Result<Captured> {
+        let mut child = self.spawn(stdin.is_some(), Stdio::piped())?;
+        let feeder = match (stdin.map(<[u8]>::to_vec), child.stdin.take()) {
+            (Some(bytes), Some(mut pipe)) => Some(thread::spawn(move || pipe.write_all(&bytes))),
+            _ => None,
+        };
+        let output = child
+            .wait_with_output()
+            .with_context(|| format!("waiting for {}", self.program.display()))?;
+        if let Some(feeder) = feeder {
+            // A program that exits without reading its input closes the pipe: its exit code says why.
+            let _ = feeder.join();
+        }
+        Ok(Captured {
+            code: output.status.code(),
+            stdout: output.stdout,
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
+    }
+
     /// Runs to completion, feeding `stdin` from a thread and copying standard output into `stdout`
     /// as it arrives. Fails when the program cannot start, exits non-zero, or a copy fails.
     pub fn stream(
@@ -109,18 +146,7 @@ impl Invocation {
         stdin: Option<Box<dyn Read + Send>>,
         stdout: &mut dyn Write,
     ) -> anyhow::Result<()> {
-        self.announce();
-        let mut child = self
-            .command()
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("starting {}", self.program.display()))?;
+        let mut child = self.spawn(stdin.is_some(), Stdio::inherit())?;
         let feeder = match (stdin, child.stdin.take()) {
             (Some(mut source), Some(mut pipe)) => Some(thread::spawn(move || {
                 let copied = io::copy(&mut source, &mut pipe);
@@ -146,6 +172,25 @@ impl Invocation {
             Some(Err(_)) => bail!("the thread feeding `{self}` panicked"),
             _ => Ok(()),
         }
+    }
+}
+
+/// What [`Invocation::output`] returns.
+#[derive(Debug)]
+pub struct Captured {
+    /// `None` when the program was killed by a signal.
+    pub code: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl Captured {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
     }
 }
 
@@ -249,6 +294,28 @@ impl DockerCli {
             Some(context) => invocation.arg("--context").arg(context.clone()),
             None => invocation,
         }
+    }
+
+    /// The engine endpoint the CLI talks to (`unix:///var/run/docker.sock`, `ssh://ops@host`, …):
+    /// `DOCKER_HOST` unless a context is named, else the context's; empty when it cannot be told.
+    pub fn endpoint(&self) -> String {
+        if self.context.is_none()
+            && let Some(host) = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty())
+        {
+            return host;
+        }
+        self.invocation()
+            .args([
+                "context",
+                "inspect",
+                "--format",
+                "{{.Endpoints.docker.Host}}",
+            ])
+            .output(None)
+            .ok()
+            .filter(Captured::success)
+            .map(|captured| captured.stdout_text().trim().to_owned())
+            .unwrap_or_default()
     }
 
     /// The container id or name to `docker exec` into.

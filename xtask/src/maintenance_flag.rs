@@ -1,7 +1,7 @@
 //! The stack-wide maintenance flag, as agreed between the services and xtask: the Redis key
 //! `avalon:maintenance` holds `{"enabled":true,"message":"…","retry_after":N}` (both services
-//! honour it), and every change is announced on `avalon:maintenance:changed` so instances switch at
-//! once instead of at their next poll.
+//! honour it, reading it every `avalon_runtime::maintenance_flag::POLL_EVERY`), and every change is
+//! also announced on `avalon:maintenance:changed` for subscribers (the services do not subscribe yet).
 //!
 //! xtask sets it with `redis-cli` inside the redis container through the Docker CLI; the password
 //! travels as `REDISCLI_AUTH` in the environment (redis-cli reads it there), never on a command line.
@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::container_exec::{ContainerRef, DockerCli, Invocation, SecretValue, secret_from_env};
 
-pub const FLAG_KEY: &str = "avalon:maintenance";
+pub const FLAG_KEY: &str = avalon_runtime::maintenance_flag::KEY;
 pub const CHANGED_CHANNEL: &str = "avalon:maintenance:changed";
 
 /// Without REDIS_PASSWORD: the password the redis container was given as a Compose secret.

@@ -1,7 +1,8 @@
 //! `cargo xtask up --env offline` for real: every service healthy, `/health` answers 200 through nginx, a
 //! Socket.IO client (python-socketio) connects through nginx over WebSocket, the services resolve the
-//! compose service names, the hardened containers run as non-root on read-only root filesystems, and a
-//! frozen game server is replaced by `cargo xtask heal`.
+//! compose service names, the hardened containers run as non-root on read-only root filesystems, a
+//! frozen game server is replaced by `cargo xtask heal`, and the deploy commands work through a remote
+//! engine endpoint from a checkout that shares nothing with the stack's host paths.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,11 +11,11 @@ mod stack_support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use avalon_runtime::auth::issue_access_token;
+use avalon_runtime::auth::{issue_access_token, verify_access_token};
 use avalon_runtime::config::Secret;
 use serde_json::Value;
 use stack_support::{
-    container, docker, docker_with_compose_v2, run, run_ok, workspace_root, xtask,
+    EngineProxy, container, docker, docker_with_compose_v2, run, run_ok, workspace_root, xtask,
 };
 
 /// Tears the stack down (volumes included) whatever happened in the test.
@@ -32,6 +33,20 @@ impl Drop for StackGuard {
             &self.project,
             "--volumes",
         ]));
+        // `down --volumes` keeps the release ledger on purpose; the test's own goes with it.
+        let _ = run(&mut docker(&[
+            "volume",
+            "rm",
+            "--force",
+            &format!("{}-releases", self.project),
+        ]));
+        for image in ["avalon-api", "avalon-ws"] {
+            let _ = run(&mut docker(&[
+                "image",
+                "rm",
+                &format!("{image}:{}", remote_tag()),
+            ]));
+        }
     }
 }
 
@@ -148,6 +163,7 @@ fn the_offline_stack_comes_up_healthy_and_serves_health_and_socket_io_through_ng
     );
 
     hung_game_server_is_replaced_by_heal(&project);
+    operated_through_a_remote_engine(&project, edge);
 
     drop(guard);
     let left = run_ok(&mut docker(&[
@@ -182,6 +198,145 @@ fn hung_game_server_is_replaced_by_heal(project: &str) {
         "hung -> replaced: {:.1} s from SIGSTOP to a healthy websocket container (goal <= 20 s)",
         replaced.as_secs_f64()
     );
+}
+
+fn remote_tag() -> String {
+    format!("remote-{}", std::process::id())
+}
+
+/// The deploy commands as an operator runs them against a remote host: `DOCKER_HOST=tcp://…` (the CLI
+/// has no socket path to fall back on) from another checkout, which has no generated secrets, no edge
+/// tree and its config at another path. A slotted deploy, maintenance on and off, and status must work:
+/// the slots mount the host paths the running stack mounts, and the edge tree is written, checked and
+/// verified through the engine.
+fn operated_through_a_remote_engine(project: &str, edge: SocketAddr) {
+    let proxy = EngineProxy::start();
+    let checkout = tempfile::tempdir().unwrap();
+    for dir in ["docker", "deploy", "config"] {
+        copy_dir(&workspace_root().join(dir), &checkout.path().join(dir));
+    }
+    let host_path = |id: &str, destination: &str| {
+        run_ok(&mut docker(&[
+            "inspect",
+            "--format",
+            &format!("{{{{range .Mounts}}}}{{{{if eq .Destination \"{destination}\"}}}}{{{{.Source}}}}{{{{end}}}}{{{{end}}}}"),
+            id,
+        ]))
+        .trim()
+        .to_owned()
+    };
+    let api = container(project, "api");
+    let config_dir = host_path(&api, "/etc/avalon");
+    let jwt_file = host_path(&api, "/run/secrets/jwt_secret");
+    assert!(!config_dir.is_empty() && !jwt_file.is_empty());
+    for (service, repository) in [("api", "avalon-api"), ("websocket", "avalon-ws")] {
+        let image = run_ok(&mut docker(&[
+            "inspect",
+            "--format",
+            "{{.Image}}",
+            &container(project, service),
+        ]));
+        run_ok(&mut docker(&[
+            "tag",
+            image.trim(),
+            &format!("{repository}:{}", remote_tag()),
+        ]));
+    }
+    let operator = |args: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"));
+        command
+            .current_dir(checkout.path())
+            .args(args)
+            .args(["--env", "offline", "--project", project])
+            .env("AVALON_PROJECT_ROOT", checkout.path())
+            .env("DOCKER_HOST", &proxy.docker_host)
+            .env("RUST_BACKTRACE", "0");
+        command
+    };
+    let deploy_config = workspace_root().join("xtask/tests/fixtures/deploy-chaos.toml");
+    let deploy_config = deploy_config.to_str().unwrap();
+
+    let plan = run_ok(&mut operator(&[
+        "deploy",
+        "--image-tag",
+        &remote_tag(),
+        "--config",
+        deploy_config,
+        "--dry-run",
+    ]));
+    println!("remote deploy plan:\n{plan}");
+    run_ok(&mut operator(&[
+        "deploy",
+        "--image-tag",
+        &remote_tag(),
+        "--config",
+        deploy_config,
+    ]));
+    let status: Value = serde_json::from_str(&run_ok(&mut operator(&[
+        "status",
+        "--json",
+        "--config",
+        deploy_config,
+    ])))
+    .unwrap();
+    let slot = status["routing"]["primary"].as_str().unwrap().to_owned();
+    println!("remote deploy: live slot {slot}");
+    let slotted = container(project, &format!("api-{slot}"));
+    assert_eq!(
+        host_path(&slotted, "/etc/avalon"),
+        config_dir,
+        "the slot mounts the stack's config directory, not the operator checkout's"
+    );
+    assert_eq!(host_path(&slotted, "/run/secrets/jwt_secret"), jwt_file);
+
+    // The slot answers through the edge, signing with the stack's JWT secret.
+    let (status, body) = avalon_testkit::http_post_json(
+        edge,
+        "/api/v1/auth/dev-login",
+        &serde_json::json!({ "openid": "remote-operator" }).to_string(),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let session: Value = serde_json::from_str(&body).unwrap();
+    let secret = std::fs::read_to_string(&jwt_file).unwrap();
+    verify_access_token(
+        &Secret::new(secret.trim()),
+        session["access_token"].as_str().unwrap(),
+    )
+    .expect("the slot signs with the stack's secret");
+
+    run_ok(&mut operator(&[
+        "maintenance",
+        "on",
+        "--message",
+        "remote check",
+        "--config",
+        deploy_config,
+    ]));
+    let (status, body) = avalon_testkit::http_get(edge, "/api/v1/users/me").unwrap();
+    assert_eq!(status, 503, "maintenance through a remote engine: {body}");
+    assert_eq!(avalon_testkit::http_get(edge, "/health").unwrap().0, 200);
+    run_ok(&mut operator(&[
+        "maintenance",
+        "off",
+        "--config",
+        deploy_config,
+    ]));
+    let (status, body) = avalon_testkit::http_get(edge, "/api/v1/users/me").unwrap();
+    assert_eq!(status, 401, "the API answers again (no token): {body}");
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let path = entry.path();
+        if path.is_dir() {
+            copy_dir(&path, &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(&path, to.join(entry.file_name())).unwrap();
+        }
+    }
 }
 
 /// A token signed with the stack's generated JWT secret, as the API would issue it.

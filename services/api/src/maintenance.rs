@@ -12,8 +12,8 @@ use serde::Deserialize;
 use avalon_runtime::config::Live;
 use avalon_runtime::lifecycle::Lifecycle;
 
-pub const REDIS_KEY: &str = "avalon:maintenance";
-pub const POLL_EVERY: Duration = Duration::from_secs(2);
+pub const REDIS_KEY: &str = avalon_runtime::maintenance_flag::KEY;
+pub const POLL_EVERY: Duration = avalon_runtime::maintenance_flag::POLL_EVERY;
 /// Retry-After when nothing more specific was said.
 pub const DEFAULT_RETRY_AFTER: u64 = 120;
 

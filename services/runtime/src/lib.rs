@@ -11,6 +11,7 @@ pub mod health;
 pub mod healthcheck;
 mod http_layers;
 pub mod lifecycle;
+pub mod maintenance_flag;
 pub mod metrics;
 mod ops_routes;
 pub mod reload;

@@ -17,7 +17,7 @@ pub const RECONNECT: &str = "server:reconnect";
 pub const IDLE: &str = "server:idle";
 
 /// How often the shared maintenance flag is read.
-const MAINTENANCE_POLL: Duration = Duration::from_secs(2);
+const MAINTENANCE_POLL: Duration = avalon_runtime::maintenance_flag::POLL_EVERY;
 /// How long clients get to read `server:reconnect` before their sockets are closed.
 const DRAIN_GRACE: Duration = Duration::from_millis(300);
 

@@ -2,6 +2,8 @@
 //! allow-list, /health stays 200, open WebSockets are not cut) and in the apps (the Redis flag shared with
 //! `backup restore`: the API answers 503, the game server starts no new games and tells players).
 
+use std::time::Duration;
+
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use xshell::Shell;
@@ -135,6 +137,14 @@ fn set(
         flag.set(&state)?;
     } else {
         flag.set(&state)?;
+        // The apps read the flag on a period; opening the edge before they all have would hand users
+        // their maintenance 503s for up to that long after this command said OFF.
+        let settle = avalon_runtime::maintenance_flag::POLL_EVERY + Duration::from_millis(500);
+        println!(
+            "maintenance OFF: waiting {:.1}s for every app instance to read the flag",
+            settle.as_secs_f64()
+        );
+        std::thread::sleep(settle);
         edge.apply(sh, &model)?;
     }
     println!("maintenance is {word} at the edge and in the apps");

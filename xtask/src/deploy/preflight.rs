@@ -55,13 +55,31 @@ pub fn service_env(
 }
 
 /// The services' validator over each service's effective environment; every violation is listed.
+///
+/// Secret files and the config directory live on the engine's host. When that is not this machine
+/// (a remote engine) they cannot be read here: they are named, left out of the check, and checked by the
+/// services themselves when the slot starts — a service refuses to start on a bad configuration, so the
+/// slot never becomes ready and takes no traffic.
 pub fn check_config(resolved: &serde_json::Value) -> anyhow::Result<()> {
     let mut problems = Vec::new();
+    let mut elsewhere = Vec::new();
     for (service, kind) in [("api", ServiceKind::Api), ("websocket", ServiceKind::Ws)] {
-        let env = service_env(resolved, service)?;
-        for violation in config::check(&Sources::from_env(env), &[kind]) {
-            problems.push(format!("{service}: {violation}"));
+        let mut env = service_env(resolved, service)?;
+        let unreadable = not_on_this_machine(&env);
+        if unreadable.contains(&"CONFIG_DIR".to_owned()) {
+            env.remove("CONFIG_DIR");
         }
+        for violation in config::check(&Sources::from_env(env.clone()), &[kind]) {
+            if !unreadable.contains(&violation.variable) {
+                problems.push(format!("{service}: {violation}"));
+            }
+        }
+        elsewhere.extend(unreadable.into_iter().map(|key| {
+            format!(
+                "{service} {key}={}",
+                env.get(&key).map_or("", String::as_str)
+            )
+        }));
     }
     if !problems.is_empty() {
         bail!(
@@ -70,7 +88,25 @@ pub fn check_config(resolved: &serde_json::Value) -> anyhow::Result<()> {
         );
     }
     println!("preflight: configuration valid for api and websocket");
+    if !elsewhere.is_empty() {
+        println!(
+            "preflight: not on this machine (the engine's host), checked by the services when the slot starts: {}",
+            elsewhere.join(", ")
+        );
+    }
     Ok(())
+}
+
+/// The file variables (`*_FILE`, `CONFIG_DIR`) whose paths do not exist here.
+fn not_on_this_machine(env: &BTreeMap<String, String>) -> Vec<String> {
+    env.iter()
+        .filter(|(key, path)| {
+            (key.ends_with("_FILE") || key.as_str() == "CONFIG_DIR")
+                && path.starts_with('/')
+                && !std::path::Path::new(path).exists()
+        })
+        .map(|(key, _)| key.clone())
+        .collect()
 }
 
 /// Free space on the filesystem of the engine's DockerRootDir, when the engine is local. None when it
@@ -131,6 +167,26 @@ mod tests {
         assert_eq!(env["JWT_SECRET_FILE"], "/srv/secrets/jwt_secret");
         assert_eq!(env["CONFIG_DIR"], "/srv/avalon/config");
         assert_eq!(env["PORT"], "3000");
+    }
+
+    #[test]
+    fn files_on_another_host_are_named_and_left_to_the_services() {
+        let here = tempfile::tempdir().unwrap();
+        let secret = here.path().join("jwt_secret");
+        std::fs::write(&secret, "x").unwrap();
+        let env = BTreeMap::from([
+            ("JWT_SECRET_FILE".to_owned(), secret.display().to_string()),
+            (
+                "REDIS_PASSWORD_FILE".to_owned(),
+                "/srv/elsewhere/redis_password".to_owned(),
+            ),
+            ("CONFIG_DIR".to_owned(), "/srv/elsewhere/config".to_owned()),
+            ("PORT".to_owned(), "3000".to_owned()),
+        ]);
+        assert_eq!(
+            not_on_this_machine(&env),
+            ["CONFIG_DIR", "REDIS_PASSWORD_FILE"]
+        );
     }
 
     #[test]

@@ -14,13 +14,11 @@ use super::ledger::Release;
 use super::plan::Live;
 use super::slots::{self, Routing, Slot};
 use crate::container_exec::DockerCli;
-use crate::nginx::{self, EdgeModel, ReloadOptions};
+use crate::nginx::{self, EdgeModel, LIVE, ReloadOptions};
 use crate::stack::{Stack, StackEnv};
 
 /// Where the nginx container mounts its tree (see docker/compose.yml).
 const EDGE_MOUNT: &str = "/etc/nginx";
-/// The symlink the nginx module swaps between rendered trees (nginx::target::LIVE).
-const LIVE_LINK: &str = "live";
 
 pub struct Target {
     pub docker: DockerCli,
@@ -49,6 +47,9 @@ pub struct ContainerInfo {
     /// The image's or compose's healthcheck command, as an argv to `docker exec` (`None` without one).
     #[serde(skip)]
     pub healthcheck: Option<Vec<String>>,
+    /// Bind mounts, path in the container → path on the engine's host.
+    #[serde(skip)]
+    pub binds: BTreeMap<String, String>,
 }
 
 impl ContainerInfo {
@@ -122,6 +123,8 @@ fn healthcheck_argv(test: &[String]) -> Option<Vec<String>> {
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct InspectMount {
+    #[serde(rename = "Type")]
+    kind: String,
     source: String,
     destination: String,
 }
@@ -166,6 +169,12 @@ fn container_info(raw: Inspect) -> ContainerInfo {
             .config
             .healthcheck
             .and_then(|check| healthcheck_argv(&check.test)),
+        binds: raw
+            .mounts
+            .into_iter()
+            .filter(|m| m.kind == "bind")
+            .map(|m| (m.destination, m.source))
+            .collect(),
     }
 }
 
@@ -249,40 +258,17 @@ impl Target {
             .context("nginx vanished while being inspected")
     }
 
-    /// The edge as xtask's nginx module drives it: the container, the tree directory it mounts (which
-    /// must be reachable from this machine: a local engine, or xtask run on the target host) and the URL
-    /// of its published plain-HTTP port for verification.
+    /// The edge as xtask's nginx module drives it: the container, its state directory (reached through
+    /// the engine, so the engine may be remote) and its published plain-HTTP port.
     pub fn edge(&self) -> anyhow::Result<Edge> {
         let nginx = self.nginx()?;
-        let mount = nginx
-            .mounts
-            .iter()
-            .find(|m| m.destination == EDGE_MOUNT)
-            .with_context(|| format!("the nginx container mounts nothing at {EDGE_MOUNT}"))?;
-        let state_dir = PathBuf::from(&mount.source);
-        if !state_dir.is_dir() {
-            bail!(
-                "the edge tree {} (mounted by nginx on the Docker host) is not on this machine: run the deploy \
-                 commands on the Docker host, or from a machine that shares that directory",
-                state_dir.display()
-            );
-        }
-        let port = self
-            .docker
-            .invocation()
-            .args(["container", "port", &nginx.id, "80/tcp"])
-            .capture(None)
-            .context("the nginx container publishes no port 80")?;
-        let published = port
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .replace("0.0.0.0", "127.0.0.1");
+        let container = nginx.name.trim_start_matches('/').to_owned();
+        let engine =
+            nginx::EngineEdge::discover(self.docker.clone(), &container, Path::new(EDGE_MOUNT))?;
         Ok(Edge {
-            container: nginx.name.trim_start_matches('/').to_owned(),
-            state_dir,
-            base_url: format!("http://{published}"),
+            container,
+            id: nginx.id,
+            engine,
         })
     }
 
@@ -354,7 +340,55 @@ impl Target {
         release: &Release,
         extra_env: &BTreeMap<String, String>,
     ) -> anyhow::Result<serde_json::Value> {
-        slot_overlay(&self.resolved(sh, release)?, slot, release, extra_env)
+        let host_binds = self.host_binds()?;
+        slot_overlay(
+            &self.resolved(sh, release)?,
+            slot,
+            release,
+            extra_env,
+            &host_binds,
+        )
+    }
+
+    /// The bind mounts the stack's `api` and `websocket` run with now (from any of their containers,
+    /// unslotted or slotted; running ones first), by base service. A slot mounts the same host paths:
+    /// the engine's, which need not exist where xtask runs (a remote engine, another checkout).
+    fn host_binds(&self) -> anyhow::Result<BTreeMap<String, BTreeMap<String, String>>> {
+        let mut binds = BTreeMap::new();
+        for base in ["api", "websocket"] {
+            let mut candidates = Vec::new();
+            for service in [
+                base.to_owned(),
+                format!("{base}-blue"),
+                format!("{base}-green"),
+            ] {
+                candidates.extend(self.service_containers(&service)?);
+            }
+            candidates.sort_by_key(|c| !c.running());
+            if let Some(reference) = candidates.into_iter().next() {
+                binds.insert(base.to_owned(), reference.binds);
+            }
+        }
+        Ok(binds)
+    }
+
+    /// The stack's compose model for `release` with the host paths the running stack mounts (what a slot
+    /// will see; see [`rebase_binds`]).
+    pub fn effective(&self, sh: &Shell, release: &Release) -> anyhow::Result<serde_json::Value> {
+        let mut resolved = self.resolved(sh, release)?;
+        let host_binds = self.host_binds()?;
+        let mut secrets = serde_json::Map::new();
+        for (base, binds) in &host_binds {
+            if let Some(definition) = resolved.pointer_mut(&format!("/services/{base}")) {
+                rebase_binds(definition, binds, &mut secrets);
+            }
+        }
+        for (name, secret) in secrets {
+            if let Some(file) = resolved.pointer_mut(&format!("/secrets/{name}/file")) {
+                *file = secret["file"].clone();
+            }
+        }
+        Ok(resolved)
     }
 
     /// The stack's compose model as compose resolves it for `release` (reads only).
@@ -425,11 +459,27 @@ impl Target {
         if ids.is_empty() {
             bail!("slot {slot} has no containers to start");
         }
-        self.docker
-            .invocation()
-            .args(["container", "start"])
-            .args(ids)
-            .capture(None)?;
+        // One `docker container start` per container, side by side: the CLI starts the containers it is
+        // given one after another, and each start (networks, mounts) is a good part of a rollback's time.
+        std::thread::scope(|scope| {
+            let starts: Vec<_> = ids
+                .iter()
+                .map(|id| {
+                    scope.spawn(move || {
+                        self.docker
+                            .invocation()
+                            .args(["container", "start", id])
+                            .capture(None)
+                    })
+                })
+                .collect();
+            starts.into_iter().try_for_each(|start| {
+                start
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("a container start thread panicked"))?
+                    .map(|_| ())
+            })
+        })?;
         self.wait_healthy(&slot.services(), timeout)
     }
 
@@ -444,11 +494,23 @@ impl Target {
     pub fn wait_healthy(&self, services: &[String], timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
-            let mut all = Vec::new();
-            for service in services {
-                all.extend(self.service_containers(service)?);
-            }
-            if !all.is_empty() && all.iter().all(|c| c.healthy() || self.passes_check_now(c)) {
+            let all: Vec<ContainerInfo> = self
+                .containers()?
+                .into_iter()
+                .filter(|c| services.contains(&c.service))
+                .collect();
+            // The on-demand checks run side by side: each is a `docker exec` round trip.
+            let ready = std::thread::scope(|scope| {
+                let checks: Vec<_> = all
+                    .iter()
+                    .filter(|c| !c.healthy())
+                    .map(|c| scope.spawn(|| self.passes_check_now(c)))
+                    .collect();
+                checks
+                    .into_iter()
+                    .all(|check| check.join().unwrap_or(false))
+            });
+            if !all.is_empty() && ready {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -557,40 +619,41 @@ impl Target {
     }
 }
 
-/// The edge of a stack: its container, tree directory and URL.
-#[derive(Debug, Clone, Serialize)]
+/// The edge of a stack: its container and state directory (through the engine).
+#[derive(Debug, Clone)]
 pub struct Edge {
     pub container: String,
-    pub state_dir: PathBuf,
-    pub base_url: String,
+    id: String,
+    pub engine: nginx::EngineEdge,
 }
 
 impl Edge {
-    fn nginx_target(&self) -> nginx::Target {
-        nginx::Target::Container {
-            name: self.container.clone(),
-            state_dir: self.state_dir.clone(),
-            container_dir: PathBuf::from(EDGE_MOUNT),
+    /// The model the edge runs now: the live tree's, or the flat tree an older `cargo xtask up` rendered.
+    pub fn model(&self) -> anyhow::Result<EdgeModel> {
+        match self.engine.read_model(LIVE)? {
+            Some(model) => Ok(model),
+            None => self
+                .engine
+                .read_model("")?
+                .context("the edge's state directory holds no model.json"),
         }
     }
 
-    /// The model the edge runs now: the live tree's, or the flat tree `cargo xtask up` rendered.
-    pub fn model(&self) -> anyhow::Result<EdgeModel> {
-        let tree = self
-            .nginx_target()
-            .live_tree()
-            .unwrap_or_else(|| self.state_dir.clone());
-        nginx::read_tree_model(&tree)
-    }
-
-    /// Renders `model`, checks it with the container's nginx, swaps it in and reloads gracefully.
+    /// Renders `model`, checks it with the edge's nginx, swaps it in and reloads gracefully. The reload
+    /// is verified through the published port when the engine is on this machine (what users reach, and
+    /// no `docker exec` round trips on a rollback's clock), else from inside the edge container.
     pub fn apply(&self, sh: &Shell, model: &EdgeModel) -> anyhow::Result<nginx::ReloadReport> {
-        let target = self.nginx_target();
+        let target = nginx::Target::Container(self.engine.clone());
+        let endpoint = self.engine.docker.endpoint();
+        let verify_url = if endpoint_host(&endpoint).is_none() {
+            Some(self.base_url_for(&endpoint)?)
+        } else {
+            None
+        };
         let options = ReloadOptions {
-            verify_url: Some(self.base_url.clone()),
+            verify_url,
             ..ReloadOptions::default()
         };
-        adopt_flat_tree(&self.state_dir)?;
         nginx::reload(sh, &target, model, &options)
     }
 
@@ -603,71 +666,52 @@ impl Edge {
         let model = slots::edge_model(&self.model()?, routing, keep_idle);
         self.apply(sh, &model)
     }
+
+    /// The published plain-HTTP port as this machine reaches it (probe traffic of a judgment).
+    pub fn base_url(&self) -> anyhow::Result<String> {
+        self.base_url_for(&self.engine.docker.endpoint())
+    }
+
+    fn base_url_for(&self, endpoint: &str) -> anyhow::Result<String> {
+        let port = self
+            .engine
+            .docker
+            .invocation()
+            .args(["container", "port", &self.id, "80/tcp"])
+            .capture(None)
+            .context("the nginx container publishes no port 80")?;
+        let published = port.lines().next().unwrap_or_default().trim().to_owned();
+        Ok(edge_url(&published, endpoint))
+    }
 }
 
-/// Before the first swap: the flat tree `cargo xtask up` rendered becomes the first tree behind `live`
-/// (a copy under `trees/`), and its entries become links into `live/`. Nothing nginx reads changes
-/// content, so no reload is needed; from then on every swap of `live` is what the next reload sees.
-fn adopt_flat_tree(state_dir: &Path) -> anyhow::Result<()> {
-    let live = state_dir.join(LIVE_LINK);
-    if std::fs::symlink_metadata(&live).is_err() {
-        let initial = state_dir.join("trees/0000-initial");
-        std::fs::create_dir_all(&initial)
-            .with_context(|| format!("cannot create {}", initial.display()))?;
-        for entry in std::fs::read_dir(state_dir)? {
-            let entry = entry?;
-            let name = entry.file_name();
-            let text = name.to_string_lossy();
-            if text == "trees" || text.starts_with('.') {
-                continue;
-            }
-            copy_recursively(&entry.path(), &initial.join(&name))?;
-        }
-        std::os::unix::fs::symlink("trees/0000-initial", &live)
-            .with_context(|| format!("cannot create {}", live.display()))?;
+/// The edge URL for `published` (`docker container port` output, `0.0.0.0:8080`): on this machine for a
+/// local engine, on the engine's host for `tcp://` and `ssh://` endpoints. `AVALON_EDGE_URL` overrides
+/// (a load balancer or DNS name in front of the host).
+fn edge_url(published: &str, endpoint: &str) -> String {
+    if let Some(url) = std::env::var("AVALON_EDGE_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+    {
+        return url.trim_end_matches('/').to_owned();
     }
-    link_flat_tree_to_live(state_dir)
+    let port = published.rsplit(':').next().unwrap_or("80");
+    let host = endpoint_host(endpoint).unwrap_or_else(|| "127.0.0.1".to_owned());
+    format!("http://{host}:{port}")
 }
 
-fn copy_recursively(from: &Path, to: &Path) -> anyhow::Result<()> {
-    let meta = std::fs::symlink_metadata(from)?;
-    if meta.is_dir() {
-        std::fs::create_dir_all(to)?;
-        for entry in std::fs::read_dir(from)? {
-            let entry = entry?;
-            copy_recursively(&entry.path(), &to.join(entry.file_name()))?;
-        }
-    } else if meta.is_file() {
-        std::fs::copy(from, to).with_context(|| format!("cannot copy {}", from.display()))?;
-    }
-    Ok(())
-}
-
-/// `cargo xtask up` renders a flat tree that nginx runs with `-p /etc/nginx/`. The nginx module swaps
-/// whole trees behind the `live` symlink; pointing the flat tree's entries at `live/…` makes the running
-/// nginx follow every swap on its next reload, without recreating the container.
-fn link_flat_tree_to_live(state_dir: &Path) -> anyhow::Result<()> {
-    let live = state_dir.join(LIVE_LINK);
-    let entries =
-        std::fs::read_dir(&live).with_context(|| format!("cannot list {}", live.display()))?;
-    for entry in entries {
-        let name = entry?.file_name();
-        let flat = state_dir.join(&name);
-        if std::fs::symlink_metadata(&flat).is_ok_and(|m| m.file_type().is_symlink()) {
-            continue;
-        }
-        let staging = state_dir.join(format!(".{}.link", name.to_string_lossy()));
-        let _ = std::fs::remove_file(&staging);
-        std::os::unix::fs::symlink(Path::new(LIVE_LINK).join(&name), &staging)?;
-        if flat.is_dir() {
-            let old = state_dir.join(format!(".flat-{}", name.to_string_lossy()));
-            let _ = std::fs::remove_dir_all(&old);
-            std::fs::rename(&flat, &old)?;
-        }
-        std::fs::rename(&staging, &flat)
-            .with_context(|| format!("cannot link {}", flat.display()))?;
-    }
-    Ok(())
+/// The host of a remote engine endpoint; `None` for a local socket.
+fn endpoint_host(endpoint: &str) -> Option<String> {
+    let rest = endpoint
+        .strip_prefix("tcp://")
+        .or_else(|| endpoint.strip_prefix("ssh://"))?;
+    let authority = rest.split('/').next()?;
+    let host_port = authority.rsplit('@').next()?;
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => format!("[{}]", v6.split(']').next()?),
+        None => host_port.split(':').next()?.to_owned(),
+    };
+    (!host.is_empty()).then_some(host)
 }
 
 /// The overlay document adding one slot's services (pure: tested without Docker).
@@ -676,8 +720,10 @@ pub fn slot_overlay(
     slot: Slot,
     release: &Release,
     extra_env: &BTreeMap<String, String>,
+    host_binds: &BTreeMap<String, BTreeMap<String, String>>,
 ) -> anyhow::Result<serde_json::Value> {
     let mut services = serde_json::Map::new();
+    let mut secrets = serde_json::Map::new();
     for (base, service) in [
         ("api", slot.api_service()),
         ("websocket", slot.ws_service()),
@@ -714,9 +760,64 @@ pub fn slot_overlay(
                 environment.insert(key.clone(), value.clone().into());
             }
         }
+        if let Some(binds) = host_binds.get(base) {
+            rebase_binds(&mut definition, binds, &mut secrets);
+        }
         services.insert(service, definition);
     }
-    Ok(serde_json::json!({ "services": services }))
+    let mut overlay = serde_json::json!({ "services": services });
+    if !secrets.is_empty() {
+        overlay["secrets"] = secrets.into();
+    }
+    Ok(overlay)
+}
+
+/// Points the service's bind mounts and file secrets at the host paths the running stack uses
+/// (`binds`: path in the container → path on the host). Compose resolved them against this checkout,
+/// which is the same place only when xtask runs on the engine's host from the checkout that started the
+/// stack. Secrets become top-level overrides of their `file`.
+fn rebase_binds(
+    definition: &mut serde_json::Value,
+    binds: &BTreeMap<String, String>,
+    secrets: &mut serde_json::Map<String, serde_json::Value>,
+) {
+    if let Some(volumes) = definition
+        .get_mut("volumes")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        for volume in volumes {
+            let is_bind = volume.get("type").and_then(serde_json::Value::as_str) == Some("bind");
+            let host = volume
+                .get("target")
+                .and_then(serde_json::Value::as_str)
+                .and_then(|target| binds.get(target));
+            if let (true, Some(host)) = (is_bind, host) {
+                volume["source"] = host.clone().into();
+            }
+        }
+    }
+    for secret in definition
+        .get("secrets")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(name) = secret.get("source").and_then(serde_json::Value::as_str) else {
+            continue;
+        };
+        let target = secret
+            .get("target")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or(name);
+        let in_container = if target.starts_with('/') {
+            target.to_owned()
+        } else {
+            format!("/run/secrets/{target}")
+        };
+        if let Some(host) = binds.get(&in_container) {
+            secrets.insert(name.to_owned(), serde_json::json!({ "file": host }));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -741,7 +842,9 @@ mod tests {
             config_digest: String::new(),
         };
         let extra = BTreeMap::from([("FAULT_INJECT_5XX_RATE".to_owned(), "0.5".to_owned())]);
-        let overlay = slot_overlay(&resolved, Slot::Green, &release, &extra).unwrap();
+        let overlay =
+            slot_overlay(&resolved, Slot::Green, &release, &extra, &BTreeMap::new()).unwrap();
+        assert!(overlay.get("secrets").is_none());
         let api = &overlay["services"]["api-green"];
         assert_eq!(api["image"], "avalon-api@sha256:aa");
         assert!(api.get("ports").is_none() && api.get("depends_on").is_none());
@@ -753,6 +856,61 @@ mod tests {
         assert_eq!(
             overlay["services"]["websocket-green"]["labels"][RELEASE_LABEL],
             "1.2.0"
+        );
+    }
+
+    #[test]
+    fn slots_mount_the_host_paths_the_running_stack_mounts() {
+        // What `docker compose config` resolved in this checkout …
+        let resolved = serde_json::json!({"services": {
+            "api": {"image": "avalon-api:old",
+                    "volumes": [{"type": "bind", "source": "/home/ci/checkout/config", "target": "/etc/avalon", "read_only": true},
+                                {"type": "volume", "source": "api-data", "target": "/var/lib/avalon"}],
+                    "secrets": [{"source": "jwt_secret"}, {"source": "wechat", "target": "/run/keys/wechat"}]},
+            "websocket": {"image": "avalon-ws:old", "secrets": [{"source": "jwt_secret"}]}
+        }});
+        // … and what the stack's containers mount on the engine's host.
+        let host = BTreeMap::from([(
+            "api".to_owned(),
+            BTreeMap::from([
+                ("/etc/avalon".to_owned(), "/srv/avalon/config".to_owned()),
+                (
+                    "/run/secrets/jwt_secret".to_owned(),
+                    "/srv/avalon/secrets/jwt_secret".to_owned(),
+                ),
+                (
+                    "/run/keys/wechat".to_owned(),
+                    "/srv/avalon/secrets/wechat".to_owned(),
+                ),
+            ]),
+        )]);
+        let release = Release {
+            version: "1.2.0".to_owned(),
+            images: BTreeMap::new(),
+            config_digest: String::new(),
+        };
+        let overlay =
+            slot_overlay(&resolved, Slot::Blue, &release, &BTreeMap::new(), &host).unwrap();
+        let volumes = &overlay["services"]["api-blue"]["volumes"];
+        assert_eq!(volumes[0]["source"], "/srv/avalon/config");
+        assert_eq!(volumes[0]["read_only"], true);
+        assert_eq!(
+            volumes[1]["source"], "api-data",
+            "named volumes are left alone"
+        );
+        assert_eq!(
+            overlay["secrets"]["jwt_secret"]["file"],
+            "/srv/avalon/secrets/jwt_secret"
+        );
+        assert_eq!(
+            overlay["secrets"]["wechat"]["file"],
+            "/srv/avalon/secrets/wechat"
+        );
+        assert!(
+            overlay["services"]["websocket-blue"]
+                .get("volumes")
+                .is_none(),
+            "no reference container for websocket: compose's paths stay"
         );
     }
 
@@ -806,57 +964,23 @@ mod tests {
     }
 
     #[test]
-    fn a_flat_tree_is_adopted_without_changing_what_nginx_reads() {
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path();
-        std::fs::create_dir_all(state.join("conf.d")).unwrap();
-        std::fs::write(state.join("conf.d/a.conf"), "a").unwrap();
-        std::fs::write(state.join("nginx.conf"), "flat").unwrap();
-        adopt_flat_tree(state).unwrap();
+    fn the_edge_url_is_on_the_engine_host_for_remote_endpoints() {
         assert_eq!(
-            std::fs::read_to_string(state.join("nginx.conf")).unwrap(),
-            "flat"
+            edge_url("0.0.0.0:8080", "unix:///var/run/docker.sock"),
+            "http://127.0.0.1:8080"
         );
         assert_eq!(
-            std::fs::read_to_string(state.join("conf.d/a.conf")).unwrap(),
-            "a"
-        );
-        assert!(
-            std::fs::symlink_metadata(state.join("nginx.conf"))
-                .unwrap()
-                .file_type()
-                .is_symlink()
-        );
-        // A swap of `live` is what nginx reads next.
-        std::fs::create_dir_all(state.join("trees/2-b/conf.d")).unwrap();
-        std::fs::write(state.join("trees/2-b/nginx.conf"), "new").unwrap();
-        std::fs::remove_file(state.join("live")).unwrap();
-        std::os::unix::fs::symlink("trees/2-b", state.join("live")).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(state.join("nginx.conf")).unwrap(),
-            "new"
-        );
-        adopt_flat_tree(state).unwrap();
-    }
-
-    #[test]
-    fn the_flat_tree_ends_up_pointing_at_live() {
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path();
-        std::fs::create_dir_all(state.join("conf.d")).unwrap();
-        std::fs::write(state.join("nginx.conf"), "flat").unwrap();
-        std::fs::create_dir_all(state.join("trees/1-a/conf.d")).unwrap();
-        std::fs::write(state.join("trees/1-a/nginx.conf"), "tree").unwrap();
-        std::os::unix::fs::symlink("trees/1-a", state.join("live")).unwrap();
-        link_flat_tree_to_live(state).unwrap();
-        link_flat_tree_to_live(state).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(state.join("nginx.conf")).unwrap(),
-            "tree"
+            edge_url("0.0.0.0:80", "ssh://ops@game.example.com"),
+            "http://game.example.com:80"
         );
         assert_eq!(
-            std::fs::read_link(state.join("conf.d")).unwrap(),
-            Path::new("live/conf.d")
+            edge_url("[::]:8080", "tcp://10.0.0.5:2376"),
+            "http://10.0.0.5:8080"
         );
+        assert_eq!(
+            endpoint_host("ssh://ops@[2001:db8::1]:22"),
+            Some("[2001:db8::1]".to_owned())
+        );
+        assert_eq!(endpoint_host("npipe:////./pipe/docker_engine"), None);
     }
 }

@@ -6,10 +6,11 @@
 //! - [`render()`] — model → tree in a directory; [`read_tree_model`] reads a tree's model back.
 //! - [`check_local`] — `nginx -t` on a tree with the local binary.
 //! - [`Target`] + [`reload()`] — render, check, atomic swap, graceful reload, verify; a tree that fails the
-//!   check never goes live. [`Target::live_tree`] + [`read_tree_model`] give the live model, the starting
+//!   check never goes live. [`Target::live_model`] gives the live model, the starting
 //!   point for a weight change.
 
 mod audit;
+mod engine;
 mod model;
 mod reload;
 mod render;
@@ -25,6 +26,7 @@ use serde::Serialize;
 use xshell::Shell;
 
 // The whole API is re-exported for the deploy and canary modules, whether or not a command here uses it.
+pub use engine::EngineEdge;
 #[allow(unused_imports)]
 pub use model::{
     Canary, EdgeModel, Listen, Maintenance, ModelError, Paths, Problem, RateLimits, Slot, Tls,
@@ -34,7 +36,7 @@ pub use model::{
 pub use reload::{ReloadOptions, ReloadReport, default_verify_url, reload};
 #[allow(unused_imports)]
 pub use render::{MODEL_FILE, RenderedTree, config_id, read_tree_model, render};
-pub use target::{Target, check_local};
+pub use target::{LIVE, Target, check_local};
 
 #[derive(Subcommand)]
 pub enum Nginx {
@@ -191,14 +193,12 @@ pub struct ReloadCmd {
         required_unless_present = "container"
     )]
     prefix: Option<PathBuf>,
-    /// Docker container running the edge (signalled with `docker kill --signal HUP`).
-    #[arg(long, value_name = "NAME", requires = "state")]
+    /// Docker container running the edge, through the Docker engine (`DOCKER_HOST` / `--context` are
+    /// honoured): trees are written by a helper container, nginx is signalled with `docker kill`.
+    #[arg(long, value_name = "NAME")]
     container: Option<String>,
-    /// With --container: the state directory on this host, mounted into the container.
-    #[arg(long, value_name = "DIR")]
-    state: Option<PathBuf>,
-    /// With --container: where the state directory is mounted inside the container.
-    #[arg(long, value_name = "DIR", default_value = "/etc/nginx/avalon")]
+    /// With --container: where the container mounts its state directory (nginx runs with `-p DIR/`).
+    #[arg(long, value_name = "DIR", default_value = "/etc/nginx")]
     container_dir: PathBuf,
     /// Base URL of the edge's plain-HTTP listener for verification [default: http://127.0.0.1:<listen.http>].
     #[arg(long, value_name = "URL")]
@@ -222,16 +222,16 @@ pub struct ReloadCmd {
 
 impl ReloadCmd {
     fn target(&self) -> anyhow::Result<Target> {
-        match (&self.prefix, &self.container, &self.state) {
-            (Some(prefix), _, _) => Ok(Target::Local {
+        match (&self.prefix, &self.container) {
+            (Some(prefix), _) => Ok(Target::Local {
                 state_dir: absolute(prefix)?,
             }),
-            (None, Some(name), Some(state)) => Ok(Target::Container {
-                name: name.clone(),
-                state_dir: absolute(state)?,
-                container_dir: self.container_dir.clone(),
-            }),
-            _ => anyhow::bail!("pass --prefix DIR (local nginx) or --container NAME --state DIR"),
+            (None, Some(name)) => Ok(Target::Container(EngineEdge::discover(
+                crate::container_exec::DockerCli::default(),
+                name,
+                &self.container_dir,
+            )?)),
+            _ => anyhow::bail!("pass --prefix DIR (local nginx) or --container NAME"),
         }
     }
 
@@ -284,10 +284,9 @@ impl ModelCmd {
                 let target = Target::Local {
                     state_dir: state.clone(),
                 };
-                let tree = target
-                    .live_tree()
-                    .with_context(|| format!("{} has no live tree", state.display()))?;
-                read_tree_model(&tree)?
+                target
+                    .live_model()?
+                    .with_context(|| format!("{} has no live tree", state.display()))?
             }
             None => self.model.load()?,
         };

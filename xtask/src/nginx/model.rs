@@ -279,8 +279,13 @@ impl EdgeModel {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read edge model {}", path.display()))?;
-        let model: Self = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a valid edge model", path.display()))?;
+        Self::from_json(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates a model; `origin` names where the text came from in errors.
+    pub fn from_json(text: &str, origin: &str) -> anyhow::Result<Self> {
+        let model: Self = serde_json::from_str(text)
+            .with_context(|| format!("{origin} is not a valid edge model"))?;
         model.validate()?;
         Ok(model)
     }

@@ -4,20 +4,17 @@
 //! verified after the reload (nginx does not serve its config id, or `/health` fails while not in
 //! maintenance) is swapped back out and nginx reloaded onto the previous tree.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde::Serialize;
 use xshell::Shell;
 
+use super::engine::EngineEdge;
 use super::model::EdgeModel;
-use super::render::{RenderedTree, render};
-use super::target::{LIVE, TREES, Target};
+use super::target::Target;
 use super::verify;
-
-/// How many rendered trees to keep (the live one always survives).
-const KEEP_TREES: usize = 5;
 
 #[derive(Debug, Clone)]
 pub struct ReloadOptions {
@@ -64,38 +61,34 @@ pub fn default_verify_url(model: &EdgeModel) -> String {
     format!("http://127.0.0.1:{}", model.listen.http)
 }
 
-/// Render `model` into the target's state directory, check, swap, reload and verify.
+/// Render `model` as a new tree, check it with the target's nginx, swap it in, reload and verify.
 pub fn reload(
     sh: &Shell,
     target: &Target,
     model: &EdgeModel,
     options: &ReloadOptions,
 ) -> anyhow::Result<ReloadReport> {
-    let state = target.state_dir();
-    std::fs::create_dir_all(state.join(TREES))
-        .with_context(|| format!("cannot create {}", state.display()))?;
-    let previous_tree = target.live_tree();
-    let rendered = render_new_tree(target, model)?;
-    eprintln!(
-        "nginx: rendered {} (config {})",
-        rendered.dir.display(),
-        rendered.config_id
-    );
-
-    let check_output = match target.check_tree(sh, &rendered.dir) {
-        Ok(output) => output,
-        Err(err) => {
-            remove_tree(&rendered.dir);
-            return Err(err.context("the new tree was rejected; the live tree is unchanged"));
-        }
+    let config_id = super::render::config_id(model)?;
+    let stamp = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    let name = format!("{stamp}-{config_id}");
+    let tree = target.tree_path(&name);
+    eprintln!("nginx: rendering {} (config {config_id})", tree.display());
+    let installed = if options.dry_run {
+        target
+            .check(model, &name)
+            .and_then(|output| Ok((output, target.live_tree_name()?)))
+    } else {
+        target.install(model, &name)
     };
+    let (check_output, previous) =
+        installed.context("the new tree was rejected; the live tree is unchanged")?;
     let mut report = ReloadReport {
         target: target.describe(),
-        config_id: rendered.config_id.clone(),
-        tree: rendered.dir.clone(),
-        previous_tree: previous_tree.clone(),
+        config_id: config_id.clone(),
+        tree: tree.clone(),
+        previous_tree: previous.as_deref().map(|p| target.tree_path(p)),
         dry_run: options.dry_run,
-        swapped: false,
+        swapped: !options.dry_run,
         signalled: false,
         health_status: None,
         check_output,
@@ -104,56 +97,80 @@ pub fn reload(
         eprintln!(
             "nginx: dry run — would point {} at {} and reload",
             target.live_link().display(),
-            rendered.dir.display()
+            tree.display()
         );
-        remove_tree(&rendered.dir);
         return Ok(report);
     }
-
-    swap_live(state, &rendered.dir)?;
-    report.swapped = true;
     eprintln!(
         "nginx: {} -> {}",
         target.live_link().display(),
-        rendered.dir.display()
+        tree.display()
     );
     if options.install_only {
-        prune_trees(state, &rendered.dir);
+        target.prune(&name);
         return Ok(report);
     }
 
     target.signal_reload(sh)?;
     report.signalled = true;
-    let url = options
-        .verify_url
-        .clone()
-        .unwrap_or_else(|| default_verify_url(model));
-    match verify_reload(&url, &rendered, model, options) {
+    let probe = match (&options.verify_url, target) {
+        (Some(url), _) => Probe::Url(url.clone()),
+        (None, Target::Container(engine)) => Probe::Inside(engine, model.listen.http),
+        (None, Target::Local { .. }) => Probe::Url(default_verify_url(model)),
+    };
+    match verify_reload(&probe, &config_id, model, options) {
         Ok(status) => report.health_status = Some(status),
         Err(err) => {
-            if let Some(previous) = &previous_tree {
-                eprintln!(
-                    "nginx: verification failed; restoring {}",
-                    previous.display()
-                );
-                swap_live(state, previous)?;
+            if let Some(previous) = &previous {
+                eprintln!("nginx: verification failed; restoring {previous}");
+                target.swap(previous, Some(&name))?;
                 target.signal_reload(sh)?;
             }
             return Err(err.context("the reload was not verified; the previous tree is live again"));
         }
     }
-    prune_trees(state, &rendered.dir);
+    target.prune(&name);
     Ok(report)
 }
 
-fn render_new_tree(target: &Target, model: &EdgeModel) -> anyhow::Result<RenderedTree> {
-    let config_id = super::render::config_id(model)?;
-    let stamp = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
-    let dir = target
-        .state_dir()
-        .join(TREES)
-        .join(format!("{stamp}-{config_id}"));
-    render(model, &dir).inspect_err(|_| remove_tree(&dir))
+/// Whether an answer (headers and body) carries `X-Avalon-Config: <config_id>`: the header is compiled
+/// into the answering worker's config, unlike the file, which old workers read through the new link too.
+fn serves_config(answer: &str, config_id: &str) -> bool {
+    answer.lines().any(|line| {
+        line.trim().split_once(':').is_some_and(|(name, value)| {
+            name.eq_ignore_ascii_case("x-avalon-config") && value.trim() == config_id
+        })
+    })
+}
+
+/// Where verification requests come from.
+enum Probe<'a> {
+    /// Fresh connections from this machine to the edge's plain-HTTP listener.
+    Url(String),
+    /// `wget` inside the edge container against its own port (works against a remote engine).
+    Inside(&'a EngineEdge, u16),
+}
+
+impl Probe<'_> {
+    /// `count` GETs of `path`, each on a fresh connection: status and answer (headers and body); a failed
+    /// connection is status 0.
+    fn get(&self, path: &str, count: u32) -> anyhow::Result<Vec<(u16, String)>> {
+        match self {
+            Self::Url(url) => Ok((0..count)
+                .map(|_| verify::get(url, path).unwrap_or((0, String::new())))
+                .collect()),
+            Self::Inside(engine, port) => engine.get_inside(*port, path, count),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Self::Url(url) => url.clone(),
+            Self::Inside(engine, port) => {
+                format!("http://127.0.0.1:{port} inside {}", engine.container)
+            }
+        }
+    }
 }
 
 /// Consecutive fresh connections that must all be answered by the new config: right after a reload the
@@ -162,133 +179,66 @@ const CONSECUTIVE_MATCHES: u32 = 10;
 
 /// Waits until nginx answers with the new config id on fresh connections, then checks `/health`.
 fn verify_reload(
-    url: &str,
-    rendered: &RenderedTree,
+    probe: &Probe,
+    config_id: &str,
     model: &EdgeModel,
     options: &ReloadOptions,
 ) -> anyhow::Result<u16> {
     let deadline = Instant::now() + options.verify_timeout;
+    let edge = probe.describe();
     let mut matches = 0;
-    while matches < CONSECUTIVE_MATCHES {
-        match verify::get(url, "/.avalon/config") {
-            Ok((200, body)) if body.contains(&rendered.config_id) => {
+    'rounds: while matches < CONSECUTIVE_MATCHES {
+        for (status, answer) in probe.get("/.avalon/config", CONSECUTIVE_MATCHES - matches)? {
+            if status == 200 && serves_config(&answer, config_id) {
                 matches += 1;
-                std::thread::sleep(Duration::from_millis(20));
+                continue;
             }
-            Ok(_) | Err(_) if Instant::now() < deadline => {
-                matches = 0;
-                std::thread::sleep(Duration::from_millis(100));
+            if Instant::now() >= deadline {
+                bail!("{edge}/.avalon/config answered {status} {answer:?}, not config {config_id}");
             }
-            Ok((status, body)) => bail!(
-                "{url}/.avalon/config answered {status} {body:?}, not config {}",
-                rendered.config_id
-            ),
-            Err(err) => return Err(err.context(format!("{url}/.avalon/config did not answer"))),
+            matches = 0;
+            std::thread::sleep(Duration::from_millis(100));
+            continue 'rounds;
         }
     }
-    eprintln!("nginx: {url} serves config {}", rendered.config_id);
+    eprintln!("nginx: {edge} serves config {config_id}");
     // A new worker's first upstream connections can fail once (a replica restarting, a connection the
     // backend just closed): one bad answer is not a verdict on the tree, a bad answer until the
     // deadline is.
     loop {
-        let (status, _) =
-            verify::get(url, "/health").context("GET /health through the edge failed")?;
-        eprintln!("nginx: GET {url}/health -> {status}");
+        let status = probe
+            .get("/health", 1)?
+            .first()
+            .map_or(0, |(status, _)| *status);
+        eprintln!("nginx: GET {edge}/health -> {status}");
         if status == 200 || options.allow_unhealthy || model.maintenance.enabled {
             return Ok(status);
         }
         if Instant::now() >= deadline {
             bail!(
-                "GET {url}/health answered {status} after the reload (pass --allow-unhealthy to accept)"
+                "GET {edge}/health answered {status} after the reload (pass --allow-unhealthy to accept)"
             );
         }
         std::thread::sleep(Duration::from_millis(250));
     }
 }
 
-/// Points `STATE/live` at `tree` with one rename, so nginx never sees a half-written link.
-fn swap_live(state: &Path, tree: &Path) -> anyhow::Result<()> {
-    let relative = tree
-        .strip_prefix(state)
-        .with_context(|| format!("{} is not under {}", tree.display(), state.display()))?;
-    let link = state.join(LIVE);
-    if link.exists()
-        && std::fs::symlink_metadata(&link).is_ok_and(|meta| !meta.file_type().is_symlink())
-    {
-        bail!(
-            "{} exists and is not a symlink; move it away first",
-            link.display()
-        );
-    }
-    let staging = state.join(format!(".{LIVE}.new"));
-    let _ = std::fs::remove_file(&staging);
-    std::os::unix::fs::symlink(relative, &staging)
-        .with_context(|| format!("cannot create {}", staging.display()))?;
-    std::fs::rename(&staging, &link).with_context(|| format!("cannot replace {}", link.display()))
-}
-
-fn remove_tree(dir: &Path) {
-    if let Err(err) = std::fs::remove_dir_all(dir) {
-        eprintln!("nginx: cannot remove {}: {err}", dir.display());
-    }
-}
-
-/// Keeps the newest [`KEEP_TREES`] trees and the live one; names start with a timestamp, so they sort.
-fn prune_trees(state: &Path, live: &Path) {
-    let Ok(entries) = std::fs::read_dir(state.join(TREES)) else {
-        return;
-    };
-    let mut trees: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .collect();
-    trees.sort();
-    let excess = trees.len().saturating_sub(KEEP_TREES);
-    for old in trees.into_iter().take(excess).filter(|tree| tree != live) {
-        remove_tree(&old);
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     use super::*;
 
     #[test]
-    fn swap_replaces_the_link_and_refuses_a_real_directory() {
-        let state = tempfile::tempdir().unwrap();
-        let a = state.path().join("trees/1-a");
-        let b = state.path().join("trees/2-b");
-        std::fs::create_dir_all(&a).unwrap();
-        std::fs::create_dir_all(&b).unwrap();
-        swap_live(state.path(), &a).unwrap();
-        swap_live(state.path(), &b).unwrap();
-        assert_eq!(
-            std::fs::read_link(state.path().join(LIVE)).unwrap(),
-            Path::new("trees/2-b")
-        );
-
-        let other = tempfile::tempdir().unwrap();
-        std::fs::create_dir(other.path().join(LIVE)).unwrap();
-        std::fs::create_dir_all(other.path().join("trees/1-a")).unwrap();
-        let err = swap_live(other.path(), &other.path().join("trees/1-a")).unwrap_err();
-        assert!(err.to_string().contains("not a symlink"), "{err}");
-    }
-
-    #[test]
-    fn pruning_keeps_the_newest_trees_and_the_live_one() {
-        let state = tempfile::tempdir().unwrap();
-        for n in 1..=8 {
-            std::fs::create_dir_all(state.path().join(format!("trees/{n}-x"))).unwrap();
-        }
-        let live = state.path().join("trees/1-x");
-        prune_trees(state.path(), &live);
-        let mut left: Vec<String> = std::fs::read_dir(state.path().join(TREES))
-            .unwrap()
-            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        left.sort();
-        assert_eq!(left, ["1-x", "4-x", "5-x", "6-x", "7-x", "8-x"]);
+    fn the_config_header_not_the_body_tells_which_config_answered() {
+        let new = "HTTP/1.1 200 OK\r\nX-Avalon-Config: abc123\r\n\r\n{\"config_id\":\"abc123\"}";
+        assert!(serves_config(new, "abc123"));
+        // An old worker reads the new file through the swapped link but sends its own header.
+        let old = "HTTP/1.1 200 OK\r\nx-avalon-config: 000fff\r\n\r\n{\"config_id\":\"abc123\"}";
+        assert!(!serves_config(old, "abc123"));
+        // wget -S indents the headers it prints.
+        assert!(serves_config(
+            "  HTTP/1.1 200 OK\n  X-Avalon-Config: abc123\n",
+            "abc123"
+        ));
+        assert!(!serves_config("{\"config_id\":\"abc123\"}", "abc123"));
     }
 }

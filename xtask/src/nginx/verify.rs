@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-/// `GET base_url + path`; `base_url` is `http://host:port` (plain HTTP only). Returns status and body.
+/// `GET base_url + path`; `base_url` is `http://host:port` (plain HTTP only). Returns the status and the
+/// whole response (headers and body).
 pub fn get(base_url: &str, path: &str) -> anyhow::Result<(u16, String)> {
     let Some(authority) = base_url.strip_prefix("http://") else {
         bail!("verify URL must start with http://, got {base_url:?}");
@@ -33,9 +34,5 @@ pub fn get(base_url: &str, path: &str) -> anyhow::Result<(u16, String)> {
         .nth(1)
         .and_then(|code| code.parse().ok())
         .with_context(|| format!("not an HTTP response from {authority}: {response:?}"))?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    Ok((status, body))
+    Ok((status, response.into_owned()))
 }

@@ -134,3 +134,38 @@ pub fn container(project: &str, service: &str) -> String {
     assert!(!id.is_empty(), "no running container for {service}");
     id
 }
+
+/// The local engine's socket as a TCP endpoint on loopback, so a test can drive it the way an operator
+/// drives a remote engine (`DOCKER_HOST=tcp://…`): the CLI then has no socket path to fall back on.
+/// Bytes are copied both ways; a half-close is passed on (the CLI closes its side when stdin ends).
+pub struct EngineProxy {
+    pub docker_host: String,
+}
+
+impl EngineProxy {
+    pub fn start() -> Self {
+        use std::net::{Shutdown, TcpListener};
+        use std::os::unix::net::UnixStream;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let docker_host = format!("tcp://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(engine) = UnixStream::connect("/var/run/docker.sock") else {
+                    continue;
+                };
+                let (mut client_in, mut engine_out) =
+                    (client.try_clone().unwrap(), engine.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut client_in, &mut engine_out);
+                    let _ = engine_out.shutdown(Shutdown::Write);
+                });
+                let (mut engine_in, mut client_out) = (engine, client);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut engine_in, &mut client_out);
+                    let _ = client_out.shutdown(Shutdown::Write);
+                });
+            }
+        });
+        Self { docker_host }
+    }
+}

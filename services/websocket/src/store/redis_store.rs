@@ -19,7 +19,7 @@ use crate::room::{Effects, Room};
 pub const ROOM_PREFIX: &str = "avalon:room:";
 pub const CHANNEL_PREFIX: &str = "avalon:room-events:";
 pub const USER_PREFIX: &str = "avalon:user-room:";
-pub const MAINTENANCE_KEY: &str = "avalon:maintenance";
+pub const MAINTENANCE_KEY: &str = avalon_runtime::maintenance_flag::KEY;
 
 const WRITE_IF_UNCHANGED: &str = r"
 local current = redis.call('HGET', KEYS[1], 'version')
