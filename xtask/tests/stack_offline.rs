@@ -204,11 +204,11 @@ fn remote_tag() -> String {
     format!("remote-{}", std::process::id())
 }
 
-/// The deploy commands as an operator runs them against a remote host: `DOCKER_HOST=tcp://…` (the CLI
-/// has no socket path to fall back on) from another checkout, which has no generated secrets, no edge
-/// tree and its config at another path. A slotted deploy, maintenance on and off, and status must work:
-/// the slots mount the host paths the running stack mounts, and the edge tree is written, checked and
-/// verified through the engine.
+/// The deploy commands as an operator runs them against a remote host — `DOCKER_HOST=tcp://…` for the
+/// deploy and status, a Docker context for maintenance (either way the CLI has no socket path to fall
+/// back on) — from another checkout, which has no generated secrets, no edge tree and its config at
+/// another path. The slots must mount the host paths the running stack mounts, and the edge tree must be
+/// written, checked and verified through the engine.
 fn operated_through_a_remote_engine(project: &str, edge: SocketAddr) {
     let proxy = EngineProxy::start();
     let checkout = tempfile::tempdir().unwrap();
@@ -251,6 +251,27 @@ fn operated_through_a_remote_engine(project: &str, edge: SocketAddr) {
             .env("AVALON_PROJECT_ROOT", checkout.path())
             .env("DOCKER_HOST", &proxy.docker_host)
             .env("RUST_BACKTRACE", "0");
+        command
+    };
+    // The same engine as a Docker context (in a scratch CLI config), the other way an operator names a
+    // remote host.
+    let cli_config = checkout.path().join(".docker");
+    run_ok(
+        docker(&[
+            "context",
+            "create",
+            "remote-test",
+            "--docker",
+            &format!("host={}", proxy.docker_host),
+        ])
+        .env("DOCKER_CONFIG", &cli_config),
+    );
+    let through_context = |args: &[&str]| {
+        let mut command = operator(args);
+        command
+            .env_remove("DOCKER_HOST")
+            .env("DOCKER_CONFIG", &cli_config)
+            .env("DOCKER_CONTEXT", "remote-test");
         command
     };
     let deploy_config = workspace_root().join("xtask/tests/fixtures/deploy-chaos.toml");
@@ -305,7 +326,7 @@ fn operated_through_a_remote_engine(project: &str, edge: SocketAddr) {
     )
     .expect("the slot signs with the stack's secret");
 
-    run_ok(&mut operator(&[
+    run_ok(&mut through_context(&[
         "maintenance",
         "on",
         "--message",
@@ -314,9 +335,9 @@ fn operated_through_a_remote_engine(project: &str, edge: SocketAddr) {
         deploy_config,
     ]));
     let (status, body) = avalon_testkit::http_get(edge, "/api/v1/users/me").unwrap();
-    assert_eq!(status, 503, "maintenance through a remote engine: {body}");
+    assert_eq!(status, 503, "maintenance through a Docker context: {body}");
     assert_eq!(avalon_testkit::http_get(edge, "/health").unwrap().0, 200);
-    run_ok(&mut operator(&[
+    run_ok(&mut through_context(&[
         "maintenance",
         "off",
         "--config",
