@@ -73,6 +73,22 @@ struct Inspect {
     config: InspectConfig,
     #[serde(default)]
     mounts: Vec<InspectMount>,
+    #[serde(default)]
+    network_settings: Option<InspectNetwork>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct InspectNetwork {
+    /// `"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]`; null for a port that is not published.
+    #[serde(default)]
+    ports: Option<BTreeMap<String, Option<Vec<InspectPortBinding>>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct InspectPortBinding {
+    host_port: String,
 }
 
 #[derive(Deserialize)]
@@ -265,9 +281,17 @@ impl Target {
         let container = nginx.name.trim_start_matches('/').to_owned();
         let engine =
             nginx::EngineEdge::discover(self.docker.clone(), &container, Path::new(EDGE_MOUNT))?;
+        let http_port = nginx
+            .network_settings
+            .and_then(|n| n.ports)
+            .and_then(|mut ports| ports.remove("80/tcp").flatten())
+            .and_then(|bindings| bindings.into_iter().next())
+            .map(|binding| binding.host_port)
+            .with_context(|| format!("the edge container {container} publishes no port 80"))?;
         Ok(Edge {
             container,
-            id: nginx.id,
+            http_port,
+            endpoint: std::sync::OnceLock::new(),
             engine,
         })
     }
@@ -484,11 +508,13 @@ impl Target {
     }
 
     fn slot_ids(&self, slot: Slot) -> anyhow::Result<Vec<String>> {
-        let mut ids = Vec::new();
-        for service in slot.services() {
-            ids.extend(self.service_containers(&service)?.into_iter().map(|c| c.id));
-        }
-        Ok(ids)
+        let services = slot.services();
+        Ok(self
+            .containers()?
+            .into_iter()
+            .filter(|c| services.contains(&c.service))
+            .map(|c| c.id)
+            .collect())
     }
 
     pub fn wait_healthy(&self, services: &[String], timeout: Duration) -> anyhow::Result<()> {
@@ -623,7 +649,10 @@ impl Target {
 #[derive(Debug, Clone)]
 pub struct Edge {
     pub container: String,
-    id: String,
+    /// The host port nginx's port 80 is published on.
+    http_port: String,
+    /// The engine endpoint, asked for once.
+    endpoint: std::sync::OnceLock<String>,
     pub engine: nginx::EngineEdge,
 }
 
@@ -644,12 +673,9 @@ impl Edge {
     /// no `docker exec` round trips on a rollback's clock), else from inside the edge container.
     pub fn apply(&self, sh: &Shell, model: &EdgeModel) -> anyhow::Result<nginx::ReloadReport> {
         let target = nginx::Target::Container(self.engine.clone());
-        let endpoint = self.engine.docker.endpoint();
-        let verify_url = if endpoint_host(&endpoint).is_none() {
-            Some(self.base_url_for(&endpoint)?)
-        } else {
-            None
-        };
+        let verify_url = endpoint_host(self.endpoint())
+            .is_none()
+            .then(|| self.base_url());
         let options = ReloadOptions {
             verify_url,
             ..ReloadOptions::default()
@@ -668,34 +694,25 @@ impl Edge {
     }
 
     /// The published plain-HTTP port as this machine reaches it (probe traffic of a judgment).
-    pub fn base_url(&self) -> anyhow::Result<String> {
-        self.base_url_for(&self.engine.docker.endpoint())
+    pub fn base_url(&self) -> String {
+        edge_url(&self.http_port, self.endpoint())
     }
 
-    fn base_url_for(&self, endpoint: &str) -> anyhow::Result<String> {
-        let port = self
-            .engine
-            .docker
-            .invocation()
-            .args(["container", "port", &self.id, "80/tcp"])
-            .capture(None)
-            .context("the nginx container publishes no port 80")?;
-        let published = port.lines().next().unwrap_or_default().trim().to_owned();
-        Ok(edge_url(&published, endpoint))
+    fn endpoint(&self) -> &str {
+        self.endpoint.get_or_init(|| self.engine.docker.endpoint())
     }
 }
 
-/// The edge URL for `published` (`docker container port` output, `0.0.0.0:8080`): on this machine for a
-/// local engine, on the engine's host for `tcp://` and `ssh://` endpoints. `AVALON_EDGE_URL` overrides
-/// (a load balancer or DNS name in front of the host).
-fn edge_url(published: &str, endpoint: &str) -> String {
+/// The edge URL for the published `port`: on this machine for a local engine, on the engine's host for
+/// `tcp://` and `ssh://` endpoints. `AVALON_EDGE_URL` overrides (a load balancer or DNS name in front of
+/// the host).
+fn edge_url(port: &str, endpoint: &str) -> String {
     if let Some(url) = std::env::var("AVALON_EDGE_URL")
         .ok()
         .filter(|url| !url.is_empty())
     {
         return url.trim_end_matches('/').to_owned();
     }
-    let port = published.rsplit(':').next().unwrap_or("80");
     let host = endpoint_host(endpoint).unwrap_or_else(|| "127.0.0.1".to_owned());
     format!("http://{host}:{port}")
 }
@@ -966,15 +983,15 @@ mod tests {
     #[test]
     fn the_edge_url_is_on_the_engine_host_for_remote_endpoints() {
         assert_eq!(
-            edge_url("0.0.0.0:8080", "unix:///var/run/docker.sock"),
+            edge_url("8080", "unix:///var/run/docker.sock"),
             "http://127.0.0.1:8080"
         );
         assert_eq!(
-            edge_url("0.0.0.0:80", "ssh://ops@game.example.com"),
+            edge_url("80", "ssh://ops@game.example.com"),
             "http://game.example.com:80"
         );
         assert_eq!(
-            edge_url("[::]:8080", "tcp://10.0.0.5:2376"),
+            edge_url("8080", "tcp://10.0.0.5:2376"),
             "http://10.0.0.5:8080"
         );
         assert_eq!(
