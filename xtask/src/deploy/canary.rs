@@ -209,7 +209,10 @@ impl StartCmd {
         let canary = stable.other();
         let extra_env: BTreeMap<String, String> = self.set_env.iter().cloned().collect();
         let release = ctx.release(sh, &version, &api_image, &ws_image, canary, &extra_env)?;
-        preflight::check_config(&ctx.target.effective(sh, &release)?)?;
+        preflight::check_config(
+            &ctx.target.effective(sh, &release)?,
+            ctx.target.engine_is_remote(),
+        )?;
         preflight::check_disk(&ctx.target, ctx.config.deploy.min_free_disk_mib)?;
         println!(
             "canary {version} on slot {canary} against stable slot {stable}, plan {:?}:",

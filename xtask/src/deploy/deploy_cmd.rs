@@ -47,7 +47,10 @@ impl Deploy {
             _ => Slot::Blue,
         };
         let release = ctx.release(sh, &version, &api_image, &ws_image, idle, &BTreeMap::new())?;
-        preflight::check_config(&ctx.target.effective(sh, &release)?)?;
+        preflight::check_config(
+            &ctx.target.effective(sh, &release)?,
+            ctx.target.engine_is_remote(),
+        )?;
         preflight::check_disk(&ctx.target, ctx.config.deploy.min_free_disk_mib)?;
         let helper = ctx.target.helper_image(&containers)?;
         if let Some(holder) = DeployLock::holder(&ctx.target.docker, &ctx.target.project)? {

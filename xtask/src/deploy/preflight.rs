@@ -57,15 +57,20 @@ pub fn service_env(
 /// The services' validator over each service's effective environment; every violation is listed.
 ///
 /// Secret files and the config directory live on the engine's host. When that is not this machine
-/// (a remote engine) they cannot be read here: they are named, left out of the check, and checked by the
-/// services themselves when the slot starts — a service refuses to start on a bad configuration, so the
-/// slot never becomes ready and takes no traffic.
-pub fn check_config(resolved: &serde_json::Value) -> anyhow::Result<()> {
+/// (`remote_engine`) those missing here cannot be read: they are named, left out of the check, and
+/// checked by the services themselves when the slot starts — a service refuses to start on a bad
+/// configuration, so the slot never becomes ready and takes no traffic. On a local engine a missing file
+/// is a preflight error.
+pub fn check_config(resolved: &serde_json::Value, remote_engine: bool) -> anyhow::Result<()> {
     let mut problems = Vec::new();
     let mut elsewhere = Vec::new();
     for (service, kind) in [("api", ServiceKind::Api), ("websocket", ServiceKind::Ws)] {
         let mut env = service_env(resolved, service)?;
-        let unreadable = not_on_this_machine(&env);
+        let unreadable = if remote_engine {
+            not_on_this_machine(&env)
+        } else {
+            Vec::new()
+        };
         if unreadable.contains(&"CONFIG_DIR".to_owned()) {
             env.remove("CONFIG_DIR");
         }

@@ -88,6 +88,8 @@ struct InspectNetwork {
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct InspectPortBinding {
+    #[serde(default)]
+    host_ip: String,
     host_port: String,
 }
 
@@ -286,14 +288,19 @@ impl Target {
             .and_then(|n| n.ports)
             .and_then(|mut ports| ports.remove("80/tcp").flatten())
             .and_then(|bindings| bindings.into_iter().next())
-            .map(|binding| binding.host_port)
             .with_context(|| format!("the edge container {container} publishes no port 80"))?;
         Ok(Edge {
             container,
-            http_port,
+            http_port: http_port.host_port,
+            http_host_ip: http_port.host_ip,
             endpoint: std::sync::OnceLock::new(),
             engine,
         })
+    }
+
+    /// Whether the engine is on another host (a `tcp://` or `ssh://` endpoint).
+    pub fn engine_is_remote(&self) -> bool {
+        endpoint_host(&self.docker.endpoint()).is_some()
     }
 
     /// What serves users now, from the live edge model and the running containers.
@@ -649,8 +656,9 @@ impl Target {
 #[derive(Debug, Clone)]
 pub struct Edge {
     pub container: String,
-    /// The host port nginx's port 80 is published on.
+    /// The host port nginx's port 80 is published on, and the address it is bound to.
     http_port: String,
+    http_host_ip: String,
     /// The engine endpoint, asked for once.
     endpoint: std::sync::OnceLock<String>,
     pub engine: nginx::EngineEdge,
@@ -673,9 +681,11 @@ impl Edge {
     /// no `docker exec` round trips on a rollback's clock), else from inside the edge container.
     pub fn apply(&self, sh: &Shell, model: &EdgeModel) -> anyhow::Result<nginx::ReloadReport> {
         let target = nginx::Target::Container(self.engine.clone());
+        // Not base_url(): AVALON_EDGE_URL may name a load balancer, and /.avalon/config answers
+        // internal addresses only.
         let verify_url = endpoint_host(self.endpoint())
             .is_none()
-            .then(|| self.base_url());
+            .then(|| format!("http://127.0.0.1:{}", self.http_port));
         let options = ReloadOptions {
             verify_url,
             ..ReloadOptions::default()
@@ -694,8 +704,21 @@ impl Edge {
     }
 
     /// The published plain-HTTP port as this machine reaches it (probe traffic of a judgment).
-    pub fn base_url(&self) -> String {
-        edge_url(&self.http_port, self.endpoint())
+    pub fn base_url(&self) -> anyhow::Result<String> {
+        // A port bound to the engine host's loopback is out of reach from any other machine.
+        let elsewhere = endpoint_host(self.endpoint()).is_some_and(|host| {
+            !matches!(host.as_str(), "localhost" | "[::1]") && !host.starts_with("127.")
+        });
+        let overridden = std::env::var("AVALON_EDGE_URL").is_ok_and(|url| !url.is_empty());
+        if elsewhere && !overridden && self.http_host_ip.starts_with("127.") {
+            bail!(
+                "the edge publishes port {} on the engine host's loopback only ({}): set AVALON_EDGE_URL \
+                 to a URL this machine reaches it by (an ssh tunnel, say)",
+                self.http_port,
+                self.http_host_ip
+            );
+        }
+        Ok(edge_url(&self.http_port, self.endpoint()))
     }
 
     fn endpoint(&self) -> &str {

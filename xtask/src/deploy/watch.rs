@@ -67,7 +67,7 @@ pub fn watch(
         config.probe.requests_per_second
     );
     let probe = Probe::start(
-        &edge.base_url(),
+        &edge.base_url()?,
         &override_cookie,
         &probed,
         config.probe.requests_per_second,

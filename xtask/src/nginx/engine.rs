@@ -28,29 +28,40 @@ use crate::container_exec::{Captured, DockerCli};
 ///
 /// - `check NAME`: unpack the tar on stdin into `trees/` (it holds `NAME/…`), run `nginx -t` on it, remove
 ///   it again.
-/// - `install NAME KEEP`: the same, and when the tree passes: `adopt` if needed, print the tree `live`
-///   points at now (`@@avalon-previous NAME`), `swap` to the new one keeping the previous — one container
-///   start for the whole change. A rejected tree is removed and `live` is untouched.
+/// - `install NAME KEEP`: the same, and when the tree passes: `adopt` if needed, link top-level entries
+///   the new tree adds, print the tree `live` points at now (`@@avalon-previous NAME`), `swap` to the new
+///   one keeping the previous — one container start for the whole change. A rejected tree is removed and
+///   `live` is untouched.
 /// - `swap NAME PROTECT KEEP`: point `live` at `trees/NAME` with one rename (`mv -T` replaces the link
-///   itself, never follows it), then remove the oldest trees until KEEP are left, never NAME or PROTECT.
+///   itself, never follows it) and say so (`@@avalon-swapped`), then remove the oldest trees until KEEP
+///   are left, never NAME or PROTECT (a failed removal only warns).
 /// - `adopt`: turn the flat tree `cargo xtask up` renders into the live layout (a copy under
 ///   `trees/0000-initial`, `live` pointing at it, each flat entry a link into `live/`); nothing nginx
 ///   reads changes content, so no reload is needed. Nothing happens without a flat `nginx.conf`.
+///
+/// Everything written is given to the owner of the state directory (`chown`), so the operator who ran
+/// `cargo xtask up` can still re-render and clean it.
 pub const EDGE_SCRIPT: &str = r#"set -eu
 op=$1
 dir=$2
 cd "$dir"
+# Whatever the helper writes belongs to the directory's owner, as if that user had written it.
+owner=$(stat -c %u:%g .)
+own_all() {
+    chown -h -R "$owner" . || echo "warning: cannot give $dir back to $owner" >&2
+}
 
 swap_to() {
     if [ ! -d "trees/$1" ]; then echo "no tree trees/$1" >&2; return 3; fi
     rm -f .live.new
     ln -s "trees/$1" .live.new
     mv -f -T .live.new live
+    echo "@@avalon-swapped"
     excess=$(( $(ls trees | wc -l) - $3 ))
     for tree in $(ls trees | sort); do
         [ "$excess" -gt 0 ] || break
         if [ "$tree" != "$1" ] && [ "$tree" != "$2" ]; then
-            rm -rf "trees/$tree"
+            rm -rf "trees/$tree" || echo "warning: cannot remove trees/$tree" >&2
             excess=$((excess - 1))
         fi
     done
@@ -91,16 +102,26 @@ check|install)
         exit "$status"
     fi
     adopt_flat
+    # In the flat-linked layout, an entry the new tree adds needs its link before nginx reads it.
+    if [ -L nginx.conf ]; then
+        for path in "trees/$name"/*; do
+            entry=${path##*/}
+            if [ ! -e "$entry" ] && [ ! -L "$entry" ]; then ln -s "live/$entry" "$entry"; fi
+        done
+    fi
     previous=""
     if [ -L live ]; then previous=$(readlink live); previous=${previous#trees/}; fi
     echo "@@avalon-previous $previous"
     swap_to "$name" "$previous" "$4"
+    own_all
     ;;
 swap)
     swap_to "$3" "$4" "$5"
+    own_all
     ;;
 adopt)
     adopt_flat
+    own_all
     ;;
 *)
     echo "unknown operation $op" >&2
@@ -108,6 +129,12 @@ adopt)
     ;;
 esac
 "#;
+
+/// A prune limit that removes nothing (a repair swap leaves the trees alone).
+const KEEP_ALL: usize = 1000;
+
+/// Printed by [`EDGE_SCRIPT`] once `live` points at the new tree.
+const SWAPPED: &str = "@@avalon-swapped";
 
 /// Marks the end of one answer in [`VERIFY_SCRIPT`]'s output.
 const ANSWER_END: &str = "@@avalon-answer-end";
@@ -132,6 +159,9 @@ pub struct EngineEdge {
     pub container_dir: PathBuf,
     /// `type=…,source=…` of that mount, for the helper.
     mount: String,
+    /// The container's other bind and volume mounts (certificates, say), read-only, so the helper's
+    /// `nginx -t` sees every file the edge's nginx sees.
+    other_mounts: Vec<String>,
     /// The container's image id: the helper runs the same nginx.
     image: String,
 }
@@ -181,11 +211,23 @@ impl EngineEdge {
             .with_context(|| {
                 format!("the edge container {container} mounts nothing at {wanted}")
             })?;
+        let mut other_mounts = Vec::new();
+        for other in &inspected.mounts {
+            if std::ptr::eq(other, mount) || !matches!(other.kind.as_str(), "bind" | "volume") {
+                continue;
+            }
+            other_mounts.push(format!(
+                "{},destination={},readonly",
+                mount_spec(other)?,
+                other.destination
+            ));
+        }
         Ok(Self {
             docker,
             container: container.to_owned(),
             container_dir: container_dir.to_path_buf(),
             mount: mount_spec(mount)?,
+            other_mounts,
             image: inspected.image,
         })
     }
@@ -241,7 +283,11 @@ impl EngineEdge {
     /// Renders `model` here, sends it to the engine as `trees/NAME`, runs `nginx -t` on it and removes it
     /// again (a dry run). Returns nginx's output.
     pub fn check(&self, model: &EdgeModel, name: &str) -> anyhow::Result<String> {
-        self.send_tree(model, name, &["check", name])
+        let (output, passed) = self.send_tree(model, name, &["check", name])?;
+        if !passed {
+            bail!("nginx -t rejected the tree:\n{}", output.trim_end());
+        }
+        Ok(output)
     }
 
     /// As [`Self::check`], then makes the tree live and prunes (keeping `keep` trees and the previous
@@ -254,20 +300,42 @@ impl EngineEdge {
         keep: usize,
     ) -> anyhow::Result<(String, Option<String>)> {
         let keep = keep.to_string();
-        let output = self.send_tree(model, name, &["install", name, &keep])?;
-        Ok(split_previous(&output))
+        let (output, passed) = self.send_tree(model, name, &["install", name, &keep])?;
+        let swapped = output.lines().any(|line| line == SWAPPED);
+        let (output, previous) = split_previous(&output);
+        if passed {
+            return Ok((output, previous));
+        }
+        if !swapped {
+            bail!("nginx -t rejected the tree:\n{}", output.trim_end());
+        }
+        // The swap happened but the helper failed afterwards: nginx was not signalled, so put the
+        // previous tree back before anything reads the new, unverified one.
+        if let Some(previous) = &previous {
+            self.swap(previous, Some(name), KEEP_ALL)?;
+        }
+        bail!(
+            "the helper failed after making {name} live; {} is live again:\n{}",
+            previous.as_deref().unwrap_or("(no previous tree)"),
+            output.trim_end()
+        )
     }
 
-    fn send_tree(&self, model: &EdgeModel, name: &str, args: &[&str]) -> anyhow::Result<String> {
+    /// Sends the rendered tree to the helper; its output and whether it succeeded.
+    fn send_tree(
+        &self,
+        model: &EdgeModel,
+        name: &str,
+        args: &[&str],
+    ) -> anyhow::Result<(String, bool)> {
         let scratch = tempfile::tempdir().context("cannot create a scratch directory")?;
         let rendered = render(model, &scratch.path().join(name))?;
         let archive = tree_archive(&rendered.dir, name)?;
         let result = self.helper(args, Some(&archive))?;
-        let output = format!("{}{}", result.stdout_text(), result.stderr);
-        if !result.success() {
-            bail!("nginx -t rejected the tree:\n{}", output.trim_end());
-        }
-        Ok(output)
+        Ok((
+            format!("{}{}", result.stdout_text(), result.stderr),
+            result.success(),
+        ))
     }
 
     /// Points `live` at `trees/NAME` and prunes old trees, keeping `keep` and never NAME or `protect`.
@@ -370,6 +438,13 @@ impl EngineEdge {
                 &format!("container:{}", self.container),
                 "--mount",
                 &format!("{},destination={dir}", self.mount),
+            ])
+            .args(
+                self.other_mounts
+                    .iter()
+                    .flat_map(|spec| ["--mount".to_owned(), spec.clone()]),
+            )
+            .args([
                 "--user",
                 "0:0",
                 "--entrypoint",
@@ -422,17 +497,17 @@ fn tree_archive(dir: &Path, name: &str) -> anyhow::Result<Vec<u8>> {
         .context("cannot finish the tree archive")
 }
 
-/// The `@@avalon-previous NAME` line of an `install` run, taken out of nginx's output.
+/// The `@@avalon-previous NAME` line of an `install` run, taken out of nginx's output (with the
+/// `@@avalon-swapped` marker).
 fn split_previous(output: &str) -> (String, Option<String>) {
     let mut previous = None;
     let mut rest = String::new();
     for line in output.lines() {
-        match line.strip_prefix("@@avalon-previous") {
-            Some(name) => previous = Some(name.trim().to_owned()).filter(|n| !n.is_empty()),
-            None => {
-                rest.push_str(line);
-                rest.push('\n');
-            }
+        if let Some(name) = line.strip_prefix("@@avalon-previous") {
+            previous = Some(name.trim().to_owned()).filter(|n| !n.is_empty());
+        } else if line != SWAPPED {
+            rest.push_str(line);
+            rest.push('\n');
         }
     }
     (rest, previous)
@@ -635,11 +710,33 @@ mod tests {
             std::fs::read_dir(&empty).unwrap().next().is_none(),
             "no flat tree, nothing to adopt"
         );
+        // A tree that adds a top-level entry gets its link when it is installed.
+        let (_dir, with_extra) = tree(&[
+            ("nginx.conf", "#"),
+            ("snippets/a.conf", "#"),
+            ("extra.conf", "# x"),
+        ]);
+        let out = script(
+            &state,
+            &["install", "1-extra", "5"],
+            Some(tree_archive(&with_extra, "1-extra").unwrap()),
+        );
+        assert!(out.status.success(), "{out:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.lines().any(|line| line == SWAPPED), "{stdout}");
+        assert_eq!(split_previous(&stdout).1.as_deref(), Some("0000-initial"));
+        assert_eq!(
+            std::fs::read_to_string(state.join("extra.conf")).unwrap(),
+            "# x"
+        );
+        let out = script(&state, &["swap", "0000-initial", "", "5"], None);
+        assert!(out.status.success(), "{out:?}");
         // Idempotent: a second run changes nothing.
         let out = script(&state, &["adopt"], None);
         assert!(out.status.success(), "{out:?}");
         assert_eq!(live(&state), "trees/0000-initial");
         assert!(!state.join("trees/0000-initial/trees").exists());
+        assert!(!state.join("trees/0000-initial/extra.conf").exists());
     }
 
     #[test]

@@ -157,17 +157,21 @@ impl Probe<'_> {
     fn get(&self, path: &str, count: u32) -> anyhow::Result<Vec<(u16, String)>> {
         match self {
             Self::Url(url) => Ok((0..count)
-                .map(|_| verify::get(url, path).unwrap_or((0, String::new())))
+                .map(|_| verify::get(url, path).unwrap_or_else(|err| (0, format!("{err:#}"))))
                 .collect()),
             Self::Inside(engine, port) => engine.get_inside(*port, path, count),
         }
     }
 
-    fn describe(&self) -> String {
+    /// Where a GET of `path` goes, for messages.
+    fn describe(&self, path: &str) -> String {
         match self {
-            Self::Url(url) => url.clone(),
+            Self::Url(url) => format!("{url}{path}"),
             Self::Inside(engine, port) => {
-                format!("http://127.0.0.1:{port} inside {}", engine.container)
+                format!(
+                    "http://127.0.0.1:{port}{path} (inside {})",
+                    engine.container
+                )
             }
         }
     }
@@ -185,7 +189,8 @@ fn verify_reload(
     options: &ReloadOptions,
 ) -> anyhow::Result<u16> {
     let deadline = Instant::now() + options.verify_timeout;
-    let edge = probe.describe();
+    let config_url = probe.describe("/.avalon/config");
+    let health_url = probe.describe("/health");
     let mut matches = 0;
     'rounds: while matches < CONSECUTIVE_MATCHES {
         for (status, answer) in probe.get("/.avalon/config", CONSECUTIVE_MATCHES - matches)? {
@@ -194,14 +199,14 @@ fn verify_reload(
                 continue;
             }
             if Instant::now() >= deadline {
-                bail!("{edge}/.avalon/config answered {status} {answer:?}, not config {config_id}");
+                bail!("{config_url} answered {status} {answer:?}, not config {config_id}");
             }
             matches = 0;
             std::thread::sleep(Duration::from_millis(100));
             continue 'rounds;
         }
     }
-    eprintln!("nginx: {edge} serves config {config_id}");
+    eprintln!("nginx: {config_url} serves config {config_id}");
     // A new worker's first upstream connections can fail once (a replica restarting, a connection the
     // backend just closed): one bad answer is not a verdict on the tree, a bad answer until the
     // deadline is.
@@ -210,13 +215,13 @@ fn verify_reload(
             .get("/health", 1)?
             .first()
             .map_or(0, |(status, _)| *status);
-        eprintln!("nginx: GET {edge}/health -> {status}");
+        eprintln!("nginx: GET {health_url} -> {status}");
         if status == 200 || options.allow_unhealthy || model.maintenance.enabled {
             return Ok(status);
         }
         if Instant::now() >= deadline {
             bail!(
-                "GET {edge}/health answered {status} after the reload (pass --allow-unhealthy to accept)"
+                "GET {health_url} answered {status} after the reload (pass --allow-unhealthy to accept)"
             );
         }
         std::thread::sleep(Duration::from_millis(250));
