@@ -385,19 +385,21 @@ impl Target {
     /// unslotted or slotted; running ones first), by base service. A slot mounts the same host paths:
     /// the engine's, which need not exist where xtask runs (a remote engine, another checkout).
     fn host_binds(&self) -> anyhow::Result<BTreeMap<String, BTreeMap<String, String>>> {
+        // One listing of the project serves both services.
+        let containers = self.containers()?;
         let mut binds = BTreeMap::new();
         for base in ["api", "websocket"] {
-            let mut candidates = Vec::new();
-            for service in [
+            let services = [
                 base.to_owned(),
                 format!("{base}-blue"),
                 format!("{base}-green"),
-            ] {
-                candidates.extend(self.service_containers(&service)?);
-            }
-            candidates.sort_by_key(|c| !c.running());
-            if let Some(reference) = candidates.into_iter().next() {
-                binds.insert(base.to_owned(), reference.binds);
+            ];
+            let reference = containers
+                .iter()
+                .filter(|c| services.contains(&c.service))
+                .min_by_key(|c| !c.running());
+            if let Some(reference) = reference {
+                binds.insert(base.to_owned(), reference.binds.clone());
             }
         }
         Ok(binds)
