@@ -15,7 +15,23 @@ pub struct Lifecycle {
 struct Inner {
     draining: watch::Sender<bool>,
     stop_accepting: watch::Sender<bool>,
+    /// How many [`ExitHold`]s are alive.
+    exit_holds: watch::Sender<usize>,
     signalled: AtomicBool,
+}
+
+/// Keeps the process alive after the HTTP server has stopped, until dropped (or the shutdown deadline fires).
+/// The server's graceful shutdown only waits for requests; upgraded WebSockets are not requests, so work that
+/// must reach them (the game server's reconnect notices) holds the exit instead.
+pub struct ExitHold {
+    holds: watch::Sender<usize>,
+}
+
+impl Drop for ExitHold {
+    fn drop(&mut self) {
+        self.holds
+            .send_modify(|count| *count = count.saturating_sub(1));
+    }
 }
 
 impl Default for Lifecycle {
@@ -30,6 +46,7 @@ impl Lifecycle {
             inner: Arc::new(Inner {
                 draining: watch::channel(false).0,
                 stop_accepting: watch::channel(false).0,
+                exit_holds: watch::channel(0).0,
                 signalled: AtomicBool::new(false),
             }),
         }
@@ -50,6 +67,20 @@ impl Lifecycle {
     pub async fn stop_accepting(&self) {
         let mut receiver = self.inner.stop_accepting.subscribe();
         let _ = receiver.wait_for(|stop| *stop).await;
+    }
+
+    /// Taken before draining begins by work that must finish before exit; see [`ExitHold`].
+    pub fn hold_exit(&self) -> ExitHold {
+        self.inner.exit_holds.send_modify(|count| *count += 1);
+        ExitHold {
+            holds: self.inner.exit_holds.clone(),
+        }
+    }
+
+    /// Resolves once every [`ExitHold`] is dropped.
+    pub async fn exit_holds_released(&self) {
+        let mut receiver = self.inner.exit_holds.subscribe();
+        let _ = receiver.wait_for(|count| *count == 0).await;
     }
 
     pub fn begin_draining(&self) {
@@ -96,5 +127,39 @@ fn start_deadline(deadline: Duration) {
         });
     if let Err(err) = spawned {
         tracing::error!(error = %err, "cannot start the shutdown deadline thread");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn exit_waits_for_every_hold() {
+        let lifecycle = Lifecycle::new();
+        let first = lifecycle.hold_exit();
+        let second = lifecycle.hold_exit();
+        let waiting = tokio::spawn({
+            let lifecycle = lifecycle.clone();
+            async move { lifecycle.exit_holds_released().await }
+        });
+        drop(first);
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "one hold is still alive");
+        drop(second);
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("released once the last hold is dropped")
+            .expect("the waiting task did not panic");
+    }
+
+    #[tokio::test]
+    async fn no_hold_means_no_wait() {
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            Lifecycle::new().exit_holds_released(),
+        )
+        .await
+        .expect("nothing holds the exit");
     }
 }

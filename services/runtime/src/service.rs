@@ -200,6 +200,7 @@ where
     .with_graceful_shutdown(async move { stopped.stop_accepting().await })
     .await
     .map_err(StartError::Serve)?;
+    lifecycle.exit_holds_released().await;
     tracing::info!("shutdown complete");
     Ok(())
 }

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use avalon_runtime::lifecycle::ExitHold;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -25,7 +26,9 @@ pub fn spawn_all(app: &Arc<App>) {
     tokio::spawn(watch_maintenance(Arc::clone(app)));
     tokio::spawn(close_idle_sockets(Arc::clone(app)));
     tokio::spawn(housekeeping(Arc::clone(app)));
-    tokio::spawn(drain(Arc::clone(app)));
+    // Taken now, not inside the task, so that a signal arriving before the task first runs still waits for it.
+    let hold = app.lifecycle.hold_exit();
+    tokio::spawn(drain(Arc::clone(app), hold));
 }
 
 /// The JSON an operator writes to `avalon:maintenance`; null or missing fields take their defaults.
@@ -142,8 +145,9 @@ async fn housekeeping(app: Arc<App>) {
 }
 
 /// On SIGTERM: tell every client to reconnect (their state is in the store; the next instance resumes it),
-/// then close the sockets. New handshakes are already refused with `DRAINING`.
-async fn drain(app: Arc<App>) {
+/// then close the sockets. New handshakes are already refused with `DRAINING`. The process exits once the
+/// sockets are gone (or after a grace), not before: the notices are only queued until their socket task writes them.
+async fn drain(app: Arc<App>, _exit_hold: ExitHold) {
     app.lifecycle.draining().await;
     let sockets = app.io.sockets();
     tracing::info!(
@@ -161,5 +165,9 @@ async fn drain(app: Arc<App>) {
     tokio::time::sleep(DRAIN_GRACE).await;
     for socket in app.io.sockets() {
         let _ = socket.disconnect();
+    }
+    let closed_by = tokio::time::Instant::now() + DRAIN_GRACE;
+    while !app.io.sockets().is_empty() && tokio::time::Instant::now() < closed_by {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
