@@ -22,6 +22,9 @@ pub struct Invocation {
     pub args: Vec<String>,
     /// Passed by value in the child's environment, printed by name only.
     secret_env: Vec<(String, SecretValue)>,
+    /// Arguments printed as a label instead of their text (index into `args`, label): a script of a
+    /// hundred lines would bury the command around it.
+    labelled: Vec<(usize, &'static str)>,
 }
 
 /// A value that never prints.
@@ -50,7 +53,15 @@ impl Invocation {
             program: program.into(),
             args: Vec::new(),
             secret_env: Vec::new(),
+            labelled: Vec::new(),
         }
+    }
+
+    /// An argument printed as `label` (say, where the script it holds is defined), passed as `text`.
+    pub fn labelled_arg(mut self, label: &'static str, text: &str) -> Self {
+        self.labelled.push((self.args.len(), label));
+        self.args.push(text.to_owned());
+        self
     }
 
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
@@ -224,8 +235,11 @@ impl fmt::Display for Invocation {
             write!(f, "{name}=<redacted> ")?;
         }
         write!(f, "{}", shell_quote(&self.program.to_string_lossy()))?;
-        for arg in &self.args {
-            write!(f, " {}", shell_quote(arg))?;
+        for (index, arg) in self.args.iter().enumerate() {
+            match self.labelled.iter().find(|(at, _)| *at == index) {
+                Some((_, label)) => write!(f, " {label}")?,
+                None => write!(f, " {}", shell_quote(arg))?,
+            }
         }
         Ok(())
     }

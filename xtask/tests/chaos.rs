@@ -418,16 +418,27 @@ fn timed_rollback(chaos: &Chaos) -> Duration {
     let mut child = chaos
         .xtask(&["rollback"])
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    // Both streams with the time since the command started, so a slow rollback shows where it waited.
+    let stamped = |line: &str| format!("[+{:6.3}s] {line}", spawned.elapsed().as_secs_f64());
     let mut switched = None;
-    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-        println!("{line}");
-        if switched.is_none() && line.starts_with("rollback: 100% of traffic on") {
-            switched = Some(spawned.elapsed());
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                println!("{}", stamped(&line));
+            }
+        });
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            println!("{}", stamped(&line));
+            if switched.is_none() && line.starts_with("rollback: 100% of traffic on") {
+                switched = Some(spawned.elapsed());
+            }
         }
-    }
+    });
     assert!(child.wait().unwrap().success(), "rollback failed");
     switched.expect("rollback never reported the switch")
 }

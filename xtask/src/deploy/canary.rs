@@ -10,7 +10,7 @@ use serde::Serialize;
 use xshell::Shell;
 
 use super::analysis::{self, Verdict};
-use super::context::{Ctx, Draft, TargetArgs, who};
+use super::context::{Ctx, Draft, TargetArgs};
 use super::execute::execute;
 use super::ledger::{Entry, Event, Outcome, Release};
 use super::lock::DeployLock;
@@ -145,14 +145,7 @@ impl State {
     }
 
     fn lock(&self, command: &str) -> anyhow::Result<DeployLock> {
-        let helper = self.ctx.target.helper_image(&self.containers)?;
-        DeployLock::acquire(
-            &self.ctx.target.docker,
-            &self.ctx.target.project,
-            &helper,
-            command,
-            &who(),
-        )
+        self.ctx.lock(&self.containers, command)
     }
 
     fn record(
@@ -241,14 +234,7 @@ impl StartCmd {
             println!("dry run: nothing was changed");
             return Ok(());
         }
-        let helper = ctx.target.helper_image(&containers)?;
-        let lock = DeployLock::acquire(
-            &ctx.target.docker,
-            &ctx.target.project,
-            &helper,
-            "canary start",
-            &who(),
-        )?;
+        let lock = ctx.lock(&containers, "canary start")?;
         let timeout = ctx.config.deploy.ready_timeout.as_secs();
         let start = [Action::StartSlot {
             slot: canary,

@@ -9,7 +9,8 @@ use xshell::Shell;
 
 use super::config::DeployConfig;
 use super::ledger::{Entry, Event, History, Outcome, Release, to_line};
-use super::ledger_store::{DirStore, LedgerStore, VolumeStore};
+use super::ledger_store::{self, DirStore, LedgerStore, VolumeStore};
+use super::lock::{DeployLock, Holding, LockRequest};
 use super::slots::Slot;
 use super::target::{ContainerInfo, Target};
 use crate::stack::StackEnv;
@@ -34,6 +35,8 @@ pub struct Ctx {
     pub target: Target,
     pub config: DeployConfig,
     ledger_dir: Option<PathBuf>,
+    /// The deploy lock while held: it mounts the ledger volume.
+    holding: Holding,
 }
 
 impl Ctx {
@@ -47,7 +50,28 @@ impl Ctx {
             target: Target::new(args.env, args.project.clone()),
             config: DeployConfig::load(&path)?,
             ledger_dir: args.ledger_dir.clone(),
+            holding: Holding::default(),
         })
+    }
+
+    /// Takes the deploy lock for `command`. The lock container mounts the ledger volume, so the ledger is
+    /// read and written through it while the lock is held.
+    pub fn lock(&self, containers: &[ContainerInfo], command: &str) -> anyhow::Result<DeployLock> {
+        let volumes = match self.ledger_dir {
+            Some(_) => Vec::new(),
+            None => vec![format!("{}:{}", self.ledger_volume(), ledger_store::MOUNT)],
+        };
+        DeployLock::acquire(
+            &self.target.docker,
+            &self.target.project,
+            LockRequest {
+                image: &self.target.helper_image(containers)?,
+                command,
+                who: &who(),
+                volumes: &volumes,
+                holding: self.holding.clone(),
+            },
+        )
     }
 
     pub fn ledger_volume(&self) -> String {
@@ -61,6 +85,7 @@ impl Ctx {
                 docker: self.target.docker.clone(),
                 volume: self.ledger_volume(),
                 helper_image: self.target.helper_image(containers)?,
+                via: self.holding.container(),
             }),
         })
     }

@@ -6,7 +6,7 @@ use std::time::Instant;
 use clap::Args;
 use xshell::Shell;
 
-use super::context::{Ctx, Draft, TargetArgs, who};
+use super::context::{Ctx, Draft, TargetArgs};
 use super::execute::{Ran, execute, undo_switch};
 use super::ledger::{Event, Outcome};
 use super::lock::DeployLock;
@@ -52,7 +52,6 @@ impl Deploy {
             ctx.target.engine_is_remote(),
         )?;
         preflight::check_disk(&ctx.target, ctx.config.deploy.min_free_disk_mib)?;
-        let helper = ctx.target.helper_image(&containers)?;
         if let Some(holder) = DeployLock::holder(&ctx.target.docker, &ctx.target.project)? {
             anyhow::bail!(
                 "{} by {} holds the deploy lock since {}",
@@ -74,13 +73,7 @@ impl Deploy {
             return Ok(());
         }
 
-        let lock = DeployLock::acquire(
-            &ctx.target.docker,
-            &ctx.target.project,
-            &helper,
-            "deploy",
-            &who(),
-        )?;
+        let lock = ctx.lock(&containers, "deploy")?;
         let draft = |outcome, note: Option<String>| Draft {
             event: Event::Deploy,
             release: release.clone(),

@@ -48,9 +48,11 @@ pub fn execute(
             Action::RestartSlot {
                 slot,
                 timeout_seconds,
+                containers,
             } => {
                 ctx.target
-                    .restart_slot(*slot, Duration::from_secs(*timeout_seconds))?;
+                    .restart_kept(containers, Duration::from_secs(*timeout_seconds))
+                    .with_context(|| format!("slot {slot} did not come back"))?;
             }
             Action::Route { routing, keep_idle } => {
                 edge.route(sh, *routing, *keep_idle)?;

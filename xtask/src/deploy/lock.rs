@@ -2,6 +2,10 @@
 //! container named `<project>-deploy-lock`. Container names are unique per Docker engine, so
 //! `docker container create` is an atomic test-and-set that works the same through `DOCKER_HOST` or a
 //! context, for every operator and CI job that reaches the engine. Labels say who holds it and since when.
+//! The lock container may mount volumes (the ledger's): while it is held, reads and writes of those go
+//! through it with `docker cp` instead of through helper containers of their own.
+
+use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
@@ -12,6 +16,36 @@ pub struct DeployLock {
     docker: DockerCli,
     name: String,
     released: bool,
+    holding: Holding,
+}
+
+/// The lock container's name while this process holds the lock; shared with whoever reaches what it
+/// mounts, and emptied when the lock goes.
+#[derive(Clone, Debug, Default)]
+pub struct Holding(Arc<Mutex<Option<String>>>);
+
+impl Holding {
+    pub fn container(&self) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set(&self, container: Option<String>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = container;
+    }
+}
+
+/// What a lock is taken with.
+pub struct LockRequest<'a> {
+    /// Any image on the target (never run).
+    pub image: &'a str,
+    pub command: &'a str,
+    pub who: &'a str,
+    /// `--volume` specs for the lock container.
+    pub volumes: &'a [String],
+    pub holding: Holding,
 }
 
 #[derive(Debug, Deserialize, PartialEq)]
@@ -29,24 +63,27 @@ pub fn lock_name(project: &str) -> String {
 }
 
 impl DeployLock {
-    /// Takes the lock or fails naming its holder. `image` is any image on the target (never run).
+    /// Takes the lock or fails naming its holder.
     pub fn acquire(
         docker: &DockerCli,
         project: &str,
-        image: &str,
-        command: &str,
-        who: &str,
+        request: LockRequest<'_>,
     ) -> anyhow::Result<Self> {
         let name = lock_name(project);
         let since = crate::deploy::now_rfc3339();
-        let created = docker
+        let mut create = docker
             .invocation()
             .args(["container", "create", "--name", &name])
-            .args(["--label", &format!("avalon.lock.holder={who}")])
-            .args(["--label", &format!("avalon.lock.command={command}")])
-            .args(["--label", &format!("avalon.lock.since={since}")])
-            .arg(image.to_owned())
-            .capture(None);
+            .args(["--label", &format!("avalon.lock.holder={}", request.who)])
+            .args([
+                "--label",
+                &format!("avalon.lock.command={}", request.command),
+            ])
+            .args(["--label", &format!("avalon.lock.since={since}")]);
+        for volume in request.volumes {
+            create = create.args(["--volume", volume.as_str()]);
+        }
+        let created = create.arg(request.image.to_owned()).capture(None);
         if let Err(err) = created {
             let holder = Self::holder(docker, project).ok().flatten();
             return match holder {
@@ -60,10 +97,12 @@ impl DeployLock {
                 None => Err(err.context(format!("cannot take the deploy lock {name}"))),
             };
         }
+        request.holding.set(Some(name.clone()));
         Ok(Self {
             docker: docker.clone(),
             name,
             released: false,
+            holding: request.holding,
         })
     }
 
@@ -94,6 +133,7 @@ impl DeployLock {
     }
 
     fn remove(&self) -> anyhow::Result<()> {
+        self.holding.set(None);
         self.docker
             .invocation()
             .args(["container", "rm", "--force", &self.name])

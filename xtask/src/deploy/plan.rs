@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::ledger::Release;
 use super::slots::{Routing, Slot};
+use super::target::KeptContainer;
 
 /// Where traffic goes now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -30,7 +31,13 @@ pub enum Action {
         timeout_seconds: u64,
     },
     /// Start a slot's stopped containers again (its release is unchanged) and wait until healthy.
-    RestartSlot { slot: Slot, timeout_seconds: u64 },
+    RestartSlot {
+        slot: Slot,
+        timeout_seconds: u64,
+        /// The kept containers as the plan found them: the restart asks the engine nothing more.
+        #[serde(skip)]
+        containers: Vec<KeptContainer>,
+    },
     /// Render the edge for this routing, `nginx -t`, swap, graceful reload, verify.
     Route {
         routing: Routing,
@@ -68,6 +75,7 @@ impl fmt::Display for Action {
             Action::RestartSlot {
                 slot,
                 timeout_seconds,
+                ..
             } => {
                 write!(
                     f,
@@ -156,27 +164,38 @@ pub fn deploy_plan(
     (target, actions)
 }
 
-/// How a rollback gets `slot` (holding the wanted release or not) back in front of users.
+/// What the slot a rollback returns to holds of the wanted release.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kept {
+    /// Its containers run another release or none: start it from the ledger's digests.
+    Gone,
+    /// Its containers were stopped after a drain: start them again.
+    Stopped(Vec<KeptContainer>),
+    /// Still running (e.g. an aborted canary's stable slot): only traffic moves.
+    Running,
+}
+
+/// How a rollback gets the other slot back in front of users.
 pub fn rollback_plan(
     live: Slot,
-    target_slot_has_release: bool,
-    target_slot_running: bool,
+    kept: Kept,
     release: &Release,
     timing: &super::config::Timing,
 ) -> Vec<Action> {
     let target = live.other();
     let mut actions = Vec::new();
-    if !target_slot_has_release {
-        actions.push(Action::StartSlot {
+    match kept {
+        Kept::Gone => actions.push(Action::StartSlot {
             slot: target,
             release: release.clone(),
             timeout_seconds: timing.ready_timeout.as_secs(),
-        });
-    } else if !target_slot_running {
-        actions.push(Action::RestartSlot {
+        }),
+        Kept::Stopped(containers) => actions.push(Action::RestartSlot {
             slot: target,
             timeout_seconds: timing.ready_timeout.as_secs(),
-        });
+            containers,
+        }),
+        Kept::Running => {}
     }
     actions.push(Action::Route {
         routing: Routing::all_to(target),
@@ -265,9 +284,14 @@ mod tests {
 
     #[test]
     fn rollback_is_a_switch_when_the_slot_is_kept_and_a_start_when_not() {
-        let kept = rollback_plan(Slot::Green, true, true, &release(), &timing());
+        let kept = rollback_plan(Slot::Green, Kept::Running, &release(), &timing());
         assert!(matches!(kept[0], Action::Route { .. }), "{kept:?}");
-        let stopped = rollback_plan(Slot::Green, true, false, &release(), &timing());
+        let stopped = rollback_plan(
+            Slot::Green,
+            Kept::Stopped(Vec::new()),
+            &release(),
+            &timing(),
+        );
         assert!(
             matches!(
                 stopped[0],
@@ -278,7 +302,7 @@ mod tests {
             ),
             "{stopped:?}"
         );
-        let gone = rollback_plan(Slot::Green, false, false, &release(), &timing());
+        let gone = rollback_plan(Slot::Green, Kept::Gone, &release(), &timing());
         assert!(
             matches!(
                 gone[0],

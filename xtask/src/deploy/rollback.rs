@@ -8,11 +8,10 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 use xshell::Shell;
 
-use super::context::{Ctx, Draft, TargetArgs, who};
+use super::context::{Ctx, Draft, TargetArgs};
 use super::execute::execute;
 use super::ledger::{Event, Outcome};
-use super::lock::DeployLock;
-use super::plan::{self, Action, Live};
+use super::plan::{self, Action, Kept, Live};
 
 #[derive(Args, Debug)]
 pub struct Rollback {
@@ -30,10 +29,26 @@ impl Rollback {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         let started = Instant::now();
         let ctx = Ctx::new(&self.target)?;
-        let containers = ctx.target.containers()?;
-        let edge = ctx.target.edge()?;
-        let history = ctx.history(&containers)?;
-        let Live::Slot(live) = ctx.target.live(&edge.model()?, &containers) else {
+        // Every engine round trip before the switch counts on the rollback's clock: one listing serves
+        // the containers and the edge, and the independent reads after the lock run side by side.
+        let snapshot = ctx.target.snapshot()?;
+        let containers = &snapshot.containers;
+        let edge = ctx.target.edge_in(&snapshot)?;
+        let lock = if self.dry_run {
+            None
+        } else {
+            Some(ctx.lock(containers, "rollback")?)
+        };
+        let (history, model) = std::thread::scope(|scope| {
+            let history = scope.spawn(|| ctx.history(containers));
+            let model = scope.spawn(|| {
+                edge.endpoint();
+                edge.model()
+            });
+            (joined(history), joined(model))
+        });
+        let (history, model) = (history?, model?);
+        let Live::Slot(live) = ctx.target.live(&model, containers) else {
             bail!("nothing to roll back: the edge routes to no slot (no slotted deploy yet)");
         };
         let wanted = match &self.to {
@@ -56,42 +71,31 @@ impl Rollback {
                     && c.release.as_deref() == Some(wanted.release.version.as_str())
             })
             .collect();
-        let has_release = kept.len() >= 2;
-        let running = has_release && kept.iter().all(|c| c.running());
-        let actions = plan::rollback_plan(
-            live,
-            has_release,
-            running,
-            &wanted.release,
-            &ctx.config.deploy,
-        );
+        let kept = if kept.len() < 2 {
+            Kept::Gone
+        } else if kept.iter().all(|c| c.running()) {
+            Kept::Running
+        } else {
+            Kept::Stopped(kept.iter().map(|c| c.kept()).collect())
+        };
+        let how = match &kept {
+            Kept::Running => "running: instant switch",
+            Kept::Stopped(_) => "kept: start, then switch",
+            Kept::Gone => "gone: start from the ledger's digests",
+        };
+        let actions = plan::rollback_plan(live, kept, &wanted.release, &ctx.config.deploy);
         plan::print(
             &format!(
-                "rollback from {} (slot {live}) to {} (slot {target_slot}, {}):",
+                "rollback from {} (slot {live}) to {} (slot {target_slot}, {how}):",
                 live_version.as_deref().unwrap_or("unknown"),
                 wanted.release.version,
-                if running {
-                    "running: instant switch"
-                } else if has_release {
-                    "kept: start, then switch"
-                } else {
-                    "gone: start from the ledger's digests"
-                }
             ),
             &actions,
         );
-        if self.dry_run {
+        let Some(lock) = lock else {
             println!("dry run: nothing was changed");
             return Ok(());
-        }
-        let helper = ctx.target.helper_image(&containers)?;
-        let lock = DeployLock::acquire(
-            &ctx.target.docker,
-            &ctx.target.project,
-            &helper,
-            "rollback",
-            &who(),
-        )?;
+        };
         // The switch happens in the first Route; time it from the command's start.
         let switch_at = actions
             .iter()
@@ -107,7 +111,7 @@ impl Rollback {
         );
         execute(sh, &ctx, &edge, after, &BTreeMap::new())?;
         ctx.record(
-            &containers,
+            containers,
             Draft {
                 event: Event::Rollback,
                 release: wanted.release.clone(),
@@ -124,4 +128,11 @@ impl Rollback {
         )?;
         lock.release()
     }
+}
+
+/// A scoped thread's result; a panic there is an error here, not a second panic.
+fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, anyhow::Result<T>>) -> anyhow::Result<T> {
+    handle
+        .join()
+        .map_err(|_| anyhow::anyhow!("a reading thread panicked"))?
 }

@@ -20,6 +20,12 @@ use crate::stack::{Stack, StackEnv};
 /// Where the nginx container mounts its tree (see docker/compose.yml).
 const EDGE_MOUNT: &str = "/etc/nginx";
 
+/// One listing of the stack: its containers, and the running edge's inspect object if there is one.
+pub struct Snapshot {
+    pub containers: Vec<ContainerInfo>,
+    edge: Option<serde_json::Value>,
+}
+
 pub struct Target {
     pub docker: DockerCli,
     pub env: StackEnv,
@@ -52,7 +58,24 @@ pub struct ContainerInfo {
     pub binds: BTreeMap<String, String>,
 }
 
+/// What starting a kept container again needs, known when the plan is made.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeptContainer {
+    pub id: String,
+    pub name: String,
+    #[serde(skip)]
+    pub healthcheck: Option<Vec<String>>,
+}
+
 impl ContainerInfo {
+    pub fn kept(&self) -> KeptContainer {
+        KeptContainer {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            healthcheck: self.healthcheck.clone(),
+        }
+    }
+
     pub fn running(&self) -> bool {
         self.state == "running"
     }
@@ -224,7 +247,8 @@ impl Target {
             .collect())
     }
 
-    fn inspect(&self, ids: &[String]) -> anyhow::Result<Vec<Inspect>> {
+    /// `docker container inspect` objects as they come (the edge reads more of its own than [`Inspect`]).
+    fn inspect_raw(&self, ids: &[String]) -> anyhow::Result<Vec<serde_json::Value>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -237,16 +261,35 @@ impl Target {
         serde_json::from_str(&output).context("unexpected `docker inspect` output")
     }
 
+    fn inspect(&self, ids: &[String]) -> anyhow::Result<Vec<Inspect>> {
+        self.inspect_raw(ids)?
+            .iter()
+            .map(|raw| Inspect::deserialize(raw).context("unexpected `docker inspect` output"))
+            .collect()
+    }
+
     /// Every container of the stack, running or not.
     pub fn containers(&self) -> anyhow::Result<Vec<ContainerInfo>> {
+        Ok(self.snapshot()?.containers)
+    }
+
+    /// Every container of the stack and the running edge's details, from one listing (two engine round
+    /// trips, which count on a rollback's clock).
+    pub fn snapshot(&self) -> anyhow::Result<Snapshot> {
         let ids = self.ids(&[])?;
-        let mut containers: Vec<ContainerInfo> = self
-            .inspect(&ids)?
-            .into_iter()
-            .map(container_info)
-            .collect();
+        let mut containers = Vec::new();
+        let mut edge = None;
+        for raw in self.inspect_raw(&ids)? {
+            let inspected =
+                Inspect::deserialize(&raw).context("unexpected `docker inspect` output")?;
+            let info = container_info(inspected);
+            if info.service == "nginx" && info.running() && edge.is_none() {
+                edge = Some(raw);
+            }
+            containers.push(info);
+        }
         containers.sort_by(|a, b| a.service.cmp(&b.service).then(a.name.cmp(&b.name)));
-        Ok(containers)
+        Ok(Snapshot { containers, edge })
     }
 
     fn service_containers(&self, service: &str) -> anyhow::Result<Vec<ContainerInfo>> {
@@ -258,31 +301,49 @@ impl Target {
             .collect())
     }
 
-    fn nginx(&self) -> anyhow::Result<Inspect> {
-        let ids = self.ids(&[
-            "label=com.docker.compose.service=nginx".to_owned(),
-            "status=running".to_owned(),
-        ])?;
-        let Some(id) = ids.first() else {
-            bail!(
-                "no running nginx in Compose project {}; start the stack with `cargo xtask up --env {}`",
-                self.project,
-                self.env.name()
-            );
-        };
-        self.inspect(std::slice::from_ref(id))?
-            .into_iter()
-            .next()
-            .context("nginx vanished while being inspected")
+    fn no_edge(&self) -> anyhow::Error {
+        anyhow::anyhow!(
+            "no running nginx in Compose project {}; start the stack with `cargo xtask up --env {}`",
+            self.project,
+            self.env.name()
+        )
     }
 
     /// The edge as xtask's nginx module drives it: the container, its state directory (reached through
     /// the engine, so the engine may be remote) and its published plain-HTTP port.
     pub fn edge(&self) -> anyhow::Result<Edge> {
-        let nginx = self.nginx()?;
+        let ids = self.ids(&[
+            "label=com.docker.compose.service=nginx".to_owned(),
+            "status=running".to_owned(),
+        ])?;
+        let Some(id) = ids.first() else {
+            return Err(self.no_edge());
+        };
+        let raw = self
+            .inspect_raw(std::slice::from_ref(id))?
+            .into_iter()
+            .next()
+            .context("nginx vanished while being inspected")?;
+        self.edge_of(&raw)
+    }
+
+    /// The edge of a [`Snapshot`], without asking the engine again.
+    pub fn edge_in(&self, snapshot: &Snapshot) -> anyhow::Result<Edge> {
+        match &snapshot.edge {
+            Some(raw) => self.edge_of(raw),
+            None => Err(self.no_edge()),
+        }
+    }
+
+    fn edge_of(&self, raw: &serde_json::Value) -> anyhow::Result<Edge> {
+        let nginx = Inspect::deserialize(raw).context("unexpected `docker inspect` output")?;
         let container = nginx.name.trim_start_matches('/').to_owned();
-        let engine =
-            nginx::EngineEdge::discover(self.docker.clone(), &container, Path::new(EDGE_MOUNT))?;
+        let engine = nginx::EngineEdge::from_inspect(
+            self.docker.clone(),
+            &container,
+            Path::new(EDGE_MOUNT),
+            raw,
+        )?;
         let http_port = nginx
             .network_settings
             .and_then(|n| n.ports)
@@ -486,99 +547,81 @@ impl Target {
         Ok(release)
     }
 
-    /// Starts a slot's kept containers and waits until they are healthy.
-    pub fn restart_slot(&self, slot: Slot, timeout: Duration) -> anyhow::Result<()> {
-        let ids = self.slot_ids(slot)?;
-        if ids.is_empty() {
-            bail!("slot {slot} has no containers to start");
+    /// Starts kept containers again and waits until each is healthy. Each container is started and then
+    /// checked on a thread of its own, so the slowest start-then-ready sets the time (not every start, then
+    /// a listing, then every check); the CLI would start the containers it is given one after another.
+    pub fn restart_kept(&self, kept: &[KeptContainer], timeout: Duration) -> anyhow::Result<()> {
+        if kept.is_empty() {
+            bail!("no kept containers to start");
         }
-        // One `docker container start` per container, side by side: the CLI starts the containers it is
-        // given one after another, and each start (networks, mounts) is a good part of a rollback's time.
-        std::thread::scope(|scope| {
-            let starts: Vec<_> = ids
-                .iter()
-                .map(|id| {
-                    scope.spawn(move || {
-                        self.docker
-                            .invocation()
-                            .args(["container", "start", id])
-                            .capture(None)
-                    })
-                })
-                .collect();
-            starts.into_iter().try_for_each(|start| {
-                start
-                    .join()
-                    .map_err(|_| anyhow::anyhow!("a container start thread panicked"))?
-                    .map(|_| ())
-            })
-        })?;
-        self.wait_healthy(&slot.services(), timeout)
-    }
-
-    fn slot_ids(&self, slot: Slot) -> anyhow::Result<Vec<String>> {
-        let services = slot.services();
-        Ok(self
-            .containers()?
-            .into_iter()
-            .filter(|c| services.contains(&c.service))
-            .map(|c| c.id)
-            .collect())
-    }
-
-    pub fn wait_healthy(&self, services: &[String], timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
-        loop {
-            let all: Vec<ContainerInfo> = self
-                .containers()?
-                .into_iter()
-                .filter(|c| services.contains(&c.service))
+        let failures: Vec<String> = std::thread::scope(|scope| {
+            let runs: Vec<_> = kept
+                .iter()
+                .map(|container| scope.spawn(move || self.start_until_healthy(container, deadline)))
                 .collect();
-            // The on-demand checks run side by side: each is a `docker exec` round trip.
-            let ready = std::thread::scope(|scope| {
-                let checks: Vec<_> = all
-                    .iter()
-                    .filter(|c| !c.healthy())
-                    .map(|c| scope.spawn(|| self.passes_check_now(c)))
-                    .collect();
-                checks
-                    .into_iter()
-                    .all(|check| check.join().unwrap_or(false))
+            runs.into_iter()
+                .filter_map(|run| match run.join() {
+                    Ok(Ok(())) => None,
+                    Ok(Err(err)) => Some(format!("{err:#}")),
+                    Err(_) => Some("a container start thread panicked".to_owned()),
+                })
+                .collect()
+        });
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            bail!("{}", failures.join("; "))
+        }
+    }
+
+    fn start_until_healthy(&self, kept: &KeptContainer, deadline: Instant) -> anyhow::Result<()> {
+        self.docker
+            .invocation()
+            .args(["container", "start", kept.id.as_str()])
+            .capture(None)
+            .with_context(|| format!("cannot start {}", kept.name))?;
+        loop {
+            // Docker runs its first scheduled check only after a whole interval (the engine here predates
+            // `start_interval`): the same check is run now instead.
+            let passed = kept.healthcheck.as_ref().is_none_or(|argv| {
+                self.docker
+                    .invocation()
+                    .args(["exec", kept.id.as_str()])
+                    .args(argv.iter().cloned())
+                    .capture(None)
+                    .is_ok()
             });
-            if !all.is_empty() && ready {
+            if passed {
                 return Ok(());
             }
-            if Instant::now() > deadline {
-                let states: Vec<String> = all
-                    .iter()
-                    .map(|c| format!("{} {}/{}", c.name, c.state, c.health))
-                    .collect();
+            // Not ready yet, or not running at all: only the engine can tell which.
+            let now = self
+                .inspect(std::slice::from_ref(&kept.id))?
+                .into_iter()
+                .next()
+                .map(container_info)
+                .with_context(|| format!("{} vanished while starting", kept.name))?;
+            if now.healthy() {
+                return Ok(());
+            }
+            if !now.running() && now.state != "restarting" {
                 bail!(
-                    "not healthy within {}s: {}",
-                    timeout.as_secs(),
-                    states.join(", ")
+                    "{} is {} after its start (see `cargo xtask logs`)",
+                    kept.name,
+                    now.state
+                );
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} not healthy in time: {}/{}",
+                    kept.name,
+                    now.state,
+                    now.health
                 );
             }
             std::thread::sleep(Duration::from_millis(250));
         }
-    }
-
-    /// A started container whose first scheduled healthcheck has not run yet: runs the same check now.
-    /// Docker waits a whole interval before the first check (the engine here predates `start_interval`),
-    /// which would put most of a rollback's time into waiting for a process that was ready long before.
-    fn passes_check_now(&self, container: &ContainerInfo) -> bool {
-        if !(container.running() && container.health == "starting") {
-            return false;
-        }
-        let Some(argv) = &container.healthcheck else {
-            return false;
-        };
-        self.docker
-            .invocation()
-            .args(["exec", container.id.as_str()])
-            .args(argv.iter().cloned())
-            .capture(None)
-            .is_ok()
     }
 
     /// Stops services' containers (their stop signal and grace period: the runtime drains) and keeps them.
@@ -723,7 +766,8 @@ impl Edge {
         Ok(edge_url(&self.http_port, self.endpoint()))
     }
 
-    fn endpoint(&self) -> &str {
+    /// The engine's endpoint, asked once (a `docker context inspect`).
+    pub fn endpoint(&self) -> &str {
         self.endpoint.get_or_init(|| self.engine.docker.endpoint())
     }
 }

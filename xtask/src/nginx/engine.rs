@@ -197,12 +197,23 @@ impl EngineEdge {
             .args(["container", "inspect", container])
             .capture(None)
             .with_context(|| format!("cannot inspect the edge container {container}"))?;
-        let inspected: Vec<Inspect> =
+        let inspected: Vec<serde_json::Value> =
             serde_json::from_str(&json).context("unexpected `docker container inspect` output")?;
         let inspected = inspected
-            .into_iter()
-            .next()
+            .first()
             .with_context(|| format!("no container {container}"))?;
+        Self::from_inspect(docker, container, container_dir, inspected)
+    }
+
+    /// The same from `container`'s `docker container inspect` object, when the caller has it already.
+    pub fn from_inspect(
+        docker: DockerCli,
+        container: &str,
+        container_dir: &Path,
+        inspected: &serde_json::Value,
+    ) -> anyhow::Result<Self> {
+        let inspected = Inspect::deserialize(inspected)
+            .context("unexpected `docker container inspect` output")?;
         let wanted = container_dir.to_string_lossy();
         let mount = inspected
             .mounts
@@ -376,14 +387,8 @@ impl EngineEdge {
         let result = self
             .docker
             .invocation()
-            .args([
-                "container",
-                "exec",
-                &self.container,
-                "sh",
-                "-c",
-                VERIFY_SCRIPT,
-            ])
+            .args(["container", "exec", &self.container, "sh", "-c"])
+            .labelled_arg("\"$VERIFY_SCRIPT\"", VERIFY_SCRIPT)
             .args(["verify", &count, &url])
             .output(None)?;
         if !result.success() {
@@ -444,16 +449,9 @@ impl EngineEdge {
                     .iter()
                     .flat_map(|spec| ["--mount".to_owned(), spec.clone()]),
             )
-            .args([
-                "--user",
-                "0:0",
-                "--entrypoint",
-                "sh",
-                &self.image,
-                "-c",
-                EDGE_SCRIPT,
-                "edge",
-            ])
+            .args(["--user", "0:0", "--entrypoint", "sh", &self.image, "-c"])
+            .labelled_arg("\"$EDGE_SCRIPT\"", EDGE_SCRIPT)
+            .arg("edge")
             .arg(args[0])
             .arg(dir)
             .args(args[1..].iter().copied())

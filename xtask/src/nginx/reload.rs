@@ -202,7 +202,9 @@ fn verify_reload(
                 bail!("{config_url} answered {status} {answer:?}, not config {config_id}");
             }
             matches = 0;
-            std::thread::sleep(Duration::from_millis(100));
+            // Short: the new workers usually answer within a few tens of milliseconds of the signal, and
+            // this wait is on a rollback's clock.
+            std::thread::sleep(Duration::from_millis(25));
             continue 'rounds;
         }
     }
