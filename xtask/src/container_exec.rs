@@ -128,6 +128,11 @@ impl Invocation {
             .with_context(|| format!("starting {}", self.program.display()))
     }
 
+    /// Announces and starts the program with all three streams piped, for a caller that talks to it.
+    pub fn spawn_piped(&self) -> anyhow::Result<std::process::Child> {
+        self.spawn(true, Stdio::piped())
+    }
+
     /// Runs to completion with both output streams captured (nothing passes through) and returns them
     /// with the exit code, whatever it is: for callers that read a failure's message themselves.
     pub fn output(&self, stdin: Option<&[u8]>) -> anyhow::Result<Captured> {

@@ -10,8 +10,9 @@ use super::analysis::Verdict;
 use super::context::Ctx;
 use super::plan::Action;
 use super::slots::{self, Slot};
-use super::target::Edge;
+use super::target::{Edge, KeptContainer};
 use super::watch::{Judgment, watch};
+use crate::nginx;
 
 /// How a plan run ended.
 pub enum Ran {
@@ -28,6 +29,8 @@ pub fn execute(
     extra_env: &BTreeMap<String, String>,
 ) -> anyhow::Result<Ran> {
     let total = actions.len();
+    // A route staged (rendered, sent, `nginx -t`) while the slot before it was starting.
+    let mut staged: Option<(&Action, nginx::PendingReload)> = None;
     for (index, action) in actions.iter().enumerate() {
         let started = Instant::now();
         println!("[{}/{total}] {action}", index + 1);
@@ -50,13 +53,23 @@ pub fn execute(
                 timeout_seconds,
                 containers,
             } => {
-                ctx.target
-                    .restart_kept(containers, Duration::from_secs(*timeout_seconds))
-                    .with_context(|| format!("slot {slot} did not come back"))?;
+                staged = restart_and_stage_next(
+                    ctx,
+                    edge,
+                    containers,
+                    Duration::from_secs(*timeout_seconds),
+                    actions.get(index + 1),
+                )
+                .with_context(|| format!("slot {slot} did not come back"))?;
             }
-            Action::Route { routing, keep_idle } => {
-                edge.route(sh, *routing, *keep_idle)?;
-            }
+            Action::Route { routing, keep_idle } => match staged.take() {
+                Some((for_action, pending)) if std::ptr::eq(for_action, action) => {
+                    edge.finish(sh, pending)?;
+                }
+                _ => {
+                    edge.route(sh, *routing, *keep_idle)?;
+                }
+            },
             Action::RouteUnslotted => {
                 let mut model = edge.model()?;
                 model.slots = crate::nginx::EdgeModel::default().slots;
@@ -102,6 +115,49 @@ pub fn execute(
         println!("      done in {:.1}s", started.elapsed().as_secs_f64());
     }
     Ok(Ran::Done)
+}
+
+/// Starts a kept slot and, while its containers pass their checks, stages the route that follows (its
+/// model read while the containers start), so that only the swap and the signal wait for the slot: a
+/// rollback's clock. A route that cannot be staged early is staged again in its turn.
+fn restart_and_stage_next<'a>(
+    ctx: &Ctx,
+    edge: &Edge,
+    containers: &[KeptContainer],
+    timeout: Duration,
+    next: Option<&'a Action>,
+) -> anyhow::Result<Option<(&'a Action, nginx::PendingReload)>> {
+    let Some(next @ Action::Route { routing, keep_idle }) = next else {
+        return ctx
+            .target
+            .restart_kept(containers, timeout, || ())
+            .0
+            .map(|()| None);
+    };
+    std::thread::scope(|scope| {
+        let model = scope.spawn(|| {
+            edge.model()
+                .map(|live| slots::edge_model(&live, *routing, *keep_idle))
+        });
+        let (ready, early) = ctx.target.restart_kept(containers, timeout, || {
+            // Staged once every service has a started container: `nginx -t` resolves their names.
+            let model = model
+                .join()
+                .map_err(|_| anyhow::anyhow!("the thread reading the edge model panicked"))??;
+            edge.stage(&model)
+        });
+        ready?;
+        Ok(match early {
+            Some(Ok(pending)) => Some((next, pending)),
+            Some(Err(err)) => {
+                eprintln!(
+                    "note: the next route could not be staged early ({err:#}); it is staged in its turn"
+                );
+                None
+            }
+            None => None,
+        })
+    })
 }
 
 /// Undo a switch to `new`: everything back to `old` (or the unslotted services), then stop `new`.

@@ -63,6 +63,7 @@ pub struct ContainerInfo {
 pub struct KeptContainer {
     pub id: String,
     pub name: String,
+    pub service: String,
     #[serde(skip)]
     pub healthcheck: Option<Vec<String>>,
 }
@@ -72,6 +73,7 @@ impl ContainerInfo {
         KeptContainer {
             id: self.id.clone(),
             name: self.name.clone(),
+            service: self.service.clone(),
             healthcheck: self.healthcheck.clone(),
         }
     }
@@ -550,77 +552,123 @@ impl Target {
     /// Starts kept containers again and waits until each is healthy. Each container is started and then
     /// checked on a thread of its own, so the slowest start-then-ready sets the time (not every start, then
     /// a listing, then every check); the CLI would start the containers it is given one after another.
-    pub fn restart_kept(&self, kept: &[KeptContainer], timeout: Duration) -> anyhow::Result<()> {
+    /// `once_started` runs here while the checks go on, as soon as one container of every service has
+    /// started (the service's name resolves on the stack's networks from then on); its result is `None`
+    /// if no container of some service started.
+    pub fn restart_kept<T>(
+        &self,
+        kept: &[KeptContainer],
+        timeout: Duration,
+        once_started: impl FnOnce() -> T,
+    ) -> (anyhow::Result<()>, Option<T>) {
         if kept.is_empty() {
-            bail!("no kept containers to start");
+            return (Err(anyhow::anyhow!("no kept containers to start")), None);
         }
         let deadline = Instant::now() + timeout;
-        let failures: Vec<String> = std::thread::scope(|scope| {
+        let (started_tx, started_rx) = std::sync::mpsc::channel::<&str>();
+        std::thread::scope(|scope| {
             let runs: Vec<_> = kept
                 .iter()
-                .map(|container| scope.spawn(move || self.start_until_healthy(container, deadline)))
+                .map(|container| {
+                    let started = started_tx.clone();
+                    scope.spawn(move || self.start_until_healthy(container, deadline, &started))
+                })
                 .collect();
-            runs.into_iter()
+            drop(started_tx);
+            // Each thread reports its service once started; the count ends when every thread is done
+            // reporting (a failed start reports nothing).
+            let mut waiting: std::collections::BTreeSet<&str> =
+                kept.iter().map(|c| c.service.as_str()).collect();
+            for service in &started_rx {
+                waiting.remove(service);
+                if waiting.is_empty() {
+                    break;
+                }
+            }
+            let early = waiting.is_empty().then(once_started);
+            let failures: Vec<String> = runs
+                .into_iter()
                 .filter_map(|run| match run.join() {
                     Ok(Ok(())) => None,
                     Ok(Err(err)) => Some(format!("{err:#}")),
                     Err(_) => Some("a container start thread panicked".to_owned()),
                 })
-                .collect()
-        });
-        if failures.is_empty() {
-            Ok(())
-        } else {
-            bail!("{}", failures.join("; "))
-        }
+                .collect();
+            let result = if failures.is_empty() {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!("{}", failures.join("; ")))
+            };
+            (result, early)
+        })
     }
 
-    fn start_until_healthy(&self, kept: &KeptContainer, deadline: Instant) -> anyhow::Result<()> {
+    fn start_until_healthy<'a>(
+        &self,
+        kept: &'a KeptContainer,
+        deadline: Instant,
+        started: &std::sync::mpsc::Sender<&'a str>,
+    ) -> anyhow::Result<()> {
         self.docker
             .invocation()
             .args(["container", "start", kept.id.as_str()])
             .capture(None)
             .with_context(|| format!("cannot start {}", kept.name))?;
+        let _ = started.send(kept.service.as_str());
+        // A process is not listening the moment its container starts: checks are retried often, and the
+        // engine is asked whether the container still runs only now and then (each ask is a round trip).
+        let mut last_failure = String::new();
+        let mut asked_at = Instant::now();
         loop {
             // Docker runs its first scheduled check only after a whole interval (the engine here predates
             // `start_interval`): the same check is run now instead.
-            let passed = kept.healthcheck.as_ref().is_none_or(|argv| {
-                self.docker
-                    .invocation()
-                    .args(["exec", kept.id.as_str()])
-                    .args(argv.iter().cloned())
-                    .capture(None)
-                    .is_ok()
-            });
+            let passed = match &kept.healthcheck {
+                None => true,
+                Some(argv) => {
+                    let checked = self
+                        .docker
+                        .invocation()
+                        .args(["exec", kept.id.as_str()])
+                        .args(argv.iter().cloned())
+                        .output(None)?;
+                    last_failure = format!("{}{}", checked.stdout_text(), checked.stderr);
+                    checked.success()
+                }
+            };
             if passed {
                 return Ok(());
             }
-            // Not ready yet, or not running at all: only the engine can tell which.
-            let now = self
-                .inspect(std::slice::from_ref(&kept.id))?
-                .into_iter()
-                .next()
-                .map(container_info)
-                .with_context(|| format!("{} vanished while starting", kept.name))?;
-            if now.healthy() {
-                return Ok(());
+            let timed_out = Instant::now() > deadline;
+            if timed_out || asked_at.elapsed() >= Duration::from_secs(1) {
+                asked_at = Instant::now();
+                // Not ready yet, or not running at all: only the engine can tell which.
+                let now = self
+                    .inspect(std::slice::from_ref(&kept.id))?
+                    .into_iter()
+                    .next()
+                    .map(container_info)
+                    .with_context(|| format!("{} vanished while starting", kept.name))?;
+                if now.healthy() {
+                    return Ok(());
+                }
+                if !now.running() && now.state != "restarting" {
+                    bail!(
+                        "{} is {} after its start (see `cargo xtask logs`)",
+                        kept.name,
+                        now.state
+                    );
+                }
+                if timed_out {
+                    bail!(
+                        "{} not healthy in time ({}/{}); its check said: {}",
+                        kept.name,
+                        now.state,
+                        now.health,
+                        last_failure.trim_end()
+                    );
+                }
             }
-            if !now.running() && now.state != "restarting" {
-                bail!(
-                    "{} is {} after its start (see `cargo xtask logs`)",
-                    kept.name,
-                    now.state
-                );
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "{} not healthy in time: {}/{}",
-                    kept.name,
-                    now.state,
-                    now.health
-                );
-            }
-            std::thread::sleep(Duration::from_millis(250));
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
@@ -721,11 +769,25 @@ impl Edge {
         }
     }
 
-    /// Renders `model`, checks it with the edge's nginx, swaps it in and reloads gracefully. The reload
-    /// is verified through the published port when the engine is on this machine (what users reach, and
-    /// no `docker exec` round trips on a rollback's clock), else from inside the edge container.
+    /// Renders `model`, checks it with the edge's nginx, swaps it in and reloads gracefully (see
+    /// [`Self::finish`]).
     pub fn apply(&self, sh: &Shell, model: &EdgeModel) -> anyhow::Result<nginx::ReloadReport> {
-        let target = nginx::Target::Container(self.engine.clone());
+        self.finish(sh, self.stage(model)?)
+    }
+
+    /// Renders `model` and checks it with the edge's nginx; nothing changes until [`Self::finish`].
+    pub fn stage(&self, model: &EdgeModel) -> anyhow::Result<nginx::PendingReload> {
+        nginx::stage_reload(&nginx::Target::Container(self.engine.clone()), model)
+    }
+
+    /// Swaps a staged tree in and reloads gracefully. The reload is verified through the published port
+    /// when the engine is on this machine (what users reach, and no `docker exec` round trips on a
+    /// rollback's clock), else from inside the edge container.
+    pub fn finish(
+        &self,
+        sh: &Shell,
+        pending: nginx::PendingReload,
+    ) -> anyhow::Result<nginx::ReloadReport> {
         // Not base_url(): AVALON_EDGE_URL may name a load balancer, and /.avalon/config answers
         // internal addresses only.
         let verify_url = endpoint_host(self.endpoint())
@@ -735,7 +797,7 @@ impl Edge {
             verify_url,
             ..ReloadOptions::default()
         };
-        nginx::reload(sh, &target, model, &options)
+        pending.finish(sh, &options)
     }
 
     pub fn route(
@@ -744,8 +806,16 @@ impl Edge {
         routing: Routing,
         keep_idle: Option<Slot>,
     ) -> anyhow::Result<nginx::ReloadReport> {
-        let model = slots::edge_model(&self.model()?, routing, keep_idle);
-        self.apply(sh, &model)
+        self.finish(sh, self.stage_route(routing, keep_idle)?)
+    }
+
+    /// The edge model for `routing` (from the live one), staged.
+    pub fn stage_route(
+        &self,
+        routing: Routing,
+        keep_idle: Option<Slot>,
+    ) -> anyhow::Result<nginx::PendingReload> {
+        self.stage(&slots::edge_model(&self.model()?, routing, keep_idle))
     }
 
     /// The published plain-HTTP port as this machine reaches it (probe traffic of a judgment).

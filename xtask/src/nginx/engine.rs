@@ -14,7 +14,9 @@
 //! The helper needs `sh` and the busybox (or coreutils) tools the script names; the official
 //! `nginx:*-alpine` images and the offline image (`docker/offline/nginx.json`) carry them.
 
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout};
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
@@ -22,16 +24,19 @@ use serde::Deserialize;
 use super::model::EdgeModel;
 use super::render::{MODEL_FILE, render};
 use super::target::{LIVE, TREES};
-use crate::container_exec::{Captured, DockerCli};
+use crate::container_exec::{Captured, DockerCli, Invocation};
 
 /// The operations on the state directory, run by the helper as `sh -c EDGE_SCRIPT edge OP DIR …`.
 ///
 /// - `check NAME`: unpack the tar on stdin into `trees/` (it holds `NAME/…`), run `nginx -t` on it, remove
 ///   it again.
-/// - `install NAME KEEP`: the same, and when the tree passes: `adopt` if needed, link top-level entries
-///   the new tree adds, print the tree `live` points at now (`@@avalon-previous NAME`), `swap` to the new
-///   one keeping the previous — one container start for the whole change. A rejected tree is removed and
-///   `live` is untouched.
+/// - `stage NAME KEEP`: read a byte count line, then that many bytes of tar from stdin; unpack and
+///   `nginx -t` as `check` does, and when the tree passes say so (`@@avalon-staged`) and wait for one
+///   more line on stdin. `go` makes it live: `adopt` if needed, link top-level entries the new tree adds,
+///   print the tree `live` points at now (`@@avalon-previous NAME`), `swap` to the new one keeping the
+///   previous — one container start for the whole change. Anything else, or the end of stdin, removes
+///   the tree. A rejected tree is removed; `live` is untouched in every case but `go`. The wait lets a
+///   caller check a tree while something else happens (a rollback's slot starting) and switch at once.
 /// - `swap NAME PROTECT KEEP`: point `live` at `trees/NAME` with one rename (`mv -T` replaces the link
 ///   itself, never follows it) and say so (`@@avalon-swapped`), then remove the oldest trees until KEEP
 ///   are left, never NAME or PROTECT (a failed removal only warns).
@@ -89,22 +94,23 @@ adopt_flat() {
     done
 }
 
-case "$op" in
-check|install)
-    name=$3
-    mkdir -p trees
-    rm -rf "trees/$name"
-    tar -x -f - -C trees
+# Unpacks the tar on stdin (it holds NAME/...) into trees/ and runs nginx -t on trees/NAME; a rejected tree
+# is removed. Called where `set -e` does not apply, so every step checks for itself.
+unpack_and_check() {
+    mkdir -p trees || return $?
+    rm -rf "trees/$1" || return $?
+    tar -x -f - -C trees || return $?
     status=0
-    nginx -t -p "$dir/trees/$name/" -c nginx.conf 2>&1 || status=$?
-    if [ "$status" -ne 0 ] || [ "$op" = check ]; then
-        rm -rf "trees/$name"
-        exit "$status"
-    fi
+    nginx -t -p "$dir/trees/$1/" -c nginx.conf 2>&1 || status=$?
+    if [ "$status" -ne 0 ]; then rm -rf "trees/$1"; fi
+    return "$status"
+}
+
+make_live() {
     adopt_flat
     # In the flat-linked layout, an entry the new tree adds needs its link before nginx reads it.
     if [ -L nginx.conf ]; then
-        for path in "trees/$name"/*; do
+        for path in "trees/$1"/*; do
             entry=${path##*/}
             if [ ! -e "$entry" ] && [ ! -L "$entry" ]; then ln -s "live/$entry" "$entry"; fi
         done
@@ -112,8 +118,32 @@ check|install)
     previous=""
     if [ -L live ]; then previous=$(readlink live); previous=${previous#trees/}; fi
     echo "@@avalon-previous $previous"
-    swap_to "$name" "$previous" "$4"
+    swap_to "$1" "$previous" "$2"
     own_all
+}
+
+case "$op" in
+check)
+    status=0
+    unpack_and_check "$3" || status=$?
+    rm -rf "trees/$3"
+    exit "$status"
+    ;;
+stage)
+    name=$3
+    read -r size
+    status=0
+    head -c "$size" | unpack_and_check "$name" || status=$?
+    if [ "$status" -ne 0 ]; then exit "$status"; fi
+    echo "@@avalon-staged"
+    go=""
+    read -r go || true
+    if [ "$go" != go ]; then
+        rm -rf "trees/$name"
+        echo "the staged tree $name was discarded" >&2
+        exit 4
+    fi
+    make_live "$name" "$4"
     ;;
 swap)
     swap_to "$3" "$4" "$5"
@@ -130,11 +160,11 @@ adopt)
 esac
 "#;
 
-/// A prune limit that removes nothing (a repair swap leaves the trees alone).
-const KEEP_ALL: usize = 1000;
-
 /// Printed by [`EDGE_SCRIPT`] once `live` points at the new tree.
 const SWAPPED: &str = "@@avalon-swapped";
+
+/// Printed by [`EDGE_SCRIPT`] when a staged tree passed `nginx -t` and waits for `go`.
+const STAGED: &str = "@@avalon-staged";
 
 /// Marks the end of one answer in [`VERIFY_SCRIPT`]'s output.
 const ANSWER_END: &str = "@@avalon-answer-end";
@@ -301,35 +331,41 @@ impl EngineEdge {
         Ok(output)
     }
 
-    /// As [`Self::check`], then makes the tree live and prunes (keeping `keep` trees and the previous
-    /// one), all in one helper run. A rejected tree is removed and `live` is untouched. Returns nginx's
-    /// output and the tree that was live before (`None` on a state directory without one).
-    pub fn install(
-        &self,
-        model: &EdgeModel,
-        name: &str,
-        keep: usize,
-    ) -> anyhow::Result<(String, Option<String>)> {
+    /// Renders `model`, sends it to a helper as `trees/NAME` and runs `nginx -t` on it; returns once it
+    /// passed, with the helper waiting to make it live ([`StagedTree::make_live`]) — or, when dropped,
+    /// to remove it.
+    pub fn stage(&self, model: &EdgeModel, name: &str, keep: usize) -> anyhow::Result<StagedTree> {
+        let scratch = tempfile::tempdir().context("cannot create a scratch directory")?;
+        let rendered = render(model, &scratch.path().join(name))?;
+        let archive = tree_archive(&rendered.dir, name)?;
         let keep = keep.to_string();
-        let (output, passed) = self.send_tree(model, name, &["install", name, &keep])?;
-        let swapped = output.lines().any(|line| line == SWAPPED);
-        let (output, previous) = split_previous(&output);
-        if passed {
-            return Ok((output, previous));
+        let mut child = self
+            .helper_invocation(&["stage", name, &keep], true)
+            .spawn_piped()?;
+        let stderr = child.stderr.take().map(|mut pipe| {
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                let _ = pipe.read_to_string(&mut text);
+                text
+            })
+        });
+        let mut staged = StagedTree {
+            name: name.to_owned(),
+            stdin: child.stdin.take(),
+            stdout: child.stdout.take().map(BufReader::new),
+            stderr,
+            child,
+            output: String::new(),
+            went_live: false,
+        };
+        // A helper that fails early closes its stdin: what it printed says why, not the broken pipe.
+        let _ = staged.send(format!("{}\n", archive.len()).as_bytes());
+        let _ = staged.send(&archive);
+        if staged.read_until_staged()? {
+            return Ok(staged);
         }
-        if !swapped {
-            bail!("nginx -t rejected the tree:\n{}", output.trim_end());
-        }
-        // The swap happened but the helper failed afterwards: nginx was not signalled, so put the
-        // previous tree back before anything reads the new, unverified one.
-        if let Some(previous) = &previous {
-            self.swap(previous, Some(name), KEEP_ALL)?;
-        }
-        bail!(
-            "the helper failed after making {name} live; {} is live again:\n{}",
-            previous.as_deref().unwrap_or("(no previous tree)"),
-            output.trim_end()
-        )
+        let (output, _) = staged.finish()?;
+        bail!("nginx -t rejected the tree:\n{}", output.trim_end())
     }
 
     /// Sends the rendered tree to the helper; its output and whether it succeeded.
@@ -430,9 +466,13 @@ impl EngineEdge {
     }
 
     fn helper(&self, args: &[&str], stdin: Option<&[u8]>) -> anyhow::Result<Captured> {
+        self.helper_invocation(args, stdin.is_some()).output(stdin)
+    }
+
+    fn helper_invocation(&self, args: &[&str], interactive: bool) -> Invocation {
         let dir = self.container_dir.to_string_lossy().into_owned();
         let mut invocation = self.docker.invocation().args(["run", "--rm"]);
-        if stdin.is_some() {
+        if interactive {
             invocation = invocation.arg("--interactive");
         }
         invocation
@@ -455,7 +495,124 @@ impl EngineEdge {
             .arg(args[0])
             .arg(dir)
             .args(args[1..].iter().copied())
-            .output(stdin)
+    }
+}
+
+/// A tree that passed `nginx -t` in a helper that now waits: [`Self::make_live`] swaps it in at once;
+/// dropping it removes the tree and ends the helper.
+pub struct StagedTree {
+    name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Option<BufReader<ChildStdout>>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+    /// What the helper printed so far (nginx's output).
+    output: String,
+    /// Whether `live` points at the tree now.
+    went_live: bool,
+}
+
+impl StagedTree {
+    fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self.stdin.as_mut() {
+            Some(pipe) => pipe.write_all(bytes).and_then(|()| pipe.flush()),
+            None => Err(std::io::ErrorKind::BrokenPipe.into()),
+        }
+    }
+
+    /// Reads the helper's output until it says the tree is staged (`true`) or stops talking (`false`).
+    fn read_until_staged(&mut self) -> anyhow::Result<bool> {
+        let Some(stdout) = self.stdout.as_mut() else {
+            return Ok(false);
+        };
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if stdout
+                .read_line(&mut line)
+                .context("cannot read the edge helper's output")?
+                == 0
+            {
+                return Ok(false);
+            }
+            if line.trim_end() == STAGED {
+                return Ok(true);
+            }
+            self.output.push_str(&line);
+        }
+    }
+
+    /// Closes the helper's input, reads the rest of its output and waits for it: (output, success).
+    fn finish(&mut self) -> anyhow::Result<(String, bool)> {
+        drop(self.stdin.take());
+        let mut rest = String::new();
+        if let Some(mut stdout) = self.stdout.take() {
+            let _ = stdout.read_to_string(&mut rest);
+        }
+        let stderr = self
+            .stderr
+            .take()
+            .and_then(|reader| reader.join().ok())
+            .unwrap_or_default();
+        let status = self
+            .child
+            .wait()
+            .context("cannot wait for the edge helper")?;
+        let output = format!("{}{rest}{stderr}", self.output);
+        self.output.clear();
+        Ok((output, status.success()))
+    }
+
+    /// Makes the tree live (one rename). Returns nginx's output, the tree that was live before, and the
+    /// helper itself: it still prunes and hands files back to their owner, which nothing waits for (a
+    /// failure there only warns, when the returned tree is dropped).
+    pub fn make_live(mut self) -> anyhow::Result<(String, Option<String>, Box<StagedTree>)> {
+        let said_go = self.send(b"go\n");
+        let mut swapped = false;
+        if let Some(stdout) = self.stdout.as_mut() {
+            let mut line = String::new();
+            while stdout.read_line(&mut line).unwrap_or(0) > 0 {
+                if line.trim_end() == SWAPPED {
+                    swapped = true;
+                    break;
+                }
+                self.output.push_str(&line);
+                line.clear();
+            }
+        }
+        if swapped {
+            let (output, previous) = split_previous(&std::mem::take(&mut self.output));
+            self.went_live = true;
+            return Ok((output, previous, Box::new(self)));
+        }
+        let (output, _) = self.finish()?;
+        bail!(
+            "the edge helper failed before making {} live ({}):\n{}",
+            self.name,
+            said_go.map_or_else(
+                |err| format!("it stopped reading: {err}"),
+                |()| "after go".to_owned()
+            ),
+            output.trim_end()
+        )
+    }
+}
+
+impl Drop for StagedTree {
+    fn drop(&mut self) {
+        // Without `go` the helper removes the tree and exits; after it, it finishes pruning.
+        if self.stdin.is_some() || self.stdout.is_some() {
+            match self.finish() {
+                Ok((_, true)) => {}
+                Ok((output, false)) if self.went_live => eprintln!(
+                    "warning: the edge helper failed after {} went live (pruning or ownership):\n{}",
+                    self.name,
+                    output.trim_end()
+                ),
+                Ok(_) => {}
+                Err(err) => eprintln!("warning: {err:#}"),
+            }
+        }
     }
 }
 
@@ -537,9 +694,9 @@ mod tests {
 
     use super::*;
 
-    /// Runs EDGE_SCRIPT with this machine's `sh` on a scratch state directory; `nginx` is a stand-in
-    /// that passes unless the tree holds a file named `bad`.
-    fn script(state: &Path, args: &[&str], stdin: Option<Vec<u8>>) -> std::process::Output {
+    /// EDGE_SCRIPT under this machine's `sh` on a scratch state directory, all streams piped; `nginx` is
+    /// a stand-in that passes unless the tree holds a file named `bad`.
+    fn spawn_script(state: &Path, args: &[&str]) -> std::process::Child {
         let bin = state.parent().unwrap().join("bin");
         std::fs::create_dir_all(&bin).unwrap();
         let nginx = bin.join("nginx");
@@ -550,22 +707,61 @@ mod tests {
         .unwrap();
         std::fs::set_permissions(&nginx, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
-        let mut command = Command::new("sh");
-        command
+        Command::new("sh")
             .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
             .args(["-c", EDGE_SCRIPT, "edge", args[0]])
             .arg(state)
             .args(&args[1..])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut child = command.spawn().unwrap();
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Runs one operation with `stdin` as its whole input.
+    fn script(state: &Path, args: &[&str], stdin: Option<Vec<u8>>) -> std::process::Output {
+        let mut child = spawn_script(state, args);
         let mut pipe = child.stdin.take().unwrap();
         if let Some(bytes) = stdin {
-            std::io::Write::write_all(&mut pipe, &bytes).unwrap();
+            pipe.write_all(&bytes).unwrap();
         }
         drop(pipe);
         child.wait_with_output().unwrap()
+    }
+
+    /// `stage NAME KEEP` as xtask drives it: the sized tar, then (once the helper says the tree is
+    /// staged) `word` — or nothing, just the end of input. Returns the exit status and all of stdout.
+    fn stage(
+        state: &Path,
+        name: &str,
+        archive: &[u8],
+        word: Option<&str>,
+    ) -> (std::process::ExitStatus, String) {
+        let mut child = spawn_script(state, &["stage", name, "5"]);
+        let mut pipe = child.stdin.take().unwrap();
+        pipe.write_all(format!("{}\n", archive.len()).as_bytes())
+            .unwrap();
+        pipe.write_all(archive).unwrap();
+        pipe.flush().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut seen = String::new();
+        loop {
+            let mut line = String::new();
+            if stdout.read_line(&mut line).unwrap() == 0 {
+                break;
+            }
+            seen.push_str(&line);
+            if line.trim_end() == STAGED {
+                if let Some(word) = word {
+                    pipe.write_all(format!("{word}\n").as_bytes()).unwrap();
+                }
+                break;
+            }
+        }
+        drop(pipe);
+        stdout.read_to_string(&mut seen).unwrap();
+        (child.wait().unwrap(), seen)
     }
 
     fn tree(files: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
@@ -587,28 +783,30 @@ mod tests {
     }
 
     #[test]
-    fn install_makes_a_passing_tree_live_and_check_or_a_failure_leaves_nothing() {
+    fn a_staged_tree_goes_live_on_go_and_a_check_a_rejection_or_no_go_leaves_nothing() {
         let scratch = tempfile::tempdir().unwrap();
         let state = scratch.path().join("state");
         std::fs::create_dir_all(&state).unwrap();
         let (_keep, good) = tree(&[("nginx.conf", "events {}"), ("snippets/a.conf", "#")]);
 
-        let out = script(
+        let (status, out) = stage(
             &state,
-            &["install", "1-good", "5"],
-            Some(tree_archive(&good, "1-good").unwrap()),
+            "1-good",
+            &tree_archive(&good, "1-good").unwrap(),
+            Some("go"),
         );
-        assert!(out.status.success(), "{out:?}");
-        let (output, previous) = split_previous(&String::from_utf8_lossy(&out.stdout));
+        assert!(status.success(), "{out}");
+        let (output, previous) = split_previous(&out);
         assert!(output.contains("test is successful"), "{output}");
         assert_eq!(previous, None, "nothing was live");
-        let out = script(
+        let (status, out) = stage(
             &state,
-            &["install", "2-next", "5"],
-            Some(tree_archive(&good, "2-next").unwrap()),
+            "2-next",
+            &tree_archive(&good, "2-next").unwrap(),
+            Some("go"),
         );
-        assert!(out.status.success(), "{out:?}");
-        let (_, previous) = split_previous(&String::from_utf8_lossy(&out.stdout));
+        assert!(status.success(), "{out}");
+        let (_, previous) = split_previous(&out);
         assert_eq!(previous.as_deref(), Some("1-good"));
         assert_eq!(live(&state), "trees/2-next");
         assert_eq!(
@@ -629,21 +827,37 @@ mod tests {
         assert_eq!(live(&state), "trees/2-next", "and changes nothing");
 
         let (_bad_dir, bad) = tree(&[("nginx.conf", "x"), ("bad", "")]);
-        let out = script(
+        let (status, out) = stage(
             &state,
-            &["install", "3-bad", "5"],
-            Some(tree_archive(&bad, "3-bad").unwrap()),
+            "3-bad",
+            &tree_archive(&bad, "3-bad").unwrap(),
+            Some("go"),
         );
-        assert!(!out.status.success());
+        assert!(!status.success());
+        assert!(out.contains("emerg in"), "{out}");
         assert!(
-            String::from_utf8_lossy(&out.stdout).contains("emerg in"),
-            "{out:?}"
+            !out.contains(STAGED),
+            "a rejected tree is never staged: {out}"
         );
         assert!(
             !state.join("trees/3-bad").exists(),
             "a rejected tree is removed"
         );
         assert_eq!(live(&state), "trees/2-next", "and the live one stays");
+
+        // Staged, then abandoned: the end of input (or any other word) removes it, live stays.
+        for word in [None, Some("stop")] {
+            let (status, out) = stage(
+                &state,
+                "4-abandoned",
+                &tree_archive(&good, "4-abandoned").unwrap(),
+                word,
+            );
+            assert_eq!(status.code(), Some(4), "{out}");
+            assert!(out.contains(STAGED), "{out}");
+            assert!(!state.join("trees/4-abandoned").exists(), "{word:?}");
+            assert_eq!(live(&state), "trees/2-next");
+        }
     }
 
     #[test]
@@ -714,13 +928,13 @@ mod tests {
             ("snippets/a.conf", "#"),
             ("extra.conf", "# x"),
         ]);
-        let out = script(
+        let (status, stdout) = stage(
             &state,
-            &["install", "1-extra", "5"],
-            Some(tree_archive(&with_extra, "1-extra").unwrap()),
+            "1-extra",
+            &tree_archive(&with_extra, "1-extra").unwrap(),
+            Some("go"),
         );
-        assert!(out.status.success(), "{out:?}");
-        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(status.success(), "{stdout}");
         assert!(stdout.lines().any(|line| line == SWAPPED), "{stdout}");
         assert_eq!(split_previous(&stdout).1.as_deref(), Some("0000-initial"));
         assert_eq!(

@@ -33,7 +33,9 @@ pub use model::{
     UpstreamTuning,
 };
 #[allow(unused_imports)]
-pub use reload::{ReloadOptions, ReloadReport, default_verify_url, reload};
+pub use reload::{
+    PendingReload, ReloadOptions, ReloadReport, default_verify_url, reload, stage_reload,
+};
 #[allow(unused_imports)]
 pub use render::{MODEL_FILE, RenderedTree, config_id, read_tree_model, render};
 pub use target::{LIVE, Target, check_local};

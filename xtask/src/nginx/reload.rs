@@ -13,7 +13,7 @@ use xshell::Shell;
 
 use super::engine::EngineEdge;
 use super::model::EdgeModel;
-use super::target::Target;
+use super::target::{Staged, Swapped, Target};
 use super::verify;
 
 #[derive(Debug, Clone)]
@@ -68,69 +68,136 @@ pub fn reload(
     model: &EdgeModel,
     options: &ReloadOptions,
 ) -> anyhow::Result<ReloadReport> {
-    let config_id = super::render::config_id(model)?;
-    let stamp = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
-    let name = format!("{stamp}-{config_id}");
+    if !options.dry_run {
+        return stage_reload(target, model)?.finish(sh, options);
+    }
+    let (config_id, name) = tree_name(model)?;
     let tree = target.tree_path(&name);
     eprintln!("nginx: rendering {} (config {config_id})", tree.display());
-    let installed = if options.dry_run {
-        target
-            .check(model, &name)
-            .and_then(|output| Ok((output, target.live_tree_name()?)))
-    } else {
-        target.install(model, &name)
-    };
-    let (check_output, previous) =
-        installed.context("the new tree was rejected; the live tree is unchanged")?;
-    let mut report = ReloadReport {
-        target: target.describe(),
-        config_id: config_id.clone(),
-        tree: tree.clone(),
-        previous_tree: previous.as_deref().map(|p| target.tree_path(p)),
-        dry_run: options.dry_run,
-        swapped: !options.dry_run,
-        signalled: false,
-        health_status: None,
-        check_output,
-    };
-    if options.dry_run {
-        eprintln!(
-            "nginx: dry run — would point {} at {} and reload",
-            target.live_link().display(),
-            tree.display()
-        );
-        return Ok(report);
-    }
+    let check_output = target
+        .check(model, &name)
+        .context("the new tree was rejected; the live tree is unchanged")?;
+    let previous = target.live_tree_name()?;
     eprintln!(
-        "nginx: {} -> {}",
+        "nginx: dry run — would point {} at {} and reload",
         target.live_link().display(),
         tree.display()
     );
-    if options.install_only {
-        target.prune(&name);
-        return Ok(report);
-    }
+    Ok(ReloadReport {
+        target: target.describe(),
+        config_id,
+        tree,
+        previous_tree: previous.as_deref().map(|p| target.tree_path(p)),
+        dry_run: true,
+        swapped: false,
+        signalled: false,
+        health_status: None,
+        check_output,
+    })
+}
 
-    target.signal_reload(sh)?;
-    report.signalled = true;
-    let probe = match (&options.verify_url, target) {
-        (Some(url), _) => Probe::Url(url.clone()),
-        (None, Target::Container(engine)) => Probe::Inside(engine, model.listen.http),
-        (None, Target::Local { .. }) => Probe::Url(default_verify_url(model)),
-    };
-    match verify_reload(&probe, &config_id, model, options) {
-        Ok(status) => report.health_status = Some(status),
-        Err(err) => {
-            if let Some(previous) = &previous {
-                eprintln!("nginx: verification failed; restoring {previous}");
-                target.swap(previous, Some(&name))?;
-                target.signal_reload(sh)?;
-            }
-            return Err(err.context("the reload was not verified; the previous tree is live again"));
+/// `<stamp>-<config id>`: trees sort by age, and the name says which config a tree holds.
+fn tree_name(model: &EdgeModel) -> anyhow::Result<(String, String)> {
+    let config_id = super::render::config_id(model)?;
+    let stamp = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    let name = format!("{stamp}-{config_id}");
+    Ok((config_id, name))
+}
+
+/// A reload whose tree passed `nginx -t` and waits: [`Self::finish`] swaps it in, signals nginx and
+/// verifies; dropping it leaves the edge as it was. A caller can stage while something else happens (a
+/// rollback's slot starting) and keep only the swap and the signal for afterwards.
+pub struct PendingReload {
+    target: Target,
+    staged: Staged,
+    name: String,
+    config_id: String,
+    model: EdgeModel,
+}
+
+/// Renders `model` as a new tree on `target` and checks it there; nothing live changes.
+pub fn stage_reload(target: &Target, model: &EdgeModel) -> anyhow::Result<PendingReload> {
+    let (config_id, name) = tree_name(model)?;
+    eprintln!(
+        "nginx: rendering {} (config {config_id})",
+        target.tree_path(&name).display()
+    );
+    let staged = target
+        .stage(model, &name)
+        .context("the new tree was rejected; the live tree is unchanged")?;
+    Ok(PendingReload {
+        target: target.clone(),
+        staged,
+        name,
+        config_id,
+        model: model.clone(),
+    })
+}
+
+impl PendingReload {
+    /// Swap the staged tree in, reload nginx and verify; an unverified reload is undone.
+    pub fn finish(self, sh: &Shell, options: &ReloadOptions) -> anyhow::Result<ReloadReport> {
+        let Self {
+            target,
+            staged,
+            name,
+            config_id,
+            model,
+        } = self;
+        let tree = target.tree_path(&name);
+        let Swapped {
+            output: check_output,
+            previous,
+            helper,
+        } = staged
+            .make_live()
+            .context("the new tree did not go live; the live tree is unchanged")?;
+        // The helper prunes while nginx reloads; it is waited for when this returns.
+        let _helper = helper;
+        let mut report = ReloadReport {
+            target: target.describe(),
+            config_id: config_id.clone(),
+            tree: tree.clone(),
+            previous_tree: previous.as_deref().map(|p| target.tree_path(p)),
+            dry_run: false,
+            swapped: true,
+            signalled: false,
+            health_status: None,
+            check_output,
+        };
+        eprintln!(
+            "nginx: {} -> {}",
+            target.live_link().display(),
+            tree.display()
+        );
+        if options.install_only {
+            target.prune(&name);
+            return Ok(report);
         }
+
+        target.signal_reload(sh)?;
+        report.signalled = true;
+        let probe = match (&options.verify_url, &target) {
+            (Some(url), _) => Probe::Url(url.clone()),
+            (None, Target::Container(engine)) => Probe::Inside(engine, model.listen.http),
+            (None, Target::Local { .. }) => Probe::Url(default_verify_url(&model)),
+        };
+        match verify_reload(&probe, &config_id, &model, options) {
+            Ok(status) => report.health_status = Some(status),
+            Err(err) => {
+                if let Some(previous) = &previous {
+                    eprintln!("nginx: verification failed; restoring {previous}");
+                    target.swap(previous, Some(&name))?;
+                    target.signal_reload(sh)?;
+                }
+                return Err(
+                    err.context("the reload was not verified; the previous tree is live again")
+                );
+            }
+        }
+        target.prune(&name);
+        Ok(report)
     }
-    target.prune(&name);
-    Ok(report)
 }
 
 /// Whether an answer (headers and body) carries `X-Avalon-Config: <config_id>`: the header is compiled

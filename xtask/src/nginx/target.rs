@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use xshell::{Shell, cmd};
 
-use super::engine::EngineEdge;
+use super::engine::{EngineEdge, StagedTree};
 use super::model::EdgeModel;
 use super::render::{read_tree_model, render};
 
@@ -96,25 +96,24 @@ impl Target {
         }
     }
 
-    /// Renders `model` as `trees/NAME`, checks it and, when it passes, points the live link at it. A
-    /// rejected tree is removed and the live one is untouched. Returns nginx's output and the tree that
-    /// was live before (in a container, a flat tree `cargo xtask up` rendered is adopted as that one).
-    pub fn install(
-        &self,
-        model: &EdgeModel,
-        name: &str,
-    ) -> anyhow::Result<(String, Option<String>)> {
+    /// Renders `model` as `trees/NAME` and checks it; the live link is untouched until
+    /// [`Staged::make_live`]. A rejected tree is removed, and so is a staged one that is dropped.
+    pub fn stage(&self, model: &EdgeModel, name: &str) -> anyhow::Result<Staged> {
         match self {
             Self::Local { state_dir } => {
-                let previous = self.live_tree_name()?;
                 let dir = render_local(state_dir, model, name)?;
                 let output =
                     check_local(&Shell::new()?, &dir).inspect_err(|_| remove_tree(&dir))?;
-                swap_live(state_dir, &dir)?;
-                Ok((output, previous))
+                Ok(Staged::Local(LocalStaged {
+                    state_dir: state_dir.clone(),
+                    dir: Some(dir),
+                    output,
+                }))
             }
-            // One helper run checks, adopts, swaps and prunes.
-            Self::Container(engine) => engine.install(model, name, KEEP_TREES),
+            // One helper run checks now and, when told, adopts, swaps and prunes.
+            Self::Container(engine) => engine
+                .stage(model, name, KEEP_TREES)
+                .map(|staged| Staged::Container(Box::new(staged))),
         }
     }
 
@@ -153,6 +152,67 @@ impl Target {
         match self {
             Self::Local { state_dir } => format!("local nginx, state {}", state_dir.display()),
             Self::Container(engine) => engine.describe(),
+        }
+    }
+}
+
+/// A rendered tree that passed `nginx -t` and is not live yet.
+pub enum Staged {
+    Local(LocalStaged),
+    Container(Box<StagedTree>),
+}
+
+pub struct LocalStaged {
+    state_dir: PathBuf,
+    /// `None` once live (nothing to remove on drop).
+    dir: Option<PathBuf>,
+    output: String,
+}
+
+impl Drop for LocalStaged {
+    fn drop(&mut self) {
+        if let Some(dir) = self.dir.take() {
+            remove_tree(&dir);
+        }
+    }
+}
+
+/// A staged tree once live: nginx's output, the tree that was live before, and (in a container) the
+/// helper still finishing its housekeeping — wait for it by dropping this after the reload.
+pub struct Swapped {
+    pub output: String,
+    pub previous: Option<String>,
+    pub helper: Option<Box<StagedTree>>,
+}
+
+impl Staged {
+    /// Points the live link at the tree (in a container, a flat tree `cargo xtask up` rendered is
+    /// adopted first).
+    pub fn make_live(self) -> anyhow::Result<Swapped> {
+        match self {
+            Self::Local(mut staged) => {
+                let target = Target::Local {
+                    state_dir: staged.state_dir.clone(),
+                };
+                let previous = target.live_tree_name()?;
+                if let Some(dir) = &staged.dir {
+                    swap_live(&staged.state_dir, dir)?;
+                }
+                staged.dir = None;
+                Ok(Swapped {
+                    output: std::mem::take(&mut staged.output),
+                    previous,
+                    helper: None,
+                })
+            }
+            Self::Container(staged) => {
+                let (output, previous, helper) = staged.make_live()?;
+                Ok(Swapped {
+                    output,
+                    previous,
+                    helper: Some(helper),
+                })
+            }
         }
     }
 }
