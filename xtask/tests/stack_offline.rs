@@ -164,6 +164,7 @@ fn the_offline_stack_comes_up_healthy_and_serves_health_and_socket_io_through_ng
 
     hung_game_server_is_replaced_by_heal(&project);
     operated_through_a_remote_engine(&project, edge);
+    up_refuses_a_slotted_stack(&project, port, edge);
 
     drop(guard);
     let left = run_ok(&mut docker(&[
@@ -345,6 +346,52 @@ fn operated_through_a_remote_engine(project: &str, edge: SocketAddr) {
     ]));
     let (status, body) = avalon_testkit::http_get(edge, "/api/v1/users/me").unwrap();
     assert_eq!(status, 401, "the API answers again (no token): {body}");
+}
+
+/// After a deploy the stack runs slots: `up` would remove them (Compose orphans) and route users back to
+/// the unslotted services. It refuses, naming the slots and what to run instead, and nothing changes.
+fn up_refuses_a_slotted_stack(project: &str, port: u16, edge: SocketAddr) {
+    let containers_before = run_ok(&mut docker(&[
+        "ps",
+        "--quiet",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+    ]));
+    let refused = xtask()
+        .args([
+            "up",
+            "--env",
+            "offline",
+            "--project",
+            project,
+            "--http-port",
+            &port.to_string(),
+            "--no-build",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "up on a slotted stack: {stderr}");
+    println!("up on a slotted stack refuses:\n{stderr}");
+    assert!(
+        stderr.contains("runs blue/green slots") && stderr.contains("cargo xtask deploy"),
+        "{stderr}"
+    );
+    let containers_after = run_ok(&mut docker(&[
+        "ps",
+        "--quiet",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+    ]));
+    assert_eq!(
+        containers_before, containers_after,
+        "nothing was started or removed"
+    );
+    let (status, body) = avalon_testkit::http_get(edge, "/api/v1/users/me").unwrap();
+    assert_eq!(
+        status, 401,
+        "the slot still answers through the edge: {body}"
+    );
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {

@@ -34,6 +34,7 @@ pub use maintenance::Maintenance;
 pub use releases::Releases;
 pub use rollback::Rollback;
 pub use status::Status;
+pub use target::SLOT_LABEL;
 
 /// A ledger time as operators read it in tables: `2026-11-26 06:33:13` (UTC).
 pub(crate) fn table_time(at: time::OffsetDateTime) -> String {

@@ -100,6 +100,7 @@ impl Up {
         }
         docker::require_engine(sh)?;
         docker::require_compose_v2(sh)?;
+        refuse_slotted(sh, &stack)?;
         if env == StackEnv::Offline {
             crate::image::base_images(sh)?;
         }
@@ -317,6 +318,34 @@ fn nginx_dir(stack: &Stack) -> PathBuf {
         .join(".avalon/stack")
         .join(&stack.project)
         .join("nginx")
+}
+
+/// `up` runs this checkout's images as the unslotted services behind the default edge. On a stack a deploy
+/// has moved to blue/green slots that would remove the live slots (Compose sees them as orphans), route
+/// users back to the unslotted services and render over the live edge tree: refused before anything
+/// changes. Releases on such a stack change with `deploy` / `rollback`; `down` first to start over.
+fn refuse_slotted(sh: &Shell, stack: &Stack) -> anyhow::Result<()> {
+    let project = &stack.project;
+    let project_filter = format!("label=com.docker.compose.project={project}");
+    let slot_filter = format!("label={}", crate::deploy::SLOT_LABEL);
+    let names_only = "{{.Names}}";
+    let slotted = xshell::cmd!(
+        sh,
+        "docker container ls --all --format {names_only} --filter {project_filter} --filter {slot_filter}"
+    )
+    .read()
+    .context("listing the stack's slot containers")?;
+    let names: Vec<&str> = slotted.split_whitespace().collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "up: the stack {project} runs blue/green slots ({}); `up` would remove them and put users back on \
+         this checkout's unslotted services. Change its release with `cargo xtask deploy` or `rollback`, or \
+         start over with `cargo xtask down --env {}` first",
+        names.join(", "),
+        stack.env.name()
+    )
 }
 
 /// The edge tree the nginx container mounts: rendered by `cargo xtask nginx render` (default model = the
