@@ -21,6 +21,8 @@ pub const IDLE: &str = "server:idle";
 const MAINTENANCE_POLL: Duration = avalon_runtime::maintenance_flag::POLL_EVERY;
 /// How long clients get to read `server:reconnect` before their sockets are closed.
 const DRAIN_GRACE: Duration = Duration::from_millis(300);
+/// How long the transports get to write the disconnect packets once every socket is closed.
+const CLOSE_FLUSH: Duration = Duration::from_millis(100);
 
 pub fn spawn_all(app: &Arc<App>) {
     tokio::spawn(watch_maintenance(Arc::clone(app)));
@@ -145,8 +147,10 @@ async fn housekeeping(app: Arc<App>) {
 }
 
 /// On SIGTERM: tell every client to reconnect (their state is in the store; the next instance resumes it),
-/// then close the sockets. New handshakes are already refused with `DRAINING`. The process exits once the
-/// sockets are gone (or after a grace), not before: the notices are only queued until their socket task writes them.
+/// then close the sockets. New handshakes are already refused with `DRAINING`. The process is held open
+/// meanwhile: an emit only queues the packet for the socket's transport task, and the HTTP server's shutdown
+/// does not wait for upgraded connections, so without the hold the process could exit before any notice was
+/// written.
 async fn drain(app: Arc<App>, _exit_hold: ExitHold) {
     app.lifecycle.draining().await;
     let sockets = app.io.sockets();
@@ -170,4 +174,7 @@ async fn drain(app: Arc<App>, _exit_hold: ExitHold) {
     while !app.io.sockets().is_empty() && tokio::time::Instant::now() < closed_by {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // A socket leaves the namespace when it is closed, before its transport has written the queued
+    // disconnect packet: a moment for those writes (a client that misses one reconnects on the close).
+    tokio::time::sleep(CLOSE_FLUSH).await;
 }

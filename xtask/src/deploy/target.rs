@@ -623,7 +623,8 @@ impl Target {
             // Docker runs its first scheduled check only after a whole interval (the engine here predates
             // `start_interval`): the same check is run now instead.
             let passed = match &kept.healthcheck {
-                None => true,
+                // Nothing to run: the engine's word below (running, or exited) decides.
+                None => false,
                 Some(argv) => {
                     let checked = self
                         .docker
@@ -639,7 +640,10 @@ impl Target {
                 return Ok(());
             }
             let timed_out = Instant::now() > deadline;
-            if timed_out || asked_at.elapsed() >= Duration::from_secs(1) {
+            if timed_out
+                || kept.healthcheck.is_none()
+                || asked_at.elapsed() >= Duration::from_secs(1)
+            {
                 asked_at = Instant::now();
                 // Not ready yet, or not running at all: only the engine can tell which.
                 let now = self

@@ -99,8 +99,9 @@ adopt_flat() {
 unpack_and_check() {
     mkdir -p trees || return $?
     rm -rf "trees/$1" || return $?
-    tar -x -f - -C trees || return $?
     status=0
+    tar -x -f - -C trees || status=$?
+    if [ "$status" -ne 0 ]; then rm -rf "trees/$1"; return "$status"; fi
     nginx -t -p "$dir/trees/$1/" -c nginx.conf 2>&1 || status=$?
     if [ "$status" -ne 0 ]; then rm -rf "trees/$1"; fi
     return "$status"
@@ -844,6 +845,14 @@ mod tests {
             "a rejected tree is removed"
         );
         assert_eq!(live(&state), "trees/2-next", "and the live one stays");
+
+        // A short or broken archive: tar fails, nothing of it is left, live stays.
+        let mut truncated = b"4096\n".to_vec();
+        truncated.extend_from_slice(&tree_archive(&good, "5-short").unwrap()[..700]);
+        let out = script(&state, &["stage", "5-short", "5"], Some(truncated));
+        assert!(!out.status.success(), "{out:?}");
+        assert!(!state.join("trees/5-short").exists(), "{out:?}");
+        assert_eq!(live(&state), "trees/2-next");
 
         // Staged, then abandoned: the end of input (or any other word) removes it, live stays.
         for word in [None, Some("stop")] {

@@ -175,7 +175,30 @@ impl PendingReload {
             return Ok(report);
         }
 
-        target.signal_reload(sh)?;
+        // From here on the new tree is live: a failure puts the previous one back before it returns, so
+        // the next reload or restart never loads a tree that was not verified.
+        let undo = |err: anyhow::Error, what: &str| -> anyhow::Error {
+            let Some(previous) = &previous else {
+                return err.context(format!(
+                    "{what}; there was no previous tree to restore, so {} stays live",
+                    tree.display()
+                ));
+            };
+            eprintln!("nginx: {what}; restoring {previous}");
+            let restored = target
+                .swap(previous, Some(&name))
+                .and_then(|()| target.signal_reload(sh));
+            match restored {
+                Ok(()) => err.context(format!("{what}; the previous tree is live again")),
+                Err(restore) => err.context(format!(
+                    "{what}, and restoring {previous} failed too ({restore:#}): point {} back at it by hand",
+                    target.live_link().display()
+                )),
+            }
+        };
+        if let Err(err) = target.signal_reload(sh) {
+            return Err(undo(err, "nginx could not be signalled"));
+        }
         report.signalled = true;
         let probe = match (&options.verify_url, &target) {
             (Some(url), _) => Probe::Url(url.clone()),
@@ -184,16 +207,7 @@ impl PendingReload {
         };
         match verify_reload(&probe, &config_id, &model, options) {
             Ok(status) => report.health_status = Some(status),
-            Err(err) => {
-                if let Some(previous) = &previous {
-                    eprintln!("nginx: verification failed; restoring {previous}");
-                    target.swap(previous, Some(&name))?;
-                    target.signal_reload(sh)?;
-                }
-                return Err(
-                    err.context("the reload was not verified; the previous tree is live again")
-                );
-            }
+            Err(err) => return Err(undo(err, "the reload was not verified")),
         }
         target.prune(&name);
         Ok(report)
