@@ -97,9 +97,20 @@ pub fn audit(sh: &Shell) -> anyhow::Result<AuditReport> {
         work.path(),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )?;
-    let http_port = free_port()?;
-    let https_port = free_port()?;
-    let model = audit_model(work.path(), http_port, https_port)?;
+    let [
+        http_port,
+        https_port,
+        blue_api,
+        blue_ws,
+        green_api,
+        green_ws,
+    ] = free_ports()?;
+    let model = audit_model(
+        work.path(),
+        http_port,
+        https_port,
+        [blue_api, blue_ws, green_api, green_ws],
+    )?;
     let tree = work.path().join("tree");
     render(&model, &tree)?;
 
@@ -120,7 +131,12 @@ pub fn audit(sh: &Shell) -> anyhow::Result<AuditReport> {
 }
 
 /// Every template branch on: TLS with an OCSP resolver, a canary slot, maintenance with an allow-list.
-fn audit_model(work: &Path, http_port: u16, https_port: u16) -> anyhow::Result<EdgeModel> {
+fn audit_model(
+    work: &Path,
+    http_port: u16,
+    https_port: u16,
+    [blue_api, blue_ws, green_api, green_ws]: [u16; 4],
+) -> anyhow::Result<EdgeModel> {
     let path = |name: &str| work.join(name).display().to_string();
     std::fs::create_dir_all(work.join("logs"))?;
     std::fs::create_dir_all(work.join("tmp"))?;
@@ -129,8 +145,8 @@ fn audit_model(work: &Path, http_port: u16, https_port: u16) -> anyhow::Result<E
     model.listen.http = http_port;
     model.listen.https = https_port;
     model.slots = vec![
-        slot("blue", 90, free_port()?, free_port()?),
-        slot("green", 10, free_port()?, free_port()?),
+        slot("blue", 90, blue_api, blue_ws),
+        slot("green", 10, green_api, green_ws),
     ];
     model.canary.slot = Some("green".to_owned());
     model.maintenance.enabled = true;
@@ -348,8 +364,17 @@ impl Drop for NginxGuard {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// `N` distinct free loopback ports. The listeners stay open until every port is chosen: bound and
+/// dropped one at a time, the kernel may hand out the same port twice (CI once got http == https).
+fn free_ports<const N: usize>() -> anyhow::Result<[u16; N]> {
+    let listeners = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut ports = [0; N];
+    for (port, listener) in ports.iter_mut().zip(&listeners) {
+        *port = listener.local_addr()?.port();
+    }
+    Ok(ports)
 }
 
 #[cfg(test)]
