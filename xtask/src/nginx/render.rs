@@ -346,8 +346,10 @@ mod tests {
 
     #[test]
     fn api_bodies_are_limited_to_the_api_body_limit() {
-        let mut model = EdgeModel::default();
-        model.api_body_limit = 4096;
+        let mut model = EdgeModel {
+            api_body_limit: 4096,
+            ..EdgeModel::default()
+        };
         let app = rendered(&model, "snippets/app.conf");
         assert!(app.contains("client_max_body_size 4096;"), "{app}");
         model.api_body_limit = 10;
