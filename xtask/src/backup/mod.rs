@@ -77,10 +77,6 @@ struct BackupDirArg {
 }
 
 impl BackupDirArg {
-    fn open(&self) -> BackupDir {
-        self.open_with(&destinations::BackupConfig::default())
-    }
-
     /// `--dir`, else the config file's `directory`, else `backups/` under the project root.
     fn open_with(&self, config: &destinations::BackupConfig) -> BackupDir {
         BackupDir::new(
@@ -214,6 +210,55 @@ mod tests {
             Some(std::path::Path::new("/var/backups/avalon"))
         );
         assert!(config.destinations.contains_key("offsite"));
+    }
+
+    /// The documented monthly drill passes `--config` (or sets AVALON_BACKUP_CONFIG): no subcommand may
+    /// ignore it.
+    #[test]
+    fn every_subcommand_reads_the_backup_config_from_the_flag_or_the_variable() {
+        let command = Cli::command();
+        let mut checked = Vec::new();
+        for sub in command.get_subcommands() {
+            let config = sub
+                .get_arguments()
+                .find(|arg| arg.get_id() == "config")
+                .unwrap_or_else(|| panic!("backup {} has no --config", sub.get_name()));
+            assert_eq!(
+                config.get_env().and_then(|env| env.to_str()),
+                Some("AVALON_BACKUP_CONFIG"),
+                "backup {}",
+                sub.get_name()
+            );
+            checked.push(sub.get_name().to_owned());
+        }
+        assert_eq!(checked.len(), 7, "{checked:?}");
+    }
+
+    /// `--env` is the stack's (`--env`, else AVALON_ENV, else dev) and the default project follows it, so
+    /// a backup finds the MongoDB of the stack `cargo xtask up --env <env>` started.
+    #[test]
+    fn the_stack_and_its_project_follow_the_shared_env_rule() {
+        let Ok(Backup::Create(create)) = parse(&["create"]) else {
+            panic!("backup create does not parse");
+        };
+        if std::env::var_os(crate::stack::ENV_VAR).is_none()
+            && std::env::var_os("AVALON_STACK_PROJECT").is_none()
+        {
+            assert_eq!(create.target().project(), "avalon-dev");
+        }
+        let Ok(Backup::Create(create)) = parse(&["create", "--env", "production"]) else {
+            panic!("backup create --env production does not parse");
+        };
+        assert_eq!(create.target().environment, crate::stack::StackEnv::Prod);
+        if std::env::var_os("AVALON_STACK_PROJECT").is_none() {
+            assert_eq!(create.target().project(), "avalon-prod");
+        }
+        let Ok(Backup::Restore(restore)) =
+            parse(&["restore", "id", "--env", "offline", "--project", "x"])
+        else {
+            panic!("backup restore does not parse");
+        };
+        assert_eq!(restore.target().project(), "x");
     }
 
     #[test]

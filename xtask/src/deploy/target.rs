@@ -226,7 +226,7 @@ impl Target {
         Self {
             docker: DockerCli::default(),
             env,
-            project: project.unwrap_or_else(|| format!("avalon-{}", env.name())),
+            project: project.unwrap_or_else(|| env.default_project()),
         }
     }
 

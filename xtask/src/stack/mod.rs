@@ -15,12 +15,12 @@ use crate::image::build::{Build, BuildPath, identity};
 use crate::image::docker;
 use crate::image::service::ServiceChoice;
 use crate::project;
-pub use compose::{Stack, StackEnv};
+pub use compose::{ENV_VAR, Stack, StackEnv};
 
 #[derive(Args, Clone)]
 pub struct StackArgs {
     /// Which overlay of docker/compose.yml.
-    #[arg(long, value_enum, default_value_t = StackEnv::Dev)]
+    #[arg(long, value_enum, env = compose::ENV_VAR, default_value_t)]
     pub env: StackEnv,
     /// Compose project name (default `avalon-<env>`); tests use their own so they never touch yours.
     #[arg(long, env = "AVALON_STACK_PROJECT")]
