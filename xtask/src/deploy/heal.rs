@@ -1,4 +1,5 @@
-//! `cargo xtask heal [--watch SECS]`: replaces containers that stay unhealthy.
+//! `cargo xtask heal [--watch SECS]`: replaces containers that stay unhealthy, and brings back the ones
+//! that exited and that nothing else will start again.
 //!
 //! Docker restarts a container whose process exits (restart policy, with its own exponential back-off)
 //! and the runtime watchdog turns a stalled async runtime into an exit. What neither covers is a process
@@ -8,8 +9,21 @@
 //! Benchmark 5.32), and what it may do is exactly what the operator's CLI may do, scoped to one Compose
 //! project. Run it as a service (`--watch 5`; scripts/systemd/avalon-heal.service) or from a timer.
 //!
-//! A container is restarted once its healthcheck has failed `--after` times in a row. Repeated heals of
-//! the same service back off (30 s doubling to 10 min) and are reported loudly, here and in `status`.
+//! A container is restarted once its healthcheck has failed `--after` times in a row.
+//!
+//! An `exited` container is started again when all of these hold (see [`verdict`]):
+//! - it ended on its own: a non-zero exit code or the OOM killer. `docker stop`, `compose stop` and a
+//!   deploy stopping the old slot end our processes with SIGTERM, which they answer with a clean exit 0:
+//!   that is someone's decision and is respected. `docker kill` (137) counts as a crash on purpose — it
+//!   is what the OOM killer and a killed process look like, and Docker's policy never restarts it;
+//! - nothing else will: Docker puts a container its restart policy restarts into `restarting` at once,
+//!   so a container still `exited` [`SETTLE`] after it ended is one the policy gave up on or never had;
+//! - it serves users: an unslotted service (nginx, redis, api, websocket), or a container of a slot the
+//!   edge routes to. The idle slot is stopped on purpose (kept for an instant rollback), and while the
+//!   edge cannot be read no slot container is started.
+//!
+//! Repeated heals of the same service back off (30 s doubling to 10 min) and are reported loudly, here
+//! and in `status`.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -17,7 +31,8 @@ use std::time::{Duration, Instant};
 use clap::Args;
 
 use super::context::{Ctx, TargetArgs};
-use super::target::ContainerInfo;
+use super::slots::{self, Slot};
+use super::target::{ContainerInfo, Snapshot};
 
 #[derive(Args, Debug)]
 pub struct Heal {
@@ -76,8 +91,63 @@ impl Backoff {
     }
 }
 
-pub fn needs_heal(container: &ContainerInfo, after: u64) -> bool {
-    container.running() && container.health == "unhealthy" && container.failing_streak >= after
+/// How long an exited container is left to Docker's restart policy before heal starts it.
+pub const SETTLE: Duration = Duration::from_secs(5);
+
+/// What heal does about one container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Leave,
+    /// Running, but its healthcheck failed `--after` times in a row: `docker container restart`.
+    RestartHung,
+    /// Exited on its own and nothing will start it: `docker container start`.
+    StartExited,
+}
+
+/// The decision for `container` at `now`. `serving`: the slots the edge routes to, `None` when the edge
+/// could not be read.
+pub fn verdict(
+    container: &ContainerInfo,
+    after: u64,
+    serving: Option<&[Slot]>,
+    now: time::OffsetDateTime,
+) -> Verdict {
+    if container.service.is_empty() || container.one_off {
+        return Verdict::Leave;
+    }
+    if container.running() {
+        return if container.health == "unhealthy" && container.failing_streak >= after {
+            Verdict::RestartHung
+        } else {
+            Verdict::Leave
+        };
+    }
+    let ended_on_its_own = container.exit_code != 0 || container.oom_killed;
+    let settled = container
+        .finished_at
+        .is_some_and(|at| now - at >= time::Duration::try_from(SETTLE).unwrap_or_default());
+    let serves_users = match container.slot {
+        None => true,
+        Some(slot) => serving.is_some_and(|slots| slots.contains(&slot)),
+    };
+    if container.state == "exited" && ended_on_its_own && settled && serves_users {
+        Verdict::StartExited
+    } else {
+        Verdict::Leave
+    }
+}
+
+/// The slots the edge sends users to (the primary, and a canary with a weight above 0).
+fn serving_slots(ctx: &Ctx, snapshot: &Snapshot) -> Option<Vec<Slot>> {
+    let model = ctx.target.edge_in(snapshot).ok()?.model().ok()?;
+    let routing = slots::routing_of(&model)?;
+    let mut serving = vec![routing.primary];
+    if let Some((canary, weight)) = routing.canary
+        && weight > 0
+    {
+        serving.push(canary);
+    }
+    Some(serving)
 }
 
 impl Heal {
@@ -85,36 +155,22 @@ impl Heal {
         let ctx = Ctx::new(&self.target)?;
         let mut backoff = Backoff::default();
         loop {
-            let containers = ctx.target.containers()?;
-            for container in containers.iter().filter(|c| needs_heal(c, self.after)) {
-                match backoff.admit(&container.service, Instant::now()) {
-                    Ok(count) => {
-                        eprintln!(
-                            "heal: {} ({}) failed {} healthchecks in a row; restarting (heal #{count} of this service)",
-                            container.name, container.service, container.failing_streak
-                        );
-                        if count >= 3 {
-                            eprintln!(
-                                "!!! heal: {} keeps going unhealthy ({count} heals); backing off — investigate",
-                                container.service
-                            );
-                        }
-                        if !self.dry_run {
-                            // `docker restart` sends the stop signal, then SIGKILL after the grace period:
-                            // a SIGSTOPped process cannot act on SIGTERM, so the kill is what frees it.
-                            let grace = self.stop_timeout.to_string();
-                            ctx.target
-                                .docker
-                                .invocation()
-                                .args(["container", "restart", "--time", &grace, &container.id])
-                                .capture(None)?;
-                        }
-                    }
-                    Err(wait) => eprintln!(
-                        "!!! heal: {} is unhealthy again; next restart allowed in {}s (back-off)",
-                        container.service,
-                        wait.as_secs()
-                    ),
+            let snapshot = ctx.target.snapshot()?;
+            // Reading the edge costs engine round trips: only when an exited slot container asks for it.
+            let needs_routing = snapshot
+                .containers
+                .iter()
+                .any(|c| c.slot.is_some() && c.state == "exited");
+            let serving = if needs_routing {
+                serving_slots(&ctx, &snapshot)
+            } else {
+                None
+            };
+            let now = time::OffsetDateTime::now_utc();
+            for container in &snapshot.containers {
+                let verdict = verdict(container, self.after, serving.as_deref(), now);
+                if verdict != Verdict::Leave {
+                    self.heal(&ctx, &mut backoff, container, verdict)?;
                 }
             }
             let Some(seconds) = self.watch else {
@@ -123,6 +179,66 @@ impl Heal {
             std::thread::sleep(Duration::from_secs(seconds.max(1)));
         }
     }
+
+    fn heal(
+        &self,
+        ctx: &Ctx,
+        backoff: &mut Backoff,
+        container: &ContainerInfo,
+        verdict: Verdict,
+    ) -> anyhow::Result<()> {
+        let count = match backoff.admit(&container.service, Instant::now()) {
+            Ok(count) => count,
+            Err(wait) => {
+                eprintln!(
+                    "!!! heal: {} needs healing again; next heal allowed in {}s (back-off)",
+                    container.service,
+                    wait.as_secs()
+                );
+                return Ok(());
+            }
+        };
+        let grace = self.stop_timeout.to_string();
+        let args: Vec<&str> = match verdict {
+            Verdict::RestartHung => {
+                eprintln!(
+                    "heal: {} ({}) failed {} healthchecks in a row; restarting (heal #{count} of this service)",
+                    container.name, container.service, container.failing_streak
+                );
+                // `docker restart` sends the stop signal, then SIGKILL after the grace period: a
+                // SIGSTOPped process cannot act on SIGTERM, so the kill is what frees it.
+                vec!["container", "restart", "--time", &grace, &container.id]
+            }
+            Verdict::StartExited => {
+                eprintln!(
+                    "heal: {} ({}) exited on its own (exit code {}{}) and nothing restarted it; starting it \
+                     (heal #{count} of this service)",
+                    container.name,
+                    container.service,
+                    container.exit_code,
+                    if container.oom_killed {
+                        ", OOM-killed"
+                    } else {
+                        ""
+                    }
+                );
+                vec!["container", "start", &container.id]
+            }
+            Verdict::Leave => return Ok(()),
+        };
+        if count >= 3 {
+            eprintln!(
+                "!!! heal: {} keeps needing heals ({count}); backing off — investigate",
+                container.service
+            );
+        }
+        if self.dry_run {
+            println!("would run: docker {}", args.join(" "));
+            return Ok(());
+        }
+        ctx.target.docker.invocation().args(args).capture(None)?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -130,6 +246,134 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use crate::deploy::target::parse_inspect;
+
+    const NOW: &str = "2026-12-04T20:00:00Z";
+
+    /// One container as `docker container inspect` shows it, ended `ended_ago` seconds before [`NOW`].
+    fn inspected(
+        name: &str,
+        service: &str,
+        state: &str,
+        exit_code: i64,
+        oom: bool,
+        ended_ago: i64,
+    ) -> ContainerInfo {
+        let now = time::OffsetDateTime::parse(NOW, &time::format_description::well_known::Rfc3339)
+            .unwrap();
+        let finished = if ended_ago < 0 {
+            "0001-01-01T00:00:00Z".to_owned()
+        } else {
+            (now - time::Duration::seconds(ended_ago))
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap()
+        };
+        let json = format!(
+            r#"[{{"Id":"0123456789abcdef","Name":"/{name}","Image":"sha256:img","RestartCount":0,
+                "State":{{"Status":"{state}","ExitCode":{exit_code},"OOMKilled":{oom},
+                          "StartedAt":"2026-12-04T19:00:00.123456789Z","FinishedAt":"{finished}"}},
+                "HostConfig":{{"RestartPolicy":{{"Name":"no","MaximumRetryCount":0}}}},
+                "Config":{{"Image":"x","Labels":{{"com.docker.compose.project":"avalon-offline",
+                                                  "com.docker.compose.service":"{service}"}}}}}}]"#
+        );
+        parse_inspect(&json).unwrap().remove(0)
+    }
+
+    fn decide(container: &ContainerInfo, serving: Option<&[Slot]>) -> Verdict {
+        let now = time::OffsetDateTime::parse(NOW, &time::format_description::well_known::Rfc3339)
+            .unwrap();
+        verdict(container, 3, serving, now)
+    }
+
+    #[test]
+    fn crashed_killed_or_oom_killed_services_are_started_again() {
+        let crashed = inspected("avalon-offline-nginx-1", "nginx", "exited", 1, false, 30);
+        assert_eq!(crashed.finished_at.map(|at| at.year()), Some(2026));
+        assert_eq!(decide(&crashed, None), Verdict::StartExited);
+        let killed = inspected("avalon-offline-redis-1", "redis", "exited", 137, false, 30);
+        assert_eq!(decide(&killed, None), Verdict::StartExited);
+        let oom = inspected("avalon-offline-api-1", "api", "exited", 137, true, 30);
+        assert_eq!(decide(&oom, None), Verdict::StartExited);
+    }
+
+    #[test]
+    fn a_clean_stop_is_someones_decision_and_is_respected() {
+        let stopped = inspected("avalon-offline-redis-1", "redis", "exited", 0, false, 600);
+        assert_eq!(decide(&stopped, None), Verdict::Leave);
+    }
+
+    #[test]
+    fn docker_restart_policy_gets_the_first_seconds() {
+        let just_now = inspected("avalon-offline-nginx-1", "nginx", "exited", 1, false, 1);
+        assert_eq!(decide(&just_now, None), Verdict::Leave);
+        let restarting = inspected(
+            "avalon-offline-nginx-1",
+            "nginx",
+            "restarting",
+            1,
+            false,
+            30,
+        );
+        assert_eq!(decide(&restarting, None), Verdict::Leave);
+        let never_ended = inspected("avalon-offline-nginx-1", "nginx", "created", 0, false, -1);
+        assert_eq!(never_ended.finished_at, None);
+        assert_eq!(decide(&never_ended, None), Verdict::Leave);
+        let dead = inspected("avalon-offline-nginx-1", "nginx", "dead", 137, false, 30);
+        assert_eq!(decide(&dead, None), Verdict::Leave);
+    }
+
+    #[test]
+    fn only_the_slots_the_edge_routes_to_are_started_again() {
+        let live = inspected(
+            "avalon-offline-api-green-1",
+            "api-green",
+            "exited",
+            137,
+            false,
+            30,
+        );
+        let idle = inspected(
+            "avalon-offline-api-blue-1",
+            "api-blue",
+            "exited",
+            137,
+            false,
+            30,
+        );
+        assert_eq!(live.slot, Some(Slot::Green));
+        assert_eq!(decide(&live, Some(&[Slot::Green])), Verdict::StartExited);
+        assert_eq!(decide(&idle, Some(&[Slot::Green])), Verdict::Leave);
+        assert_eq!(
+            decide(&idle, Some(&[Slot::Green, Slot::Blue])),
+            Verdict::StartExited,
+            "a canary with a share serves users"
+        );
+        assert_eq!(
+            decide(&live, None),
+            Verdict::Leave,
+            "edge unreadable: no slot is touched"
+        );
+    }
+
+    #[test]
+    fn hung_containers_are_restarted_after_the_streak() {
+        let json = r#"[{"Id":"0123456789abcdef","Name":"/avalon-offline-websocket-1","Image":"sha256:img","RestartCount":0,
+            "State":{"Status":"running","ExitCode":0,"Health":{"Status":"unhealthy","FailingStreak":3}},
+            "Config":{"Image":"x","Labels":{"com.docker.compose.service":"websocket"}}}]"#;
+        let mut hung = parse_inspect(json).unwrap().remove(0);
+        assert_eq!(decide(&hung, None), Verdict::RestartHung);
+        hung.failing_streak = 2;
+        assert_eq!(decide(&hung, None), Verdict::Leave);
+    }
+
+    #[test]
+    fn one_off_and_foreign_containers_are_left_alone() {
+        let mut one_off = inspected("avalon-offline-api-run-1", "api", "exited", 1, false, 30);
+        one_off.one_off = true;
+        assert_eq!(decide(&one_off, None), Verdict::Leave);
+        let foreign = inspected("something", "", "exited", 1, false, 30);
+        assert_eq!(decide(&foreign, None), Verdict::Leave);
+    }
 
     #[test]
     fn heals_of_one_service_back_off_and_recover() {
