@@ -169,6 +169,7 @@ fn the_offline_stack_comes_up_healthy_and_serves_health_and_socket_io_through_ng
     hung_game_server_is_replaced_by_heal(&project);
     killed_edge_is_started_again_by_heal(&project, edge);
     operated_through_a_remote_engine(&project, edge);
+    logs_show_the_slots_a_deploy_started(&project);
     up_refuses_a_slotted_stack(&project, port, edge);
 
     drop(guard);
@@ -397,6 +398,60 @@ fn operated_through_a_remote_engine(project: &str, edge: SocketAddr) {
     ]));
     let (status, body) = avalon_testkit::http_get(edge, "/api/v1/users/me").unwrap();
     assert_eq!(status, 401, "the API answers again (no token): {body}");
+}
+
+/// The slots a deploy started are not services of the compose files; `logs` still shows them, every
+/// slot's for `api`, one slot's for `api-<slot>`, each line behind its container's name.
+fn logs_show_the_slots_a_deploy_started(project: &str) {
+    let status: Value = serde_json::from_str(&run_ok(xtask().args([
+        "status",
+        "--env",
+        "offline",
+        "--project",
+        project,
+        "--json",
+    ])))
+    .unwrap();
+    let slot = status["routing"]["primary"].as_str().unwrap().to_owned();
+    let logs = |services: &[&str]| {
+        run_ok(
+            xtask()
+                .args([
+                    "logs",
+                    "--env",
+                    "offline",
+                    "--project",
+                    project,
+                    "--tail",
+                    "5",
+                ])
+                .args(services),
+        )
+    };
+    // Names are padded to the longest shown, so the separator may follow some spaces.
+    let live_api = format!("{project}-api-{slot}-1");
+    let shows_live_api = |text: &str| {
+        text.lines()
+            .any(|line| line.starts_with(&live_api) && line.contains(" | "))
+    };
+    let of_slot = logs(&[&format!("api-{slot}")]);
+    assert!(shows_live_api(&of_slot), "{of_slot}");
+    assert!(!of_slot.contains("-nginx-"), "{of_slot}");
+    let of_api = logs(&["api"]);
+    assert!(shows_live_api(&of_api), "{of_api}");
+    let unknown = run(xtask().args([
+        "logs",
+        "--env",
+        "offline",
+        "--project",
+        project,
+        "api-purple",
+    ]));
+    assert!(!unknown.status.success());
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains(&format!("api-{slot}")),
+        "the error names the services there are"
+    );
 }
 
 /// After a deploy the stack runs slots: `up` would remove them (Compose orphans) and route users back to

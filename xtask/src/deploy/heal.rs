@@ -18,9 +18,10 @@
 //!   is what the OOM killer and a killed process look like, and Docker's policy never restarts it;
 //! - nothing else will: Docker puts a container its restart policy restarts into `restarting` at once,
 //!   so a container still `exited` [`SETTLE`] after it ended is one the policy gave up on or never had;
-//! - it serves users: an unslotted service (nginx, redis, api, websocket), or a container of a slot the
-//!   edge routes to. The idle slot is stopped on purpose (kept for an instant rollback), and while the
-//!   edge cannot be read no slot container is started.
+//! - it serves users: nginx, redis or mongodb; the unslotted api/websocket of `up` while the edge routes
+//!   to them (the first slotted deploy retires them); a container of a slot the edge routes to. The idle
+//!   slot is stopped on purpose (kept for an instant rollback), and while the edge of a slotted stack
+//!   cannot be read no api or websocket container is started.
 //!
 //! Repeated heals of the same service back off (30 s doubling to 10 min) and are reported loudly, here
 //! and in `status`.
@@ -104,12 +105,22 @@ pub enum Verdict {
     StartExited,
 }
 
-/// The decision for `container` at `now`. `serving`: the slots the edge routes to, `None` when the edge
-/// could not be read.
+/// What the edge sends users to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Serving {
+    /// The unslotted `api` and `websocket` of `cargo xtask up` (no deploy has moved the stack to slots).
+    Unslotted,
+    /// These slots: the primary, and a canary with a share above 0.
+    Slots(Vec<Slot>),
+    /// The edge could not be read on a stack that has slots.
+    Unknown,
+}
+
+/// The decision for `container` at `now`.
 pub fn verdict(
     container: &ContainerInfo,
     after: u64,
-    serving: Option<&[Slot]>,
+    serving: &Serving,
     now: time::OffsetDateTime,
 ) -> Verdict {
     if container.service.is_empty() || container.one_off {
@@ -127,8 +138,13 @@ pub fn verdict(
         .finished_at
         .is_some_and(|at| now - at >= time::Duration::try_from(SETTLE).unwrap_or_default());
     let serves_users = match container.slot {
+        // The unslotted api/websocket are retired (stopped) by the first slotted deploy.
+        None if slots::UNSLOTTED_SERVICES.contains(&container.service.as_str()) => {
+            *serving == Serving::Unslotted
+        }
+        // nginx, redis, mongodb: always in service.
         None => true,
-        Some(slot) => serving.is_some_and(|slots| slots.contains(&slot)),
+        Some(slot) => matches!(serving, Serving::Slots(slots) if slots.contains(&slot)),
     };
     if container.state == "exited" && ended_on_its_own && settled && serves_users {
         Verdict::StartExited
@@ -137,17 +153,27 @@ pub fn verdict(
     }
 }
 
-/// The slots the edge sends users to (the primary, and a canary with a weight above 0).
-fn serving_slots(ctx: &Ctx, snapshot: &Snapshot) -> Option<Vec<Slot>> {
-    let model = ctx.target.edge_in(snapshot).ok()?.model().ok()?;
-    let routing = slots::routing_of(&model)?;
-    let mut serving = vec![routing.primary];
-    if let Some((canary, weight)) = routing.canary
-        && weight > 0
-    {
-        serving.push(canary);
+/// What the edge routes to, read from its live model.
+fn serving(ctx: &Ctx, snapshot: &Snapshot) -> Serving {
+    let model = ctx.target.edge_in(snapshot).and_then(|edge| edge.model());
+    match model {
+        Ok(model) => match slots::routing_of(&model) {
+            Some(routing) => {
+                let mut serving = vec![routing.primary];
+                if let Some((canary, weight)) = routing.canary
+                    && weight > 0
+                {
+                    serving.push(canary);
+                }
+                Serving::Slots(serving)
+            }
+            None => Serving::Unslotted,
+        },
+        // No edge to ask (it may be the container being healed): a stack never moved to slots is served
+        // by its unslotted services; on a slotted one, nothing slotted is touched until the edge is back.
+        Err(_) if snapshot.containers.iter().all(|c| c.slot.is_none()) => Serving::Unslotted,
+        Err(_) => Serving::Unknown,
     }
-    Some(serving)
 }
 
 impl Heal {
@@ -156,19 +182,19 @@ impl Heal {
         let mut backoff = Backoff::default();
         loop {
             let snapshot = ctx.target.snapshot()?;
-            // Reading the edge costs engine round trips: only when an exited slot container asks for it.
-            let needs_routing = snapshot
-                .containers
-                .iter()
-                .any(|c| c.slot.is_some() && c.state == "exited");
+            // Reading the edge costs engine round trips: only when an exited api or websocket asks for it.
+            let needs_routing = snapshot.containers.iter().any(|c| {
+                c.state == "exited"
+                    && (c.slot.is_some() || slots::UNSLOTTED_SERVICES.contains(&c.service.as_str()))
+            });
             let serving = if needs_routing {
-                serving_slots(&ctx, &snapshot)
+                serving(&ctx, &snapshot)
             } else {
-                None
+                Serving::Unknown
             };
             let now = time::OffsetDateTime::now_utc();
             for container in &snapshot.containers {
-                let verdict = verdict(container, self.after, serving.as_deref(), now);
+                let verdict = verdict(container, self.after, &serving, now);
                 if verdict != Verdict::Leave {
                     self.heal(&ctx, &mut backoff, container, verdict)?;
                 }
@@ -279,7 +305,7 @@ mod tests {
         parse_inspect(&json).unwrap().remove(0)
     }
 
-    fn decide(container: &ContainerInfo, serving: Option<&[Slot]>) -> Verdict {
+    fn decide(container: &ContainerInfo, serving: &Serving) -> Verdict {
         let now = time::OffsetDateTime::parse(NOW, &time::format_description::well_known::Rfc3339)
             .unwrap();
         verdict(container, 3, serving, now)
@@ -289,23 +315,23 @@ mod tests {
     fn crashed_killed_or_oom_killed_services_are_started_again() {
         let crashed = inspected("avalon-offline-nginx-1", "nginx", "exited", 1, false, 30);
         assert_eq!(crashed.finished_at.map(|at| at.year()), Some(2026));
-        assert_eq!(decide(&crashed, None), Verdict::StartExited);
+        assert_eq!(decide(&crashed, &Serving::Unknown), Verdict::StartExited);
         let killed = inspected("avalon-offline-redis-1", "redis", "exited", 137, false, 30);
-        assert_eq!(decide(&killed, None), Verdict::StartExited);
+        assert_eq!(decide(&killed, &Serving::Unknown), Verdict::StartExited);
         let oom = inspected("avalon-offline-api-1", "api", "exited", 137, true, 30);
-        assert_eq!(decide(&oom, None), Verdict::StartExited);
+        assert_eq!(decide(&oom, &Serving::Unslotted), Verdict::StartExited);
     }
 
     #[test]
     fn a_clean_stop_is_someones_decision_and_is_respected() {
         let stopped = inspected("avalon-offline-redis-1", "redis", "exited", 0, false, 600);
-        assert_eq!(decide(&stopped, None), Verdict::Leave);
+        assert_eq!(decide(&stopped, &Serving::Unslotted), Verdict::Leave);
     }
 
     #[test]
     fn docker_restart_policy_gets_the_first_seconds() {
         let just_now = inspected("avalon-offline-nginx-1", "nginx", "exited", 1, false, 1);
-        assert_eq!(decide(&just_now, None), Verdict::Leave);
+        assert_eq!(decide(&just_now, &Serving::Unslotted), Verdict::Leave);
         let restarting = inspected(
             "avalon-offline-nginx-1",
             "nginx",
@@ -314,12 +340,12 @@ mod tests {
             false,
             30,
         );
-        assert_eq!(decide(&restarting, None), Verdict::Leave);
+        assert_eq!(decide(&restarting, &Serving::Unslotted), Verdict::Leave);
         let never_ended = inspected("avalon-offline-nginx-1", "nginx", "created", 0, false, -1);
         assert_eq!(never_ended.finished_at, None);
-        assert_eq!(decide(&never_ended, None), Verdict::Leave);
+        assert_eq!(decide(&never_ended, &Serving::Unslotted), Verdict::Leave);
         let dead = inspected("avalon-offline-nginx-1", "nginx", "dead", 137, false, 30);
-        assert_eq!(decide(&dead, None), Verdict::Leave);
+        assert_eq!(decide(&dead, &Serving::Unslotted), Verdict::Leave);
     }
 
     #[test]
@@ -341,17 +367,38 @@ mod tests {
             30,
         );
         assert_eq!(live.slot, Some(Slot::Green));
-        assert_eq!(decide(&live, Some(&[Slot::Green])), Verdict::StartExited);
-        assert_eq!(decide(&idle, Some(&[Slot::Green])), Verdict::Leave);
         assert_eq!(
-            decide(&idle, Some(&[Slot::Green, Slot::Blue])),
+            decide(&live, &Serving::Slots(vec![Slot::Green])),
+            Verdict::StartExited
+        );
+        assert_eq!(
+            decide(&idle, &Serving::Slots(vec![Slot::Green])),
+            Verdict::Leave
+        );
+        assert_eq!(
+            decide(&idle, &Serving::Slots(vec![Slot::Green, Slot::Blue])),
             Verdict::StartExited,
             "a canary with a share serves users"
         );
         assert_eq!(
-            decide(&live, None),
+            decide(&live, &Serving::Unknown),
             Verdict::Leave,
             "edge unreadable: no slot is touched"
+        );
+    }
+
+    #[test]
+    fn the_unslotted_api_retired_by_a_slotted_deploy_stays_down() {
+        let retired = inspected("avalon-offline-api-1", "api", "exited", 137, false, 30);
+        let blue = Serving::Slots(vec![Slot::Blue]);
+        assert_eq!(decide(&retired, &blue), Verdict::Leave);
+        assert_eq!(decide(&retired, &Serving::Unknown), Verdict::Leave);
+        assert_eq!(decide(&retired, &Serving::Unslotted), Verdict::StartExited);
+        let redis = inspected("avalon-offline-redis-1", "redis", "exited", 137, false, 30);
+        assert_eq!(
+            decide(&redis, &blue),
+            Verdict::StartExited,
+            "redis serves every slot"
         );
     }
 
@@ -361,18 +408,18 @@ mod tests {
             "State":{"Status":"running","ExitCode":0,"Health":{"Status":"unhealthy","FailingStreak":3}},
             "Config":{"Image":"x","Labels":{"com.docker.compose.service":"websocket"}}}]"#;
         let mut hung = parse_inspect(json).unwrap().remove(0);
-        assert_eq!(decide(&hung, None), Verdict::RestartHung);
+        assert_eq!(decide(&hung, &Serving::Unknown), Verdict::RestartHung);
         hung.failing_streak = 2;
-        assert_eq!(decide(&hung, None), Verdict::Leave);
+        assert_eq!(decide(&hung, &Serving::Unknown), Verdict::Leave);
     }
 
     #[test]
     fn one_off_and_foreign_containers_are_left_alone() {
         let mut one_off = inspected("avalon-offline-api-run-1", "api", "exited", 1, false, 30);
         one_off.one_off = true;
-        assert_eq!(decide(&one_off, None), Verdict::Leave);
+        assert_eq!(decide(&one_off, &Serving::Unslotted), Verdict::Leave);
         let foreign = inspected("something", "", "exited", 1, false, 30);
-        assert_eq!(decide(&foreign, None), Verdict::Leave);
+        assert_eq!(decide(&foreign, &Serving::Unslotted), Verdict::Leave);
     }
 
     #[test]
