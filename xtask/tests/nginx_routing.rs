@@ -202,17 +202,7 @@ fn api_health_and_websocket_routes_reach_their_upstreams_with_headers_on_every_r
 
 #[test]
 fn a_dead_slot_answers_502_json_with_security_headers() {
-    let port = avalon_testkit::free_port();
-    let Some(edge) = Edge::start(|state, http| {
-        base_model(
-            state,
-            http,
-            single_slot(
-                &[format!("127.0.0.1:{port}")],
-                &[format!("127.0.0.1:{port}")],
-            ),
-        )
-    }) else {
+    let Some(edge) = edge_with_a_dead_slot() else {
         return;
     };
     let response = edge.get("/api/v1/anything");
@@ -327,4 +317,72 @@ fn a_socket_io_client_reaches_the_game_server_through_nginx() {
                 && line["upstream_addr"] == game.addr.as_str()
         })
     }));
+}
+
+/// Every answer nginx gives by itself is the API's error shape `{"error":{"code","message","request_id"}}`,
+/// carrying the request id the edge passes upstream, so clients need one error parser.
+#[test]
+fn the_edge_own_errors_are_the_api_json_shape_with_the_request_id() {
+    let Some(edge) = edge_with_a_dead_slot() else {
+        return;
+    };
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: [Case; 4] = [
+        (
+            "GET",
+            "/api/v1/anything",
+            vec![],
+            502,
+            "UPSTREAM_UNAVAILABLE",
+        ),
+        ("GET", "/nothing-here", vec![], 404, "NOT_FOUND"),
+        ("GET", "/.avalon/elsewhere", vec![], 404, "NOT_FOUND"),
+        // One byte over the API's default API_BODY_LIMIT (65536): refused before it is read.
+        (
+            "POST",
+            "/api/v1/auth/wechat",
+            vec![
+                ("Content-Type", "application/json"),
+                ("Content-Length", "65537"),
+            ],
+            413,
+            "PAYLOAD_TOO_LARGE",
+        ),
+    ];
+    for (index, (method, path, mut headers, status, code)) in cases.into_iter().enumerate() {
+        let id = format!("edge-error-case-{index:04}");
+        headers.push(("X-Request-ID", id.as_str()));
+        let response = request(edge.addr, method, path, &headers);
+        assert_eq!(response.status, status, "{method} {path}: {response:?}");
+        assert_eq!(
+            response.header("content-type"),
+            Some("application/json; charset=utf-8"),
+            "{path}"
+        );
+        let body = response.json();
+        assert_eq!(body["error"]["code"], code, "{path}: {body}");
+        assert_eq!(body["error"]["request_id"], id.as_str(), "{path}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{path}: {body}"
+        );
+        assert_security_headers(&response, path);
+    }
+}
+
+/// An edge whose only slot points at a port nobody listens on.
+fn edge_with_a_dead_slot() -> Option<Edge> {
+    let port = avalon_testkit::free_port();
+    Edge::start(|state, http| {
+        base_model(
+            state,
+            http,
+            single_slot(
+                &[format!("127.0.0.1:{port}")],
+                &[format!("127.0.0.1:{port}")],
+            ),
+        )
+    })
 }

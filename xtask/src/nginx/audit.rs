@@ -34,6 +34,10 @@ pub struct AuditCmd {
     /// Print the findings as JSON.
     #[arg(long)]
     pub(super) json: bool,
+    /// Judge a running edge instead (testssl.sh against this https:// URL, same rules; gixy and the
+    /// throwaway nginx are skipped), e.g. `--url https://127.0.0.1:443/` on a host after `up --env prod`.
+    #[arg(long, value_name = "URL")]
+    pub(super) url: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -47,7 +51,10 @@ pub struct AuditReport {
 
 impl AuditCmd {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
-        let report = audit(sh)?;
+        let report = match &self.url {
+            Some(url) => audit_running(sh, url)?,
+            None => audit(sh)?,
+        };
         if self.json {
             println!(
                 "{}",
@@ -121,7 +128,8 @@ pub fn audit(sh: &Shell) -> anyhow::Result<AuditReport> {
     if have_tls_tools {
         make_certificate(sh, work.path())?;
         let nginx = NginxGuard::start(&tree, https_port)?;
-        let result = run_testssl(sh, work.path(), https_port, &mut report);
+        let url = format!("https://127.0.0.1:{https_port}/");
+        let result = run_testssl(sh, work.path(), &url, &mut report);
         drop(nginx);
         result?;
     }
@@ -236,9 +244,22 @@ const MUST_NOT_BE_OFFERED: &[&str] = &[
 ];
 const MUST_BE_OFFERED: &[&str] = &["TLS1_2", "TLS1_3", "cipherlist_STRONG"];
 
-fn run_testssl(sh: &Shell, work: &Path, port: u16, report: &mut AuditReport) -> anyhow::Result<()> {
+/// testssl.sh against an edge that is already serving (the shipped model on a real stack).
+fn audit_running(sh: &Shell, url: &str) -> anyhow::Result<AuditReport> {
+    if !url.starts_with("https://") {
+        bail!("--url: must be an https:// URL, got {url:?}");
+    }
+    let mut report = AuditReport::default();
+    if !require("testssl", &mut report)? {
+        return Ok(report);
+    }
+    let work = tempfile::tempdir().context("cannot create a scratch directory")?;
+    run_testssl(sh, work.path(), url, &mut report)?;
+    Ok(report)
+}
+
+fn run_testssl(sh: &Shell, work: &Path, url: &str, report: &mut AuditReport) -> anyhow::Result<()> {
     let json_file = work.join("testssl.json");
-    let url = format!("https://127.0.0.1:{port}/");
     let output = cmd!(
         sh,
         "testssl --quiet --color 0 --warnings off --protocols --std --headers --jsonfile {json_file} {url}"

@@ -10,6 +10,7 @@
 //!   point for a weight change.
 
 mod audit;
+mod edge_errors;
 mod engine;
 mod model;
 mod reload;
@@ -29,8 +30,8 @@ use xshell::Shell;
 pub use engine::EngineEdge;
 #[allow(unused_imports)]
 pub use model::{
-    Canary, EdgeModel, Listen, Maintenance, ModelError, Paths, Problem, RateLimits, Slot, Tls,
-    UpstreamTuning,
+    API_BODY_LIMIT_RANGE, Canary, EdgeModel, Listen, Maintenance, ModelError, Paths, Problem,
+    RateLimits, Slot, Tls, UpstreamTuning,
 };
 #[allow(unused_imports)]
 pub use reload::{
@@ -68,7 +69,11 @@ impl Nginx {
 
 /// `cargo xtask nginx audit` as a CI step: fails on any gixy finding or testssl failure.
 pub fn audit_gate(sh: &Shell) -> anyhow::Result<()> {
-    audit::AuditCmd { json: false }.run(sh)
+    audit::AuditCmd {
+        json: false,
+        url: None,
+    }
+    .run(sh)
 }
 
 /// `--model FILE`, shared by the subcommands.

@@ -29,6 +29,9 @@ pub struct EdgeModel {
     /// Networks that may read `/metrics` and the config id (loopback and private ranges by default).
     pub internal: Vec<String>,
     pub rate_limits: RateLimits,
+    /// Largest `/api/` request body in bytes: the API's `API_BODY_LIMIT`, so a larger body gets the edge's
+    /// 413 PAYLOAD_TOO_LARGE (in the API's JSON shape) before it is read or forwarded.
+    pub api_body_limit: u32,
     pub upstream: UpstreamTuning,
     pub paths: Paths,
     /// `user` directive; absent keeps the binary's default (`nginx` in the official image).
@@ -171,6 +174,7 @@ impl Default for EdgeModel {
             .map(str::to_owned)
             .to_vec(),
             rate_limits: RateLimits::default(),
+            api_body_limit: default_api_body_limit(),
             upstream: UpstreamTuning::default(),
             paths: Paths::default(),
             user: None,
@@ -250,6 +254,17 @@ impl Default for Paths {
     }
 }
 
+/// The API's own default (`API_BODY_LIMIT` in the runtime's config spec), so edge and API agree.
+fn default_api_body_limit() -> u32 {
+    avalon_runtime::config::spec::API_BODY_LIMIT
+        .default
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(65_536)
+}
+
+/// The API's accepted range for `API_BODY_LIMIT`.
+pub const API_BODY_LIMIT_RANGE: (u32, u32) = (1024, 10 * 1024 * 1024);
+
 fn default_hsts_max_age() -> u32 {
     63_072_000
 }
@@ -311,6 +326,8 @@ impl EdgeModel {
         self.validate_slots(&mut v);
         self.validate_canary(&mut v);
         self.validate_maintenance(&mut v);
+        let (least, most) = API_BODY_LIMIT_RANGE;
+        v.range("api_body_limit", self.api_body_limit, least, most);
         if let Some(tls) = &self.tls {
             v.path("tls.cert", &tls.cert);
             v.path("tls.key", &tls.key);

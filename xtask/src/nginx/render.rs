@@ -12,6 +12,7 @@ use minijinja::Environment;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::edge_errors::{EdgeError, edge_errors};
 use super::model::EdgeModel;
 
 /// Output path (relative to the tree) and template source, for every file of the tree.
@@ -77,22 +78,6 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../nginx/templates/html/_edge/maintenance.html"),
     ),
     (
-        "html/_edge/maintenance.json",
-        include_str!("../../../nginx/templates/html/_edge/maintenance.json"),
-    ),
-    (
-        "html/_edge/rate_limited.json",
-        include_str!("../../../nginx/templates/html/_edge/rate_limited.json"),
-    ),
-    (
-        "html/_edge/not_found.json",
-        include_str!("../../../nginx/templates/html/_edge/not_found.json"),
-    ),
-    (
-        "html/_edge/unavailable.json",
-        include_str!("../../../nginx/templates/html/_edge/unavailable.json"),
-    ),
-    (
         "html/_edge/config.json",
         include_str!("../../../nginx/templates/html/_edge/config.json"),
     ),
@@ -135,6 +120,7 @@ struct TemplateContext<'a> {
     overrides: Vec<OverrideEntry>,
     slot_weights: BTreeMap<&'a str, u8>,
     retry_minutes: u32,
+    edge_errors: Vec<EdgeError>,
 }
 
 /// The config id of `model` with this build's templates.
@@ -230,6 +216,7 @@ fn build_context<'a>(model: &'a EdgeModel, config_id: &'a str) -> TemplateContex
             .map(|slot| (slot.name.as_str(), slot.weight))
             .collect(),
         retry_minutes: model.maintenance.retry_after.div_ceil(60).max(1),
+        edge_errors: edge_errors(model),
     }
 }
 
@@ -349,10 +336,22 @@ mod tests {
             html.contains("Back at 10:00 &lt;b&gt;&quot;soon&quot;&lt;&#x2f;b&gt; &amp; then"),
             "{html}"
         );
-        let json: serde_json::Value =
-            serde_json::from_str(&rendered(&model, "html/_edge/maintenance.json")).unwrap();
-        assert_eq!(json["error"]["message"], model.maintenance.message);
-        assert_eq!(json["error"]["retry_after"], 300);
+        // The JSON answer is a `return` in app.conf (see edge_errors.rs for its escaping).
+        let app = rendered(&model, "snippets/app.conf");
+        assert!(
+            app.contains(r#""message":"Back at 10:00 <b>\\"soon\\"</b> & then","retry_after":300"#),
+            "{app}"
+        );
+    }
+
+    #[test]
+    fn api_bodies_are_limited_to_the_api_body_limit() {
+        let mut model = EdgeModel::default();
+        model.api_body_limit = 4096;
+        let app = rendered(&model, "snippets/app.conf");
+        assert!(app.contains("client_max_body_size 4096;"), "{app}");
+        model.api_body_limit = 10;
+        assert!(render(&model, &tempfile::tempdir().unwrap().path().join("t")).is_err());
     }
 
     #[test]

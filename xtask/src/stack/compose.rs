@@ -67,6 +67,15 @@ impl StackEnv {
         self != StackEnv::Prod
     }
 
+    /// The shipped edge model `up` renders for this overlay (relative to the repository), when it is not the
+    /// built-in plain-HTTP one; AVALON_EDGE_MODEL replaces it.
+    pub fn edge_model_file(self) -> Option<PathBuf> {
+        match self {
+            StackEnv::Prod => Some(project::root().join("nginx/models/prod.json")),
+            StackEnv::Dev | StackEnv::Offline => None,
+        }
+    }
+
     /// Default host port of the edge.
     pub fn default_http_port(self) -> u16 {
         match self {
@@ -107,6 +116,12 @@ impl Stack {
     pub fn http_port(&self) -> String {
         self.var("AVALON_HTTP_PORT")
             .unwrap_or_else(|| self.env.default_http_port().to_string())
+    }
+
+    /// Host port of the edge's HTTPS listener (published by the prod overlay only).
+    pub fn https_port(&self) -> String {
+        self.var("AVALON_HTTPS_PORT")
+            .unwrap_or_else(|| "443".to_owned())
     }
 
     /// `docker compose -p <project> -f docker/compose.yml -f docker/compose.<env>.yml <args>`.

@@ -1,6 +1,7 @@
 //! `cargo xtask up|down|ps|logs [--env dev|prod|offline]`: the Compose stack of docker/.
 
 mod compose;
+mod edge_model;
 mod health;
 mod logs;
 mod secrets;
@@ -35,6 +36,9 @@ pub struct Up {
     /// Host port of the edge (default 8080, 80 for prod); also AVALON_HTTP_PORT.
     #[arg(long)]
     http_port: Option<u16>,
+    /// Host port of the edge's HTTPS listener (prod; default 443); also AVALON_HTTPS_PORT.
+    #[arg(long)]
+    https_port: Option<u16>,
     /// Use the images already tagged for this checkout instead of building them.
     #[arg(long)]
     no_build: bool,
@@ -96,6 +100,9 @@ impl Up {
         let mut stack = Stack::new(env, self.stack.project.clone());
         if let Some(port) = self.http_port {
             stack.set("AVALON_HTTP_PORT", port.to_string());
+        }
+        if let Some(port) = self.https_port {
+            stack.set("AVALON_HTTPS_PORT", port.to_string());
         }
         if self.dry_run {
             return self.print_plan(&stack);
@@ -163,8 +170,14 @@ impl Up {
             started.elapsed().as_secs_f64()
         );
         println!("  health     http://127.0.0.1:{port}/health");
-        println!("  api        http://127.0.0.1:{port}/api/");
-        println!("  socket.io  ws://127.0.0.1:{port}/socket.io/");
+        if env == StackEnv::Prod {
+            let https = stack.https_port();
+            println!("  api        https://127.0.0.1:{https}/api/   (plain HTTP redirects here)");
+            println!("  socket.io  wss://127.0.0.1:{https}/socket.io/");
+        } else {
+            println!("  api        http://127.0.0.1:{port}/api/");
+            println!("  socket.io  ws://127.0.0.1:{port}/socket.io/");
+        }
         if env == StackEnv::Dev {
             println!(
                 "  api direct http://127.0.0.1:3000/livez   websocket direct http://127.0.0.1:3001/livez"
@@ -226,9 +239,12 @@ impl Up {
                 secrets::dir(env).display()
             );
         }
+        let model = edge_model::for_stack(stack)?;
         println!(
-            "  cargo xtask nginx render --out {}",
-            nginx_dir(stack).display()
+            "  cargo xtask nginx render --model {} --out {}   # {}",
+            model_file(stack).display(),
+            nginx_dir(stack).display(),
+            model.origin
         );
         println!(
             "  docker compose --project-name {} --file docker/compose.yml --file docker/compose.{}.yml \
@@ -319,6 +335,14 @@ fn stack_for_inspection(args: &StackArgs) -> Stack {
     stack
 }
 
+/// The model `up` rendered last, with the host's settings applied.
+fn model_file(stack: &Stack) -> PathBuf {
+    project::root()
+        .join(".avalon/stack")
+        .join(&stack.project)
+        .join("edge-model.json")
+}
+
 fn nginx_dir(stack: &Stack) -> PathBuf {
     project::root()
         .join(".avalon/stack")
@@ -354,9 +378,10 @@ fn refuse_slotted(sh: &Shell, stack: &Stack) -> anyhow::Result<()> {
     )
 }
 
-/// The edge tree the nginx container mounts: rendered by `cargo xtask nginx render` (default model = the
-/// compose stack's: one slot, `api:3000`, `websocket:3001`, plain HTTP on 80, or AVALON_EDGE_MODEL), or,
-/// in a build without that command, the minimal `docker/nginx/` config.
+/// The edge tree the nginx container mounts: rendered by `cargo xtask nginx render` from the overlay's model
+/// (prod: nginx/models/prod.json, HTTPS; dev/offline: the built-in one, `api:3000`, `websocket:3001`, plain
+/// HTTP; AVALON_EDGE_MODEL replaces either) with the host's settings applied, or, in a build without that
+/// command, the minimal `docker/nginx/` config.
 fn nginx_tree(sh: &Shell, stack: &Stack) -> anyhow::Result<PathBuf> {
     let xtask = std::env::current_exe().context("locating the xtask binary")?;
     let has_renderer = xshell::cmd!(sh, "{xtask} nginx render --help")
@@ -374,12 +399,20 @@ fn nginx_tree(sh: &Shell, stack: &Stack) -> anyhow::Result<PathBuf> {
         return Ok(fallback);
     }
     let out = nginx_dir(stack);
-    let model_args: Vec<String> = stack
-        .var("AVALON_EDGE_MODEL")
-        .into_iter()
-        .flat_map(|path| ["--model".to_owned(), path])
-        .collect();
-    xshell::cmd!(sh, "{xtask} nginx render --out {out} {model_args...}")
+    let chosen = edge_model::for_stack(stack)?;
+    let model_path = model_file(stack);
+    if let Some(dir) = model_path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let json = serde_json::to_string_pretty(&chosen.model)?;
+    std::fs::write(&model_path, format!("{json}\n"))
+        .with_context(|| format!("writing {}", model_path.display()))?;
+    eprintln!(
+        "up: edge model from {} (API_BODY_LIMIT, AVALON_ADMIN_ALLOWLIST applied) -> {}",
+        chosen.origin,
+        model_path.display()
+    );
+    xshell::cmd!(sh, "{xtask} nginx render --out {out} --model {model_path}")
         .run()
         .context("rendering the nginx tree")?;
     Ok(out)
