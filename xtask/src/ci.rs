@@ -1,6 +1,9 @@
 //! `cargo xtask ci`: everything CI runs, in the order that fails fastest.
 
+use std::collections::BTreeMap;
+
 use anyhow::{Context, bail};
+use avalon_testkit::skips::AllowedSkip;
 use clap::Args;
 use xshell::{Shell, cmd};
 
@@ -28,7 +31,24 @@ impl Ci {
         }
     }
 
+    /// Runs every step, then prints the skips CI allows and the skips this run saw, pass or fail.
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        let log = tempfile::NamedTempFile::new().context("cannot create the skip log")?;
+        avalon_testkit::skips::log_skips_to(log.path());
+        let _tests_log_too = sh.push_env(avalon_testkit::skips::SKIP_LOG_VAR, log.path());
+        let result = self.steps(sh);
+        let seen = std::fs::read_to_string(log.path()).unwrap_or_default();
+        match avalon_testkit::skips::allowed_skips() {
+            Ok(allowed) => print!(
+                "{}",
+                skip_summary(&allowed, &avalon_testkit::skips::read_skip_log(&seen))
+            ),
+            Err(error) => eprintln!("ci: {error}"),
+        }
+        result
+    }
+
+    fn steps(self, sh: &Shell) -> anyhow::Result<()> {
         if self.install_tools {
             step("install tools");
             cmd!(sh, "bash scripts/ci/install-tools.sh")
@@ -114,13 +134,84 @@ fn mongodb_contract(sh: &Shell) -> anyhow::Result<()> {
         _ if std::env::var("GITHUB_ACTIONS").is_ok_and(|value| value == "true") => bail!(
             "{LIVE_MONGODB_CONTAINER} must name the MongoDB service container in GitHub Actions (`${{{{ job.services.mongodb.id }}}}`)"
         ),
-        _ => println!(
-            "\n!!!!!!!! SKIPPED backup drill: set {LIVE_MONGODB_CONTAINER} to the MongoDB server's container !!!!!!!!"
-        ),
+        _ => avalon_testkit::try_skip(
+            "mongodb-backup-drill",
+            &format!(
+                "set {LIVE_MONGODB_CONTAINER} to the MongoDB server's container to run the backup drill"
+            ),
+        )?,
     }
     Ok(())
 }
 
+/// The end of a CI log: what may skip here and why, then what did skip in this run (each id once, with
+/// how often), so a skip is never only an "ok 0.00s" in the test output.
+fn skip_summary(allowed: &[AllowedSkip], seen: &[(String, String)]) -> String {
+    let mut out = format!(
+        "\n==> ci: skips\nallowed to skip under CI ({}):\n",
+        avalon_testkit::skips::LIST_PATH
+    );
+    for entry in allowed {
+        out.push_str(&format!(
+            "  {}  ({})\n      {}\n",
+            entry.id, entry.location, entry.reason
+        ));
+    }
+    if seen.is_empty() {
+        out.push_str("skipped in this run: nothing\n");
+        return out;
+    }
+    out.push_str("skipped in this run:\n");
+    let mut counted: BTreeMap<&str, (usize, &str)> = BTreeMap::new();
+    for (id, reason) in seen {
+        counted.entry(id).or_insert((0, reason)).0 += 1;
+    }
+    for (id, (count, reason)) in counted {
+        let times = if count > 1 {
+            format!(" (×{count})")
+        } else {
+            String::new()
+        };
+        out.push_str(&format!(
+            "  {}{times}\n",
+            avalon_testkit::skips::skip_line(id, reason)
+        ));
+    }
+    out
+}
+
 fn step(name: &str) {
     println!("\n==> ci: {name}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_lists_what_may_skip_and_what_did() {
+        let allowed = vec![AllowedSkip {
+            id: "mongodb-store-contract".to_owned(),
+            reason: "no MongoDB here".to_owned(),
+            location: "services/api/tests/store_contract.rs".to_owned(),
+        }];
+        let seen = vec![
+            (
+                "mongodb-store-contract".to_owned(),
+                "MONGODB_URI is not set".to_owned(),
+            ),
+            ("tool-actionlint".to_owned(), "not installed".to_owned()),
+            (
+                "mongodb-store-contract".to_owned(),
+                "MONGODB_URI is not set".to_owned(),
+            ),
+        ];
+        let summary = skip_summary(&allowed, &seen);
+        assert!(summary.contains("  mongodb-store-contract  (services/api/tests/store_contract.rs)\n      no MongoDB here\n"));
+        assert!(summary.contains(
+            "  !!!!!!!! SKIPPED: mongodb-store-contract: MONGODB_URI is not set !!!!!!!! (×2)\n"
+        ));
+        assert!(summary.contains("  !!!!!!!! SKIPPED: tool-actionlint: not installed !!!!!!!!\n"));
+        assert!(skip_summary(&allowed, &[]).ends_with("skipped in this run: nothing\n"));
+    }
 }

@@ -126,3 +126,81 @@ fn main() -> anyhow::Result<()> {
         Command::K8s(cmd) => cmd.run(&sh),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// `--env` flags that are not the stack: `config check --env` is APP_ENV (development, production, …).
+    const NOT_THE_STACK: [&str; 1] = ["config check"];
+
+    /// Every `--env` that names a stack, with the command path that has it.
+    fn stack_env_flags(command: &clap::Command, path: &str, found: &mut Vec<(String, clap::Arg)>) {
+        for sub in command.get_subcommands() {
+            let path = format!("{path} {}", sub.get_name()).trim().to_owned();
+            if let Some(env) = sub
+                .get_arguments()
+                .find(|arg| arg.get_long() == Some("env"))
+                && !NOT_THE_STACK.contains(&path.as_str())
+            {
+                found.push((path.clone(), env.clone()));
+            }
+            stack_env_flags(sub, &path, found);
+        }
+    }
+
+    /// One rule for every command: `--env`, else AVALON_ENV, else `dev` (docs/operations.md).
+    #[test]
+    fn every_command_defaults_to_the_same_stack() {
+        let mut found = Vec::new();
+        stack_env_flags(&Cli::command(), "", &mut found);
+        for (path, env) in &found {
+            let defaults: Vec<_> = env.get_default_values().iter().collect();
+            assert_eq!(defaults, ["dev"], "`{path} --env` default");
+            assert_eq!(
+                env.get_env().and_then(|name| name.to_str()),
+                Some(stack::ENV_VAR),
+                "`{path} --env` variable"
+            );
+        }
+        let paths: Vec<&str> = found.iter().map(|(path, _)| path.as_str()).collect();
+        for expected in [
+            "up",
+            "down",
+            "ps",
+            "logs",
+            "deploy",
+            "canary start",
+            "rollback",
+            "releases",
+            "maintenance on",
+            "status",
+            "heal",
+            "backup create",
+            "backup restore",
+            "backup verify",
+        ] {
+            assert!(
+                paths.contains(&expected),
+                "{expected} missing from {paths:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_stack_env_parses_with_its_application_names_too() {
+        for (given, parsed) in [
+            ("prod", stack::StackEnv::Prod),
+            ("production", stack::StackEnv::Prod),
+            ("development", stack::StackEnv::Dev),
+            ("offline", stack::StackEnv::Offline),
+        ] {
+            assert_eq!(
+                <stack::StackEnv as clap::ValueEnum>::from_str(given, false),
+                Ok(parsed)
+            );
+        }
+    }
+}

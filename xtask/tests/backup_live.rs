@@ -21,9 +21,12 @@ fn live_container() -> Option<String> {
     match std::env::var(CONTAINER_VAR) {
         Ok(name) if !name.trim().is_empty() => Some(name.trim().to_owned()),
         _ => {
-            eprintln!(
-                "\n!!!!!!!! SKIPPED: {CONTAINER_VAR} names no MongoDB container; the live backup drill runs in \
-                 the GitHub Actions mongodb-contract job (`cargo xtask ci --mongodb-contract`) !!!!!!!!\n"
+            avalon_testkit::skip(
+                "mongodb-backup-drill",
+                &format!(
+                    "{CONTAINER_VAR} names no MongoDB container; the live backup drill runs in the GitHub \
+                     Actions mongodb-contract job (`cargo xtask ci --mongodb-contract`)"
+                ),
             );
             None
         }

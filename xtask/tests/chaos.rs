@@ -515,14 +515,7 @@ fn deploys_canaries_rollbacks_maintenance_and_crashes_under_load_lose_no_request
         .filter(|tool| avalon_testkit::require_tool(tool).is_none())
         .collect();
     if !missing.is_empty() {
-        let message = format!(
-            "the chaos suite needs {}: run `bash scripts/ci/install-tools.sh`",
-            missing.join(", ")
-        );
-        if avalon_testkit::in_ci() {
-            panic!("{message}");
-        }
-        eprintln!("\n!!!!!!!! SKIPPED: {message} !!!!!!!!\n");
+        // require_tool has said which tool is missing (and failed under CI).
         return;
     }
     let chaos = Chaos::new();

@@ -81,6 +81,8 @@ fn deploy_without_a_stack_fails_before_changing_anything_and_says_how_to_start_o
             "9.9.9",
             "--dry-run",
         ])
+        // The default stack (no --env, no AVALON_ENV) is dev, as for every command.
+        .env_remove("AVALON_ENV")
         .output()
         .unwrap();
     assert!(!output.status.success());
@@ -89,5 +91,5 @@ fn deploy_without_a_stack_fails_before_changing_anything_and_says_how_to_start_o
         stderr.contains("no running nginx in Compose project avalon-deploy-ledger-test-none"),
         "{stderr}"
     );
-    assert!(stderr.contains("cargo xtask up --env offline"), "{stderr}");
+    assert!(stderr.contains("cargo xtask up --env dev"), "{stderr}");
 }

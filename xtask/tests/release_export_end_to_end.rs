@@ -96,11 +96,10 @@ fn docker_usable() -> bool {
 #[test]
 fn release_builds_and_exports_images_for_the_new_version() {
     if !docker_usable() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "the Docker engine must be reachable under CI"
+        avalon_testkit::skip(
+            "docker-engine",
+            "no usable Docker engine (`docker info` fails): start dockerd to run this test",
         );
-        eprintln!("\n!!!!!!!! SKIPPED: no usable Docker engine !!!!!!!!\n");
         return;
     }
     let scratch = tempfile::tempdir().unwrap();
@@ -116,8 +115,9 @@ fn release_builds_and_exports_images_for_the_new_version() {
         ],
     );
     if !clone.join("xtask/src/image/mod.rs").is_file() {
-        eprintln!(
-            "\n!!!!!!!! SKIPPED: this commit has no `cargo xtask image` (xtask/src/image) to release with !!!!!!!!\n"
+        avalon_testkit::skip(
+            "release-export-without-image-command",
+            "this commit has no `cargo xtask image` (xtask/src/image) to release with",
         );
         return;
     }

@@ -40,6 +40,44 @@ fn every_overlay_is_a_valid_compose_project() {
     }
 }
 
+/// Docker restarts what crashes in the offline and prod stacks (and `cargo xtask heal` starts what stays
+/// exited): every service they run has a restart policy, nginx and redis included.
+#[test]
+fn every_service_of_the_offline_and_prod_stacks_restarts_unless_stopped() {
+    if !docker_with_compose_v2() {
+        return;
+    }
+    let secrets = tempfile::tempdir().unwrap();
+    for overlay in ["offline", "prod"] {
+        let output = run(Command::new("docker")
+            .current_dir(workspace_root())
+            .args(["compose", "--project-name", "avalon-config-check"])
+            .args(["--file", "docker/compose.yml", "--file"])
+            .arg(format!("docker/compose.{overlay}.yml"))
+            .args(["config", "--format", "json"])
+            .env("AVALON_API_IMAGE", "avalon-api:0.0.0")
+            .env("AVALON_WS_IMAGE", "avalon-ws:0.0.0")
+            .env("WECHAT_APPID", "wx0000000000000000")
+            .env("AVALON_SECRETS_DIR", secrets.path()));
+        assert!(
+            output.status.success(),
+            "{overlay}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let config: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let services = config["services"].as_object().unwrap();
+        for expected in ["nginx", "redis", "api", "websocket"] {
+            assert!(services.contains_key(expected), "{overlay}: no {expected}");
+        }
+        for (name, service) in services {
+            assert_eq!(
+                service["restart"], "unless-stopped",
+                "{overlay}: {name} has no restart policy"
+            );
+        }
+    }
+}
+
 #[test]
 fn the_prod_overlay_refuses_to_start_without_release_images() {
     if !docker_with_compose_v2() {

@@ -1,7 +1,7 @@
 //! `cargo xtask up --env offline` for real: every service healthy, `/health` answers 200 through nginx, a
 //! Socket.IO client (python-socketio) connects through nginx over WebSocket, the services resolve the
 //! compose service names, the hardened containers run as non-root on read-only root filesystems, a
-//! frozen game server is replaced by `cargo xtask heal`, and the deploy commands work through a remote
+//! frozen game server is replaced by `cargo xtask heal`, so is a killed edge, and the deploy commands work through a remote
 //! engine endpoint from a checkout that shares nothing with the stack's host paths.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -146,6 +146,10 @@ fn the_offline_stack_comes_up_healthy_and_serves_health_and_socket_io_through_ng
         );
         assert_eq!(inspect[0]["HostConfig"]["CapDrop"][0], "ALL", "{service}");
         assert_eq!(
+            inspect[0]["HostConfig"]["RestartPolicy"]["Name"], "unless-stopped",
+            "{service}"
+        );
+        assert_eq!(
             inspect[0]["State"]["Health"]["Status"], "healthy",
             "{service}"
         );
@@ -163,7 +167,9 @@ fn the_offline_stack_comes_up_healthy_and_serves_health_and_socket_io_through_ng
     );
 
     hung_game_server_is_replaced_by_heal(&project);
+    killed_edge_is_started_again_by_heal(&project, edge);
     operated_through_a_remote_engine(&project, edge);
+    logs_show_the_slots_a_deploy_started(&project);
     up_refuses_a_slotted_stack(&project, port, edge);
 
     drop(guard);
@@ -198,6 +204,52 @@ fn hung_game_server_is_replaced_by_heal(project: &str) {
     println!(
         "hung -> replaced: {:.1} s from SIGSTOP to a healthy websocket container (goal <= 20 s)",
         replaced.as_secs_f64()
+    );
+}
+
+/// `docker kill` ends the edge as a crash or the OOM killer would, and Docker's restart policy never
+/// restarts a killed container: one pass of `cargo xtask heal` (run repeatedly, as its timer would) must
+/// start it again, and the edge must serve again. Prints the time from the kill to serving.
+fn killed_edge_is_started_again_by_heal(project: &str, edge: SocketAddr) {
+    let nginx = container(project, "nginx");
+    let state = || {
+        run_ok(&mut docker(&[
+            "inspect",
+            "--format",
+            "{{.State.Status}}",
+            &nginx,
+        ]))
+        .trim()
+        .to_owned()
+    };
+    run_ok(&mut docker(&["kill", &nginx]));
+    let killed = std::time::Instant::now();
+    assert!(
+        avalon_testkit::wait_until(Duration::from_secs(20), || state() == "exited"),
+        "the killed edge is {}",
+        state()
+    );
+    let mut heal_said = String::new();
+    let mut last_pass: Option<std::time::Instant> = None;
+    let serving = avalon_testkit::wait_until(Duration::from_secs(60), || {
+        if last_pass.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+            last_pass = Some(std::time::Instant::now());
+            let pass = run(xtask().args(["heal", "--env", "offline", "--project", project]));
+            assert!(pass.status.success(), "{pass:?}");
+            heal_said.push_str(&String::from_utf8_lossy(&pass.stderr));
+        }
+        state() == "running"
+            && avalon_testkit::http_get(edge, "/health").is_ok_and(|(status, _)| status == 200)
+    });
+    assert!(
+        serving,
+        "the killed edge is {}; heal said:\n{heal_said}",
+        state()
+    );
+    assert!(heal_said.contains("exited on its own"), "{heal_said}");
+    println!(
+        "killed edge -> serving again: {:.1} s (heal leaves Docker's restart policy the first 5 s)",
+        killed.elapsed().as_secs_f64()
     );
 }
 
@@ -346,6 +398,60 @@ fn operated_through_a_remote_engine(project: &str, edge: SocketAddr) {
     ]));
     let (status, body) = avalon_testkit::http_get(edge, "/api/v1/users/me").unwrap();
     assert_eq!(status, 401, "the API answers again (no token): {body}");
+}
+
+/// The slots a deploy started are not services of the compose files; `logs` still shows them, every
+/// slot's for `api`, one slot's for `api-<slot>`, each line behind its container's name.
+fn logs_show_the_slots_a_deploy_started(project: &str) {
+    let status: Value = serde_json::from_str(&run_ok(xtask().args([
+        "status",
+        "--env",
+        "offline",
+        "--project",
+        project,
+        "--json",
+    ])))
+    .unwrap();
+    let slot = status["routing"]["primary"].as_str().unwrap().to_owned();
+    let logs = |services: &[&str]| {
+        run_ok(
+            xtask()
+                .args([
+                    "logs",
+                    "--env",
+                    "offline",
+                    "--project",
+                    project,
+                    "--tail",
+                    "5",
+                ])
+                .args(services),
+        )
+    };
+    // Names are padded to the longest shown, so the separator may follow some spaces.
+    let live_api = format!("{project}-api-{slot}-1");
+    let shows_live_api = |text: &str| {
+        text.lines()
+            .any(|line| line.starts_with(&live_api) && line.contains(" | "))
+    };
+    let of_slot = logs(&[&format!("api-{slot}")]);
+    assert!(shows_live_api(&of_slot), "{of_slot}");
+    assert!(!of_slot.contains("-nginx-"), "{of_slot}");
+    let of_api = logs(&["api"]);
+    assert!(shows_live_api(&of_api), "{of_api}");
+    let unknown = run(xtask().args([
+        "logs",
+        "--env",
+        "offline",
+        "--project",
+        project,
+        "api-purple",
+    ]));
+    assert!(!unknown.status.success());
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains(&format!("api-{slot}")),
+        "the error names the services there are"
+    );
 }
 
 /// After a deploy the stack runs slots: `up` would remove them (Compose orphans) and route users back to

@@ -207,8 +207,9 @@ async fn embedded_store_keeps_the_contract() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongodb_store_keeps_the_contract() {
     let Ok(uri) = std::env::var("MONGODB_URI") else {
-        eprintln!(
-            "\n!!!!!!!! SKIPPED: MONGODB_URI is not set; the MongoDB contract runs in the mongo:7 CI job !!!!!!!!\n"
+        avalon_testkit::skip(
+            "mongodb-store-contract",
+            "MONGODB_URI is not set; the MongoDB contract runs in the mongo:7 CI job",
         );
         return;
     };

@@ -1,7 +1,8 @@
 //! Helpers for tests that run real processes: the service binaries, nginx, redis-server, docker.
 //!
-//! A test that needs a tool calls [`require_tool`]: locally a missing tool skips the test with a loud message
-//! naming it; under `CI=true` it fails, because `.ci/run` installs every tool the suite needs.
+//! A test that needs a tool calls [`require_tool`]; one that cannot run for another reason calls [`skip`] with a
+//! stable id. Locally the test is skipped with a loud message; under `CI=true` it fails unless `.ci/skips.toml`
+//! lists the id, because `.ci/run` installs every tool the suite needs (see [`skips`]).
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -12,23 +13,25 @@ use std::time::{Duration, Instant};
 
 pub use nix::sys::signal::Signal;
 
-/// True when running under CI, where nothing may be skipped.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|value| value == "true" || value == "1")
+pub mod skips;
+pub use skips::{in_ci, skip, try_skip};
+
+/// The skip id of a missing program: `tool-<program>`.
+pub fn tool_skip_id(tool: &str) -> String {
+    format!("tool-{tool}")
 }
 
-/// The path of `tool` on PATH, or `None` after printing a loud skip notice (a panic under CI).
+/// The path of `tool` on PATH, or `None` after a loud skip (`tool-<tool>`; a panic under CI unless listed).
 pub fn require_tool(tool: &str) -> Option<PathBuf> {
     if let Some(path) = which(tool) {
         return Some(path);
     }
-    let message = format!(
-        "`{tool}` is not installed: run `bash scripts/ci/install-tools.sh` (CI does) to run this test"
+    skip(
+        &tool_skip_id(tool),
+        &format!(
+            "`{tool}` is not installed: run `bash scripts/ci/install-tools.sh` (CI does) to run this test"
+        ),
     );
-    if in_ci() {
-        panic!("{message}");
-    }
-    eprintln!("\n!!!!!!!! SKIPPED: {message} !!!!!!!!\n");
     None
 }
 

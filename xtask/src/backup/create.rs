@@ -98,7 +98,7 @@ impl Create {
                 dir: dir.path(),
                 oplog: self.oplog,
                 recipients: recipients.as_ref(),
-                environment: self.target.environment.clone(),
+                environment: Some(self.target.environment.app_env().to_owned()),
             },
         )?;
         let copies = copy_offsite(&report, &destinations);
@@ -353,6 +353,13 @@ fn print_report(report: &CreateReport) {
             None => println!("  copied to {} ({})", copy.destination, copy.location),
             Some(error) => println!("  FAILED copy to {}: {error}", copy.destination),
         }
+    }
+}
+
+#[cfg(test)]
+impl Create {
+    pub fn target(&self) -> &TargetArgs {
+        &self.target
     }
 }
 

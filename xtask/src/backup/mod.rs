@@ -77,10 +77,6 @@ struct BackupDirArg {
 }
 
 impl BackupDirArg {
-    fn open(&self) -> BackupDir {
-        self.open_with(&destinations::BackupConfig::default())
-    }
-
     /// `--dir`, else the config file's `directory`, else `backups/` under the project root.
     fn open_with(&self, config: &destinations::BackupConfig) -> BackupDir {
         BackupDir::new(
@@ -214,6 +210,140 @@ mod tests {
             Some(std::path::Path::new("/var/backups/avalon"))
         );
         assert!(config.destinations.contains_key("offsite"));
+    }
+
+    /// The documented monthly drill passes `--config` (or sets AVALON_BACKUP_CONFIG): no subcommand may
+    /// ignore it.
+    #[test]
+    fn every_subcommand_reads_the_backup_config_from_the_flag_or_the_variable() {
+        let command = Cli::command();
+        let mut checked = Vec::new();
+        for sub in command.get_subcommands() {
+            let config = sub
+                .get_arguments()
+                .find(|arg| arg.get_id() == "config")
+                .unwrap_or_else(|| panic!("backup {} has no --config", sub.get_name()));
+            assert_eq!(
+                config.get_env().and_then(|env| env.to_str()),
+                Some("AVALON_BACKUP_CONFIG"),
+                "backup {}",
+                sub.get_name()
+            );
+            checked.push(sub.get_name().to_owned());
+        }
+        assert_eq!(checked.len(), 7, "{checked:?}");
+    }
+
+    /// `--env` is the stack's (`--env`, else AVALON_ENV, else dev) and the default project follows it, so
+    /// a backup finds the MongoDB of the stack `cargo xtask up --env <env>` started.
+    #[test]
+    fn the_stack_and_its_project_follow_the_shared_env_rule() {
+        let Ok(Backup::Create(create)) = parse(&["create"]) else {
+            panic!("backup create does not parse");
+        };
+        if std::env::var_os(crate::stack::ENV_VAR).is_none()
+            && std::env::var_os("AVALON_STACK_PROJECT").is_none()
+        {
+            assert_eq!(create.target().project(), "avalon-dev");
+        }
+        let Ok(Backup::Create(create)) = parse(&["create", "--env", "production"]) else {
+            panic!("backup create --env production does not parse");
+        };
+        assert_eq!(create.target().environment, crate::stack::StackEnv::Prod);
+        if std::env::var_os("AVALON_STACK_PROJECT").is_none() {
+            assert_eq!(create.target().project(), "avalon-prod");
+        }
+        let Ok(Backup::Restore(restore)) =
+            parse(&["restore", "id", "--env", "offline", "--project", "x"])
+        else {
+            panic!("backup restore does not parse");
+        };
+        assert_eq!(restore.target().project(), "x");
+    }
+
+    /// The secret files of a host (/etc/avalon/secrets, created by `host init`): one spelling, with
+    /// underscores, everywhere — compose's secret names, the docs, the backup units' environment.
+    const HOST_SECRET_FILES: [&str; 6] = [
+        "jwt_secret",
+        "redis_password",
+        "mongodb_root_password",
+        "mongodb_app_password",
+        "mongodb_uri",
+        "wechat_secret",
+    ];
+    /// What the backup tools read through `secret_from_env` (`NAME` or `NAME_FILE`): the connection
+    /// string (backup/target.rs) and the Redis password of the maintenance switch (maintenance_flag.rs).
+    const BACKUP_SECRETS: [&str; 2] = ["MONGODB_URI", "REDIS_PASSWORD"];
+
+    #[test]
+    fn the_backup_units_environment_names_the_host_secret_files_the_tools_read() {
+        let path = crate::project::root().join("scripts/backup/backup.env.example");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut named = Vec::new();
+        for line in text
+            .lines()
+            .filter(|line| !line.trim_start().starts_with('#'))
+        {
+            let Some((variable, value)) = line.split_once('=') else {
+                continue;
+            };
+            let Some(secret) = variable.trim().strip_suffix("_FILE") else {
+                continue;
+            };
+            assert!(
+                BACKUP_SECRETS.contains(&secret),
+                "{variable}: no backup tool reads {secret}"
+            );
+            let file = std::path::Path::new(value.trim());
+            assert_eq!(
+                file.parent(),
+                Some(std::path::Path::new("/etc/avalon/secrets")),
+                "{line}"
+            );
+            let name = file.file_name().unwrap().to_str().unwrap();
+            assert!(
+                HOST_SECRET_FILES.contains(&name),
+                "{line}: not a host secret file"
+            );
+            assert_eq!(
+                name,
+                secret.to_lowercase(),
+                "{line}: the file is the variable's name"
+            );
+            named.push(secret);
+        }
+        assert_eq!(
+            named, BACKUP_SECRETS,
+            "every secret the backup tools read is named"
+        );
+    }
+
+    /// Every `AVALON_SECRETS_DIR/<name>` of the compose files is a host secret file.
+    #[test]
+    fn the_compose_secret_files_are_host_secret_files() {
+        let mut seen = 0;
+        for overlay in [
+            "compose.yml",
+            "compose.dev.yml",
+            "compose.prod.yml",
+            "compose.offline.yml",
+        ] {
+            let text = std::fs::read_to_string(crate::project::root().join("docker").join(overlay))
+                .unwrap();
+            for line in text.lines().filter(|line| {
+                line.trim_start().starts_with("file:") && line.contains("AVALON_SECRETS_DIR")
+            }) {
+                let Some(name) = line.trim().rsplit_once('/').map(|(_, name)| name.trim()) else {
+                    continue;
+                };
+                assert!(
+                    HOST_SECRET_FILES.contains(&name),
+                    "docker/{overlay}: {line}"
+                );
+                seen += 1;
+            }
+        }
+        assert!(seen >= 5, "{seen} secret files found in the compose files");
     }
 
     #[test]

@@ -175,4 +175,11 @@ fn run_restore(
 }
 
 #[cfg(test)]
+impl Restore {
+    pub fn target(&self) -> &TargetArgs {
+        &self.target
+    }
+}
+
+#[cfg(test)]
 mod tests;

@@ -13,6 +13,7 @@ use clap::{Args, ValueEnum};
 use serde::Deserialize;
 
 use crate::container_exec::{ContainerRef, DockerCli, Invocation, SecretValue, secret_from_env};
+use crate::stack::StackEnv;
 
 /// The variable that carries the tools' YAML config into the container.
 const CONFIG_VAR: &str = "AVALON_MONGO_TOOLS_CONFIG";
@@ -54,21 +55,17 @@ if (!process.env.__URI_VAR__) {
 /// Flags that choose the target, shared by create, restore and verify --restore-test.
 #[derive(Args, Debug, Clone)]
 pub struct TargetArgs {
-    /// Environment name: credentials not already in the environment are read from `.env.<ENV>` in
-    /// the project root (MONGODB_URI, REDIS_PASSWORD), and the name is recorded in the manifest.
-    #[arg(long = "env", value_name = "ENV", env = "AVALON_ENV")]
-    pub environment: Option<String>,
+    /// Which stack, by the rule every command follows (`--env`, else AVALON_ENV, else dev). Credentials
+    /// not already in the environment are read from `.env.<name>` in the project root (`.env.production`
+    /// for prod, `.env.development` for dev), and that name is recorded in the manifest.
+    #[arg(long = "env", value_name = "ENV", value_enum, env = crate::stack::ENV_VAR, default_value_t)]
+    pub environment: StackEnv,
     /// Run the MongoDB tools on this host against MONGODB_URI instead of inside the container.
     #[arg(long)]
     pub local_tools: bool,
-    /// Docker Compose project of the stack.
-    #[arg(
-        long,
-        value_name = "NAME",
-        env = "AVALON_COMPOSE_PROJECT",
-        default_value = "avalon"
-    )]
-    pub project: String,
+    /// Docker Compose project of the stack [default: avalon-<env>, the project `cargo xtask up` gives it].
+    #[arg(long, value_name = "NAME", env = "AVALON_STACK_PROJECT")]
+    pub project: Option<String>,
     /// MongoDB container name or id (default: the `mongodb` service of --project).
     #[arg(long, value_name = "NAME", conflicts_with = "local_tools")]
     pub mongodb_container: Option<String>,
@@ -89,9 +86,9 @@ pub struct TargetArgs {
 impl Default for TargetArgs {
     fn default() -> Self {
         Self {
-            environment: None,
+            environment: StackEnv::default(),
             local_tools: false,
-            project: "avalon".to_owned(),
+            project: None,
             mongodb_container: None,
             context: None,
             docker: PathBuf::from("docker"),
@@ -107,9 +104,16 @@ impl TargetArgs {
         }
     }
 
+    /// `--project`, else the stack's own project name.
+    pub fn project(&self) -> String {
+        self.project
+            .clone()
+            .unwrap_or_else(|| self.environment.default_project())
+    }
+
     pub fn compose_service(&self, service: &str) -> ContainerRef {
         ContainerRef::ComposeService {
-            project: self.project.clone(),
+            project: self.project(),
             service: service.to_owned(),
         }
     }
@@ -137,14 +141,7 @@ impl TargetArgs {
     }
 
     pub fn load_env_file(&self) -> anyhow::Result<()> {
-        let Some(environment) = &self.environment else {
-            return Ok(());
-        };
-        anyhow::ensure!(
-            crate::backup::manifest::is_safe_file_name(environment),
-            "--env {environment:?}: must be a plain name such as production"
-        );
-        let path = crate::project::root().join(format!(".env.{environment}"));
+        let path = crate::project::root().join(format!(".env.{}", self.environment.app_env()));
         if path.exists() {
             dotenvy::from_path(&path).with_context(|| format!("reading {}", path.display()))?;
         }

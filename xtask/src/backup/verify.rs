@@ -9,6 +9,7 @@ use clap::{ArgGroup, Args};
 use serde::Serialize;
 
 use super::archive::{ArchiveReport, scan_archive};
+use super::destinations::BackupConfig;
 use super::digest::{DigestReader, StreamDigest};
 use super::encryption::Identities;
 use super::manifest::Manifest;
@@ -42,6 +43,10 @@ pub struct Verify {
     restore_test: bool,
     #[command(flatten)]
     target: TargetArgs,
+    /// Backup config file [default: config/backup.toml when present]: its `directory` is the backup
+    /// directory unless --dir names one, as for every other backup command.
+    #[arg(long, value_name = "FILE", env = "AVALON_BACKUP_CONFIG")]
+    config: Option<PathBuf>,
     #[command(flatten)]
     dir: BackupDirArg,
 }
@@ -88,7 +93,7 @@ impl Verify {
         let outcomes = if let Some(path) = &self.file {
             vec![verify_file(path)]
         } else {
-            let dir = self.dir.open();
+            let dir = self.backup_dir()?;
             let backups = match &self.id {
                 Some(id) => vec![dir.load(id)?],
                 None => load_all_for_verify(&dir)?,
@@ -156,6 +161,14 @@ impl Verify {
     }
 }
 
+impl Verify {
+    /// `--dir`, else the config file's `directory`, else `backups/`.
+    fn backup_dir(&self) -> anyhow::Result<BackupDir> {
+        let config = BackupConfig::load(self.config.as_deref())?;
+        Ok(self.dir.open_with(&config))
+    }
+}
+
 #[cfg(test)]
 impl Verify {
     pub fn for_restore_test(id: &str, dir: &Path, target: TargetArgs) -> Self {
@@ -167,6 +180,7 @@ impl Verify {
             identity: None,
             restore_test: true,
             target,
+            config: None,
             dir: BackupDirArg {
                 dir: Some(dir.to_path_buf()),
             },

@@ -18,7 +18,7 @@ use crate::stack::StackEnv;
 #[derive(Args, Debug, Clone)]
 pub struct TargetArgs {
     /// Which stack (overlay of docker/compose.yml). The engine is DOCKER_HOST / DOCKER_CONTEXT's.
-    #[arg(long, value_enum, default_value_t = StackEnv::Offline)]
+    #[arg(long, value_enum, env = crate::stack::ENV_VAR, default_value_t)]
     pub env: StackEnv,
     /// Compose project name [default: avalon-<env>].
     #[arg(long, env = "AVALON_STACK_PROJECT")]

@@ -36,6 +36,11 @@ pub use rollback::Rollback;
 pub use status::Status;
 pub use target::SLOT_LABEL;
 
+/// The slot names (`blue`, `green`): a deploy's services are `<service>-<slot>`.
+pub fn slot_names() -> Vec<&'static str> {
+    slots::ALL.iter().map(|slot| slot.name()).collect()
+}
+
 /// A ledger time as operators read it in tables: `2026-11-26 06:33:13` (UTC).
 pub(crate) fn table_time(at: time::OffsetDateTime) -> String {
     at.format(&time::macros::format_description!(

@@ -50,6 +50,15 @@ pub struct ContainerInfo {
     pub restart_count: u64,
     /// Consecutive failed healthchecks right now.
     pub failing_streak: u64,
+    /// How the process last ended (0 before it ever did), and whether the kernel's OOM killer ended it.
+    pub exit_code: i64,
+    pub oom_killed: bool,
+    /// When the process last ended (`None` while it never has).
+    #[serde(skip)]
+    pub finished_at: Option<time::OffsetDateTime>,
+    /// A `docker compose run` container, not a service replica.
+    #[serde(skip)]
+    pub one_off: bool,
     /// The image's or compose's healthcheck command, as an argv to `docker exec` (`None` without one).
     #[serde(skip)]
     pub healthcheck: Option<Vec<String>>,
@@ -124,6 +133,13 @@ struct InspectState {
     status: String,
     #[serde(default)]
     health: Option<InspectHealth>,
+    #[serde(default)]
+    exit_code: i64,
+    #[serde(default, rename = "OOMKilled")]
+    oom_killed: bool,
+    /// RFC 3339; `0001-01-01T00:00:00Z` for a container that never stopped.
+    #[serde(default)]
+    finished_at: String,
 }
 
 #[derive(Deserialize)]
@@ -177,10 +193,17 @@ pub const RELEASE_LABEL: &str = "avalon.release";
 
 /// Parses `docker inspect` output into container facts.
 #[cfg(test)]
-pub fn parse_inspect(json: &str) -> anyhow::Result<Vec<ContainerInfo>> {
+pub(crate) fn parse_inspect(json: &str) -> anyhow::Result<Vec<ContainerInfo>> {
     let raw: Vec<Inspect> =
         serde_json::from_str(json).context("unexpected `docker inspect` output")?;
     Ok(raw.into_iter().map(container_info).collect())
+}
+
+/// Docker's `FinishedAt`; its zero time (year 1) means the process never ended.
+fn finished_at(text: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .filter(|at| at.year() > 1)
 }
 
 fn container_info(raw: Inspect) -> ContainerInfo {
@@ -207,6 +230,12 @@ fn container_info(raw: Inspect) -> ContainerInfo {
             .as_ref()
             .map_or_else(|| "none".to_owned(), |h| h.status.clone()),
         failing_streak: raw.state.health.map_or(0, |h| h.failing_streak),
+        exit_code: raw.state.exit_code,
+        oom_killed: raw.state.oom_killed,
+        finished_at: finished_at(&raw.state.finished_at),
+        one_off: labels
+            .get("com.docker.compose.oneoff")
+            .is_some_and(|value| value.eq_ignore_ascii_case("true")),
         restart_count: raw.restart_count,
         healthcheck: raw
             .config
@@ -226,7 +255,7 @@ impl Target {
         Self {
             docker: DockerCli::default(),
             env,
-            project: project.unwrap_or_else(|| format!("avalon-{}", env.name())),
+            project: project.unwrap_or_else(|| env.default_project()),
         }
     }
 

@@ -8,11 +8,21 @@ use xshell::{Cmd, Shell, cmd};
 
 use crate::project;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// The variable every command's `--env` falls back to (up, down, ps, logs, deploy, canary, rollback,
+/// releases, maintenance, status, heal, backup create/restore/verify): one rule, documented in
+/// docs/operations.md. An operator exports `AVALON_ENV=prod` once on a production host.
+pub const ENV_VAR: &str = "AVALON_ENV";
+
+/// Which stack a command acts on: `--env`, else `$AVALON_ENV`, else `dev` for every command — the stack
+/// `cargo xtask up` starts on a developer's machine; never production by accident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum StackEnv {
     /// Images built from this checkout, ports on loopback, MongoDB, debug logs.
+    #[default]
+    #[value(alias = "development")]
     Dev,
     /// Released images from AVALON_API_IMAGE/AVALON_WS_IMAGE, limits, hardening, operator's secrets.
+    #[value(alias = "production")]
     Prod,
     /// No registry: locally built nginx/redis base images, no MongoDB (embedded store).
     Offline,
@@ -25,6 +35,20 @@ impl StackEnv {
             StackEnv::Prod => "prod",
             StackEnv::Offline => "offline",
         }
+    }
+
+    /// The application's name for it (APP_ENV, `.env.<name>` files, backup manifests).
+    pub fn app_env(self) -> &'static str {
+        match self {
+            StackEnv::Dev => "development",
+            StackEnv::Prod => "production",
+            StackEnv::Offline => "offline",
+        }
+    }
+
+    /// The Compose project of this stack unless `--project` names another: `avalon-<env>`.
+    pub fn default_project(self) -> String {
+        format!("avalon-{}", self.name())
     }
 
     pub fn overlay(self) -> PathBuf {
@@ -72,7 +96,7 @@ impl Stack {
     pub fn new(env: StackEnv, project: Option<String>) -> Stack {
         Stack {
             env,
-            project: project.unwrap_or_else(|| format!("avalon-{}", env.name())),
+            project: project.unwrap_or_else(|| env.default_project()),
             vars: BTreeMap::new(),
         }
     }

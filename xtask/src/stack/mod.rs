@@ -3,6 +3,7 @@
 mod compose;
 mod edge_model;
 mod health;
+mod logs;
 mod secrets;
 
 use std::path::PathBuf;
@@ -16,12 +17,12 @@ use crate::image::build::{Build, BuildPath, identity};
 use crate::image::docker;
 use crate::image::service::ServiceChoice;
 use crate::project;
-pub use compose::{Stack, StackEnv};
+pub use compose::{ENV_VAR, Stack, StackEnv};
 
 #[derive(Args, Clone)]
 pub struct StackArgs {
     /// Which overlay of docker/compose.yml.
-    #[arg(long, value_enum, default_value_t = StackEnv::Dev)]
+    #[arg(long, value_enum, env = compose::ENV_VAR, default_value_t)]
     pub env: StackEnv,
     /// Compose project name (default `avalon-<env>`); tests use their own so they never touch yours.
     #[arg(long, env = "AVALON_STACK_PROJECT")]
@@ -79,7 +80,8 @@ pub struct Logs {
     /// Lines per service from the end.
     #[arg(long, default_value_t = 100)]
     tail: u32,
-    /// Services to show (default: all).
+    /// Services to show (default: all). `api` shows the api containers of every slot, `api-green` the
+    /// green slot's; each line starts with its container's name, which names the slot.
     services: Vec<String>,
 }
 
@@ -292,19 +294,23 @@ impl Ps {
 }
 
 impl Logs {
+    /// The project's containers by label (slots included, which the compose files do not know), then
+    /// `docker logs` for the ones asked for.
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
-        let stack = stack_for_inspection(&self.stack);
-        let tail = self.tail.to_string();
-        let mut args = vec!["logs", "--no-color", "--tail", tail.as_str()];
-        if self.follow {
-            args.push("--follow");
+        let stack = Stack::new(self.stack.env, self.stack.project.clone());
+        let listing_argv = logs::listing_argv(&stack.project);
+        let listing = xshell::cmd!(sh, "docker {listing_argv...}")
+            .read()
+            .context("listing the stack's containers")?;
+        let sources = logs::select(&logs::parse_listing(&listing), &self.services)?;
+        if sources.is_empty() {
+            bail!(
+                "logs: the stack {} has no containers; start it with `cargo xtask up --env {}`",
+                stack.project,
+                stack.env.name()
+            );
         }
-        args.extend(self.services.iter().map(String::as_str));
-        stack
-            .compose(sh, &args)
-            .run()
-            .context("docker compose logs")?;
-        Ok(())
+        logs::stream(&sources, self.tail, self.follow)
     }
 }
 

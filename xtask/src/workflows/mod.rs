@@ -71,10 +71,11 @@ pub fn check(sh: &Shell) -> anyhow::Result<()> {
             .run()
             .context("actionlint found problems")?;
     } else {
-        println!(
-            "actionlint: SKIPPED — not installed (its PyPI package downloads the binary from GitHub at install time, \
-             which these machines cannot reach); schema and policy checks still ran"
-        );
+        avalon_testkit::try_skip(
+            &avalon_testkit::tool_skip_id("actionlint"),
+            "actionlint is not installed (its PyPI package downloads the binary from GitHub at install time, \
+             which these machines cannot reach); schema and policy checks still ran",
+        )?;
     }
     Ok(())
 }

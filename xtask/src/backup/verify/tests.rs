@@ -63,6 +63,7 @@ fn command(dir: &Path, id: Option<&str>, all: bool) -> Verify {
         identity: None,
         restore_test: false,
         target: TargetArgs::default(),
+        config: None,
         dir: BackupDirArg {
             dir: Some(dir.to_path_buf()),
         },
@@ -196,6 +197,7 @@ fn bare_files_verify_without_a_manifest() {
         identity: None,
         restore_test: false,
         target: TargetArgs::default(),
+        config: None,
         dir: BackupDirArg::default(),
     };
     let error = bad.run().unwrap_err().to_string();
@@ -224,4 +226,45 @@ fn json_report_serializes() {
     let bar = &json["backups"][0]["archive"]["namespaces"][0];
     assert_eq!(bar["collection"], "bar");
     assert_eq!(bar["archive_crc"], "0x9369f0f35bec50d9");
+}
+
+/// `backup verify` as an operator types it.
+fn parse_verify(args: &[&str]) -> Verify {
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        verify: Verify,
+    }
+    <Cli as clap::Parser>::try_parse_from(std::iter::once("verify").chain(args.iter().copied()))
+        .unwrap()
+        .verify
+}
+
+/// The monthly drill (`backup verify --all --config /etc/avalon/backup.toml`) must check the directory the
+/// config names, like every other backup command, not `backups/` of the checkout.
+#[test]
+fn verify_reads_the_backup_directory_from_the_config_file_unless_dir_is_given() {
+    let configured = tempfile::tempdir().unwrap();
+    store_backup(configured.path(), "nightly", &oplog_archive(), false);
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("backup.toml");
+    fs::write(
+        &config,
+        format!(
+            "directory = {:?}\n",
+            configured.path().display().to_string()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+
+    let verify = parse_verify(&["nightly", "--config", config]);
+    assert_eq!(verify.backup_dir().unwrap().path(), configured.path());
+    verify.run().unwrap();
+
+    let elsewhere = tempfile::tempdir().unwrap();
+    let dir = elsewhere.path().to_str().unwrap();
+    let overridden = parse_verify(&["nightly", "--config", config, "--dir", dir]);
+    assert_eq!(overridden.backup_dir().unwrap().path(), elsewhere.path());
+    assert!(overridden.run().is_err(), "--dir wins over the config file");
 }
