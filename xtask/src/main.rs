@@ -11,6 +11,7 @@ mod container_exec;
 mod deploy;
 mod dev;
 mod docs;
+mod host;
 mod image;
 mod k8s;
 mod maintenance_flag;
@@ -89,6 +90,9 @@ enum Command {
     K8s(k8s::K8s),
     /// Restart containers that stay unhealthy (hung processes), with back-off; one pass or --watch.
     Heal(deploy::Heal),
+    /// Prepare a Docker host (directories, secrets, env file, certificates, sysctls, units) or check one.
+    #[command(subcommand)]
+    Host(host::Host),
 }
 
 #[derive(Subcommand)]
@@ -124,6 +128,7 @@ fn main() -> anyhow::Result<()> {
         Command::Status(cmd) => cmd.run(),
         Command::Heal(cmd) => cmd.run(),
         Command::K8s(cmd) => cmd.run(&sh),
+        Command::Host(cmd) => cmd.run(),
     }
 }
 
