@@ -485,7 +485,7 @@ fn production_waits_for_real_certificates_and_check_fails_without_them() {
     assert!(!check.status.success());
     assert!(
         String::from_utf8_lossy(&check.stdout)
-            .contains("MISSING     /etc/avalon/certs/fullchain.pem"),
+            .contains("MISSING     /etc/avalon/certs/fullchain.pem "),
         "{}",
         text(&check)
     );

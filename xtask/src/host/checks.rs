@@ -322,9 +322,9 @@ pub fn env_items(
     }
     if items.is_empty() {
         items.push(Item::new(
-            super::layout::ENV_FILE,
+            "configuration",
             Status::Ok,
-            "no placeholders; valid for api and websocket with its secrets (the services' own validator)",
+            "avalon.env has no placeholders and is valid with its secrets (the services' own validator)",
         ));
     }
     items
@@ -446,6 +446,7 @@ pub fn print_items(items: &[Item]) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::layout::Owner;
     use super::*;
     use avalon_runtime::config::Violation;
 

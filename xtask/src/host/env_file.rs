@@ -355,7 +355,7 @@ mod tests {
 
     #[test]
     fn placeholder_values_are_found_and_replaced() {
-        let text = "APP_ENV=staging\nWECHAT_APPID=wx0000000000000000\nCORS_ALLOWED_ORIGINS=<your origin>\n";
+        let text = "APP_ENV=staging\nWECHAT_APPID=wx0000000000000000\nCORS_ALLOWED_ORIGINS='<your origin>'\n";
         assert_eq!(
             placeholders(text, TEMPLATE).unwrap(),
             ["CORS_ALLOWED_ORIGINS", "WECHAT_APPID"]

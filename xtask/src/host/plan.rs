@@ -173,6 +173,13 @@ pub enum Change {
     },
 }
 
+/// Shows what [`Change::describe`] shows: never a secret's bytes.
+impl std::fmt::Debug for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.describe().fmt(f)
+    }
+}
+
 /// A change as reported: text line and JSON object.
 #[derive(Debug, serde::Serialize)]
 pub struct Described {
