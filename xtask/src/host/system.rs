@@ -129,7 +129,7 @@ pub fn shortfalls(root: &Root) -> Vec<Shortfall> {
         .filter_map(|sysctl| {
             let path = root.join("/proc/sys").join(sysctl.key.replace('.', "/"));
             let running = read_trimmed(&path)?;
-            (!meets(&running, sysctl.value)).then(|| Shortfall {
+            (!meets(&running, sysctl.value)).then_some(Shortfall {
                 key: sysctl.key,
                 running,
                 wanted: sysctl.value,
