@@ -147,7 +147,7 @@ pub enum CertState {
 pub fn inspect(sh: &xshell::Shell, cert: &Path, key: &Path, verbose: bool) -> CertState {
     let read = |args: &[&str]| -> Result<String, String> {
         let command = xshell::cmd!(sh, "openssl {args...}");
-        let command = if verbose { command } else { command.quiet() };
+        let command = super::checks::read_only(command, verbose);
         let output = command
             .ignore_status()
             .output()

@@ -378,8 +378,7 @@ pub fn version_item(
 /// so its problems are warnings.
 pub fn engine_items(sh: &xshell::Shell, root: &Root, verbose: bool) -> Vec<Item> {
     let ask = |args: &[&str]| -> Result<String, String> {
-        let output = xshell::cmd!(sh, "docker {args...}")
-            .quiet_unless(verbose)
+        let output = read_only(xshell::cmd!(sh, "docker {args...}"), verbose)
             .ignore_status()
             .output()
             .map_err(|err| format!("docker CLI not found ({err})"))?;
@@ -415,14 +414,12 @@ pub fn engine_items(sh: &xshell::Shell, root: &Root, verbose: bool) -> Vec<Item>
     items
 }
 
-trait QuietUnless {
-    fn quiet_unless(self, verbose: bool) -> Self;
-}
-
-impl QuietUnless for xshell::Cmd<'_> {
-    fn quiet_unless(self, verbose: bool) -> Self {
-        if verbose { self } else { self.quiet() }
+/// A read-only command: printed first with `-v` only (xshell echoes nothing for captured output).
+pub fn read_only(command: xshell::Cmd<'_>, verbose: bool) -> xshell::Cmd<'_> {
+    if verbose {
+        eprintln!("$ {command}");
     }
+    command.quiet()
 }
 
 /// Whether owners are checked, as a line for the report.

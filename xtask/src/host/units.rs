@@ -99,7 +99,7 @@ pub fn not_enabled(sh: &xshell::Shell, verbose: bool) -> Vec<&'static str> {
         .copied()
         .filter(|unit| {
             let command = xshell::cmd!(sh, "systemctl is-enabled {unit}");
-            let command = if verbose { command } else { command.quiet() };
+            let command = super::checks::read_only(command, verbose);
             let state = command
                 .ignore_status()
                 .ignore_stderr()
