@@ -291,6 +291,16 @@ fn init_prepares_an_empty_tree_and_a_second_run_changes_nothing() {
         "{report:#}"
     );
     assert_eq!(host.snapshot(), before, "host check changed the tree");
+
+    // Checked as the wrong environment, the env file says so.
+    let check = host.check("prod", &[]);
+    assert!(!check.status.success());
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        stdout.contains("APP_ENV=staging, but this host is checked as --env prod"),
+        "{}",
+        text(&check)
+    );
 }
 
 #[test]

@@ -81,6 +81,20 @@ pub fn survey(sh: &xshell::Shell, prepared: &Prepared, verbose: bool) -> Vec<Ite
         .collect();
     if let Some(Found::File { content, .. }) = prepared.observed.get(ENV_FILE) {
         let text = String::from_utf8_lossy(content);
+        let app_env = env_file::values(&text)
+            .ok()
+            .and_then(|values| values.get("APP_ENV").cloned())
+            .unwrap_or_default();
+        if app_env != prepared.env.app_env() {
+            items.push(Item::new(
+                "APP_ENV",
+                Status::Differs,
+                format!(
+                    "{ENV_FILE} says APP_ENV={app_env}, but this host is checked as --env {}",
+                    prepared.env.name()
+                ),
+            ));
+        }
         let judged = env_file::placeholders(&text, &prepared.template).and_then(|placeholders| {
             let violations = env_file::validate(&text, &prepared.root)?;
             Ok(env_items(&placeholders, &violations, &missing_secrets))

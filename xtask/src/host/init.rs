@@ -13,6 +13,7 @@ use super::{HostArgs, Init, certs, secrets, system, units};
 
 /// Everything both commands need: the desired entries and what the host holds now.
 pub struct Prepared {
+    pub env: super::HostEnv,
     pub root: Root,
     pub ownership: Ownership,
     pub template: String,
@@ -42,6 +43,7 @@ pub fn prepare(
     let entries = layout::entries(host.env, &host.domain, env_text, wechat_secret, &xtask)?;
     let observed = plan::observe(&root, &entries)?;
     Ok(Prepared {
+        env: host.env,
         root,
         ownership,
         template,
