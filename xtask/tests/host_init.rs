@@ -132,16 +132,16 @@ fn init_prepares_an_empty_tree_and_a_second_run_changes_nothing() {
         ("/etc/avalon", 0o755),
         ("/etc/avalon/avalon.env", 0o640),
         ("/etc/avalon/backup.env", 0o600),
-        ("/etc/avalon/secrets", 0o700),
-        ("/etc/avalon/secrets/jwt_secret", 0o600),
+        ("/etc/avalon/secrets", 0o750),
+        ("/etc/avalon/secrets/jwt_secret", 0o640),
         ("/etc/avalon/secrets/redis_password", 0o640),
-        ("/etc/avalon/secrets/mongodb_root_password", 0o600),
-        ("/etc/avalon/secrets/mongodb_app_password", 0o600),
-        ("/etc/avalon/secrets/mongodb_uri", 0o600),
-        ("/etc/avalon/secrets/wechat_secret", 0o600),
+        ("/etc/avalon/secrets/mongodb_root_password", 0o640),
+        ("/etc/avalon/secrets/mongodb_app_password", 0o640),
+        ("/etc/avalon/secrets/mongodb_uri", 0o640),
+        ("/etc/avalon/secrets/wechat_secret", 0o640),
         ("/etc/avalon/certs", 0o750),
         ("/etc/avalon/certs/fullchain.pem", 0o644),
-        ("/etc/avalon/certs/privkey.pem", 0o600),
+        ("/etc/avalon/certs/privkey.pem", 0o640),
         ("/var/lib/avalon", 0o755),
         ("/var/lib/avalon/releases", 0o750),
         ("/var/backups/avalon", 0o750),
@@ -205,20 +205,29 @@ fn init_prepares_an_empty_tree_and_a_second_run_changes_nothing() {
         "{env}"
     );
 
-    // Owners: the container users' when run as root; said so otherwise.
+    // Owners: root, group 10001 (which every container reading a secret has) when run as root; said so
+    // otherwise.
     if is_root() {
         let owner = |path: &str| {
             let meta = std::fs::metadata(host.path(path)).unwrap();
             (meta.uid(), meta.gid())
         };
-        assert_eq!(owner("/etc/avalon/secrets/jwt_secret"), (10001, 10001));
-        assert_eq!(owner("/etc/avalon/secrets/redis_password"), (999, 10001));
-        assert_eq!(
-            owner("/etc/avalon/secrets/mongodb_root_password"),
-            (999, 999)
-        );
-        assert_eq!(owner("/etc/avalon/certs/privkey.pem"), (101, 101));
-        assert_eq!(owner("/etc/avalon/secrets"), (0, 0));
+        for name in [
+            "jwt_secret",
+            "redis_password",
+            "mongodb_root_password",
+            "mongodb_uri",
+            "wechat_secret",
+        ] {
+            assert_eq!(
+                owner(&format!("/etc/avalon/secrets/{name}")),
+                (0, 10001),
+                "{name}"
+            );
+        }
+        assert_eq!(owner("/etc/avalon/secrets"), (0, 10001));
+        assert_eq!(owner("/etc/avalon/certs/privkey.pem"), (0, 10001));
+        assert_eq!(owner("/etc/avalon/avalon.env"), (0, 0));
     } else {
         assert!(stdout.contains("not running as root"), "{stdout}");
     }
@@ -382,7 +391,7 @@ fn init_never_overwrites_a_secret_or_a_value_the_operator_chose() {
     let output = host.init_staging(&[]);
     assert!(output.status.success(), "{}", text(&output));
     assert_eq!(host.read("/etc/avalon/secrets/jwt_secret"), own);
-    assert_eq!(host.mode("/etc/avalon/secrets/jwt_secret"), 0o600);
+    assert_eq!(host.mode("/etc/avalon/secrets/jwt_secret"), 0o640);
 
     let before = host.snapshot();
     // Another appid for a host that has one: refused, naming the key; nothing changed.
@@ -526,7 +535,7 @@ fn production_waits_for_real_certificates_and_check_fails_without_them() {
     assert!(output.status.success(), "{}", text(&output));
     assert_eq!(
         host.mode("/etc/avalon/certs/privkey.pem"),
-        0o600,
+        0o640,
         "init corrected the key's mode"
     );
     let check = host.check("prod", &[]);

@@ -12,14 +12,14 @@ use super::HostEnv;
 use super::layout::{CERT_FILE, CERTS_DIR, KEY_FILE, Owner};
 use super::plan::{Entry, Kind, Source};
 
-pub const KEY_MODE: u32 = 0o600;
+pub const KEY_MODE: u32 = 0o640;
 pub const DAYS: u32 = 365;
 
 pub fn entries(env: HostEnv, domain: &str) -> Vec<Entry> {
     let dir = Entry {
         path: CERTS_DIR.to_owned(),
         mode: 0o750,
-        owner: Owner::ROOT_NGINX_GROUP,
+        owner: Owner::SECRET,
         kind: Kind::Dir,
     };
     let (cert_kind, key_kind) = match env {
@@ -40,7 +40,7 @@ pub fn entries(env: HostEnv, domain: &str) -> Vec<Entry> {
             },
             Kind::Supplied {
                 hint: format!(
-                    "its private key (certbot's privkey.pem), copied here: install -m 0600 -o 101 -g 101 … {KEY_FILE}"
+                    "its private key (certbot's privkey.pem), copied here: install -m 0640 -g 10001 … {KEY_FILE}"
                 ),
             },
         ),
@@ -56,7 +56,7 @@ pub fn entries(env: HostEnv, domain: &str) -> Vec<Entry> {
         Entry {
             path: KEY_FILE.to_owned(),
             mode: KEY_MODE,
-            owner: Owner::NGINX,
+            owner: Owner::SECRET,
             kind: key_kind,
         },
     ]
@@ -108,7 +108,7 @@ pub fn self_signed_argv(cert: &Path, key: &Path, domain: &str) -> Vec<String> {
     .collect()
 }
 
-/// Makes the pair in a private directory beside them and moves both into place, key first made 0600.
+/// Makes the pair in a private directory beside them and moves both into place, the key already 0640.
 pub fn self_signed(cert: &Path, key: &Path, domain: &str) -> anyhow::Result<()> {
     let dir = cert
         .parent()
@@ -220,7 +220,7 @@ mod tests {
         let entries = entries(HostEnv::Prod, "game.example.com");
         assert!(matches!(entries[1].kind, Kind::Supplied { .. }));
         assert!(matches!(entries[2].kind, Kind::Supplied { .. }));
-        assert_eq!(entries[2].mode, 0o600);
-        assert_eq!(entries[2].owner, Owner::NGINX);
+        assert_eq!(entries[2].mode, 0o640);
+        assert_eq!(entries[2].owner, Owner::SECRET);
     }
 }

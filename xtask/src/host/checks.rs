@@ -465,7 +465,7 @@ mod tests {
         Entry {
             path: "/etc/avalon/secrets/jwt_secret".to_owned(),
             mode: 0o600,
-            owner: Owner::SERVICES,
+            owner: Owner::SECRET,
             kind: Kind::Once(super::super::plan::Source::Random {
                 bytes: 64,
                 encoding: super::super::plan::Encoding::Base64Url,
@@ -496,7 +496,7 @@ mod tests {
             items[0].detail
         );
         assert!(
-            items[0].detail.contains("owner 0:0, wanted 10001:10001"),
+            items[0].detail.contains("owner 0:0, wanted 0:10001"),
             "{}",
             items[0].detail
         );
@@ -522,7 +522,7 @@ mod tests {
         let entry = Entry {
             path: "/etc/avalon/secrets/wechat_secret".to_owned(),
             mode: 0o600,
-            owner: Owner::SERVICES,
+            owner: Owner::SECRET,
             kind: Kind::Supplied {
                 hint: "…".to_owned(),
             },
@@ -532,7 +532,7 @@ mod tests {
             entry.path.clone(),
             Found::File {
                 mode: 0o600,
-                owner: Owner::SERVICES,
+                owner: Owner::SECRET,
                 content: b"your-secret\n".to_vec(),
             },
         );

@@ -37,22 +37,10 @@ pub struct Owner {
 
 impl Owner {
     pub const ROOT: Owner = Owner { uid: 0, gid: 0 };
-    /// `USER 10001:10001` of docker/Dockerfile: avalon-api and avalon-ws.
-    pub const SERVICES: Owner = Owner {
-        uid: 10001,
-        gid: 10001,
-    };
-    /// `user: "999:999"` of the mongodb service in docker/compose.prod.yml.
-    pub const MONGODB: Owner = Owner { uid: 999, gid: 999 };
-    /// redis (`user: "999:1000"`) owns its password; the services read it through their group.
-    pub const REDIS_AND_SERVICES: Owner = Owner {
-        uid: 999,
-        gid: 10001,
-    };
-    /// nginx runs as 101:101 in the prod overlay and must read the private key.
-    pub const NGINX: Owner = Owner { uid: 101, gid: 101 };
-    /// Root owns the certificate directory; nginx's group may enter it.
-    pub const ROOT_NGINX_GROUP: Owner = Owner { uid: 0, gid: 101 };
+    /// Secrets and the private key: root's, readable by group 10001 — the services' own group
+    /// (`USER 10001:10001` of docker/Dockerfile), which every other container that reads one joins
+    /// (`group_add` in docker/compose.prod.yml: redis and mongodb as 999, nginx as 101).
+    pub const SECRET: Owner = Owner { uid: 0, gid: 10001 };
 }
 
 impl std::fmt::Display for Owner {
@@ -76,8 +64,8 @@ impl Ownership {
         } else {
             Ownership::Skip {
                 reason: format!(
-                    "not running as root (uid {euid}): owners are left as they are, so containers running as \
-                     other users (api/ws 10001, redis/mongodb 999, nginx 101) could not read these files"
+                    "not running as root (uid {euid}): owners are left as they are, so the containers (group \
+                     10001) could not read the secrets or the private key"
                 ),
             }
         }
@@ -178,11 +166,11 @@ mod tests {
     #[test]
     fn owners_are_set_only_by_root() {
         assert_eq!(
-            Ownership::for_effective_uid(0).wanted(Owner::SERVICES),
-            Some(Owner::SERVICES)
+            Ownership::for_effective_uid(0).wanted(Owner::SECRET),
+            Some(Owner::SECRET)
         );
         let unprivileged = Ownership::for_effective_uid(1000);
-        assert_eq!(unprivileged.wanted(Owner::SERVICES), None);
+        assert_eq!(unprivileged.wanted(Owner::SECRET), None);
         assert!(matches!(unprivileged, Ownership::Skip { reason } if reason.contains("uid 1000")));
     }
 }

@@ -425,7 +425,7 @@ fn create_once(
             cert_mode: entry.mode,
             key_mode: super::certs::KEY_MODE,
             cert_owner: owner,
-            key_owner: owner.map(|_| Owner::NGINX),
+            key_owner: owner.map(|_| Owner::SECRET),
         },
     })
 }
@@ -554,7 +554,7 @@ mod tests {
         Entry {
             path: path.to_owned(),
             mode,
-            owner: Owner::SERVICES,
+            owner: Owner::SECRET,
             kind,
         }
     }
@@ -574,7 +574,7 @@ mod tests {
     fn file(mode: u32, content: &str) -> Found {
         Found::File {
             mode,
-            owner: Owner::SERVICES,
+            owner: Owner::SECRET,
             content: content.as_bytes().to_vec(),
         }
     }
@@ -649,7 +649,7 @@ mod tests {
             "/etc/avalon/secrets".to_owned(),
             Found::Dir {
                 mode: 0o700,
-                owner: Owner::SERVICES,
+                owner: Owner::SECRET,
             },
         );
         for path in [
@@ -662,7 +662,7 @@ mod tests {
         observed.insert("/etc/sysctl.d/60-avalon.conf".to_owned(), {
             let mut found = file(0o644, "a = 1\n");
             if let Found::File { owner, .. } = &mut found {
-                *owner = Owner::SERVICES;
+                *owner = Owner::SECRET;
             }
             found
         });

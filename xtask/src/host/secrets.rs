@@ -1,9 +1,8 @@
 //! The secret files of `/etc/avalon/secrets/`: which exist, who reads them, how they are made.
 //!
-//! Compose (without Swarm) bind-mounts a secret file as it is on the host, owner and mode included, so each
-//! file belongs to the uid of the container that reads it; the directory (0700, root) keeps every host user
-//! out. One secret is read by two container users: redis (999) owns its password and the services (gid
-//! 10001) read it through the group, so that one file is 0640.
+//! Compose (without Swarm) bind-mounts a secret file as it is on the host, owner and mode included, so every
+//! file is root's, readable by group 10001: the services run as 10001:10001 and every other container that
+//! reads a secret joins that group (`group_add` in docker/compose.prod.yml). The directory is 0750 root:10001.
 
 use anyhow::{Context, bail};
 use base64::Engine;
@@ -31,33 +30,33 @@ pub const WECHAT_SECRET: &str = "wechat_secret";
 pub const SECRETS: [SecretSpec; 6] = [
     SecretSpec {
         name: JWT_SECRET,
-        owner: Owner::SERVICES,
-        mode: 0o600,
+        owner: Owner::SECRET,
+        mode: 0o640,
     },
     SecretSpec {
         name: REDIS_PASSWORD,
-        owner: Owner::REDIS_AND_SERVICES,
+        owner: Owner::SECRET,
         mode: 0o640,
     },
     SecretSpec {
         name: MONGODB_ROOT_PASSWORD,
-        owner: Owner::MONGODB,
-        mode: 0o600,
+        owner: Owner::SECRET,
+        mode: 0o640,
     },
     SecretSpec {
         name: MONGODB_APP_PASSWORD,
-        owner: Owner::MONGODB,
-        mode: 0o600,
+        owner: Owner::SECRET,
+        mode: 0o640,
     },
     SecretSpec {
         name: MONGODB_URI,
-        owner: Owner::SERVICES,
-        mode: 0o600,
+        owner: Owner::SECRET,
+        mode: 0o640,
     },
     SecretSpec {
         name: WECHAT_SECRET,
-        owner: Owner::SERVICES,
-        mode: 0o600,
+        owner: Owner::SECRET,
+        mode: 0o640,
     },
 ];
 
@@ -77,8 +76,8 @@ pub fn path(name: &str) -> String {
 pub fn entries(wechat_secret: Option<&str>) -> Vec<Entry> {
     let mut entries = vec![Entry {
         path: SECRETS_DIR.to_owned(),
-        mode: 0o700,
-        owner: Owner::ROOT,
+        mode: 0o750,
+        owner: Owner::SECRET,
         kind: Kind::Dir,
     }];
     for spec in &SECRETS {
@@ -95,7 +94,7 @@ pub fn entries(wechat_secret: Option<&str>) -> Vec<Entry> {
                 None => Kind::Supplied {
                     hint: format!(
                         "the AppSecret from the WeChat console: --wechat-secret-file FILE, or write it to {} \
-                         (mode 0600)",
+                         (mode 0640, group 10001)",
                         path(WECHAT_SECRET)
                     ),
                 },
@@ -211,7 +210,7 @@ mod tests {
     #[test]
     fn every_secret_is_private_to_its_readers() {
         let entries = entries(None);
-        assert_eq!(entries[0].mode, 0o700);
+        assert_eq!(entries[0].mode, 0o750);
         for entry in &entries[1..] {
             assert_eq!(
                 entry.mode & 0o007,
