@@ -296,8 +296,7 @@ fn reads_through_a_reader_that_returns_one_byte_at_a_time() {
 fn synthetic_archive(metadata: &[(&str, &str, &str)], data: &[(&str, &str, u32)]) -> Vec<u8> {
     let terminator = 0xffff_ffff_u32.to_le_bytes();
     let mut out = 0x8199_e26d_u32.to_le_bytes().to_vec();
-    let header =
-        bson::rawdoc! { "version": "0.1", "server_version": "7.0.0", "tool_version": "100.9.0" };
+    let header = bson::rawdoc! { "concurrent_collections": 4_i32, "version": "0.1", "server_version": "7.0.0", "tool_version": "100.9.0" };
     out.extend(header.as_bytes());
     for (db, collection, json) in metadata {
         let entry = bson::rawdoc! { "db": *db, "collection": *collection, "metadata": *json, "size": 0_i32 };
