@@ -366,12 +366,13 @@ fn print_outcome(outcome: &Outcome) {
     }
     if let Some(report) = &outcome.archive {
         println!(
-            "  archive   {} documents in {} namespaces; format {}, server {}, mongodump {}{}",
+            "  archive   {} documents in {} namespaces; format {}, server {}, mongodump {}, {} collections in parallel{}",
             report.total_documents(),
             report.namespaces.len(),
             report.format_version,
             report.server_version.as_deref().unwrap_or("unknown"),
             report.tool_version.as_deref().unwrap_or("unknown"),
+            report.concurrent_collections,
             if report.gzip { ", gzip" } else { "" }
         );
         let width = report
