@@ -5,7 +5,7 @@
 use std::io::{self, Read};
 
 use super::error::{ArchiveError, Section};
-use super::strict_bson::check_document;
+use super::strict_bson::StrictBson;
 
 /// The word that ends the prelude and every namespace segment; no BSON document can be this long.
 pub const TERMINATOR: u32 = 0xFFFF_FFFF;
@@ -28,6 +28,7 @@ pub struct FrameReader<R> {
     input: R,
     offset: u64,
     document: Vec<u8>,
+    strict: StrictBson,
 }
 
 impl<R: Read> FrameReader<R> {
@@ -36,6 +37,7 @@ impl<R: Read> FrameReader<R> {
             input,
             offset: 0,
             document: Vec::new(),
+            strict: StrictBson::default(),
         }
     }
 
@@ -128,7 +130,7 @@ impl<R: Read> FrameReader<R> {
             return Err(self.truncated(section));
         }
         // Every document, structural or data, down to its last nested element.
-        if let Err(fault) = check_document(&self.document) {
+        if let Err(fault) = self.strict.check(&self.document) {
             return Err(ArchiveError::MalformedDocument {
                 section: section.clone(),
                 offset: start,
