@@ -6,12 +6,17 @@
 //! `{db, collection, EOF: bool, CRC: int64}`, that namespace's documents and a terminator; the
 //! last segment of each namespace has `EOF: true`, no documents, and the CRC of all its documents.
 //!
-//! Documents are checked for framing only (bounded length, trailing NUL), not decoded: the CRC is
-//! what proves their bytes intact, and decoding would reject legacy data mongorestore accepts.
+//! Every document is decoded strictly (`strict_bson`: types, lengths, terminators, UTF-8, nested
+//! documents), and every structural document is held to the fields mongodump writes (`header`).
+//! Each byte is then covered by something: document bytes by the namespace CRC, the CRC fields by
+//! the computed CRC (or by "always 0" in data segment headers), metadata `size` fields by the
+//! documents that follow, the rest by strict decoding and the structure. The exception is the
+//! header's `concurrent_collections`, repeated nowhere, so checked only for range and reported.
 
 mod error;
 mod framing;
 mod header;
+mod strict_bson;
 #[cfg(test)]
 mod tests;
 
@@ -43,6 +48,8 @@ pub struct ArchiveReport {
     pub format_version: String,
     pub server_version: Option<String>,
     pub tool_version: Option<String>,
+    /// `--numParallelCollections` of the dump, which mongorestore takes as its minimum.
+    pub concurrent_collections: i32,
     /// Whether the input was gzip-compressed (`mongodump --gzip`).
     pub gzip: bool,
     /// Length of the archive after decompression.
@@ -107,8 +114,9 @@ pub fn scan_archive<R: Read>(input: R) -> Result<ArchiveReport, ArchiveError> {
     read_namespace_segments(&mut frames, &mut namespaces)?;
     Ok(ArchiveReport {
         format_version: header.format_version,
-        server_version: header.server_version,
-        tool_version: header.tool_version,
+        server_version: Some(header.server_version),
+        tool_version: Some(header.tool_version),
+        concurrent_collections: header.concurrent_collections,
         gzip,
         uncompressed_bytes: frames.offset(),
         namespaces: namespaces.finish()?,
@@ -232,6 +240,8 @@ struct NamespaceState {
     /// Views and time-series collections: metadata only, data (if any) under another namespace.
     metadata_only: bool,
     saw_segment: bool,
+    /// The metadata entry's `size` field.
+    declared_size: u64,
     documents: u64,
     bytes: u64,
     crc: Digest<'static, u64, Table<16>>,
@@ -247,6 +257,7 @@ impl NamespaceState {
             has_metadata: false,
             metadata_only: false,
             saw_segment: false,
+            declared_size: 0,
             documents: 0,
             bytes: 0,
             crc: NAMESPACE_CRC.digest(),
@@ -290,6 +301,7 @@ impl Namespaces {
         }
         namespace.has_metadata = true;
         namespace.metadata_only = entry.metadata_only;
+        namespace.declared_size = entry.size;
         Ok(())
     }
 
@@ -310,6 +322,15 @@ impl Namespaces {
             if !namespace.saw_segment && !namespace.metadata_only {
                 return Err(ArchiveError::MissingData {
                     namespace: namespace.name.clone(),
+                });
+            }
+            // mongodump leaves `size` at 0; the format describes it as the collection's total
+            // size, which is the only other value that can be right.
+            if namespace.declared_size != 0 && namespace.declared_size != namespace.bytes {
+                return Err(ArchiveError::SizeMismatch {
+                    namespace: namespace.name.clone(),
+                    declared: namespace.declared_size,
+                    actual: namespace.bytes,
                 });
             }
         }

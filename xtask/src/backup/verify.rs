@@ -2,6 +2,7 @@
 //! read once: the SHA-256 is computed on the bytes the parser consumes.
 
 use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -319,17 +320,22 @@ fn verify_file(path: &Path) -> Outcome {
     let mut outcome = Outcome::new(None, path.to_path_buf());
     match File::open(path) {
         Err(error) => outcome.fail(format!("cannot open archive {}: {error}", path.display())),
-        Ok(file) => match scan_archive(file) {
-            Ok(report) => {
-                report
-                    .crc_mismatches()
-                    .for_each(|mismatch| outcome.fail(mismatch.to_string()));
-                outcome.archive = Some(report);
-            }
-            Err(error) => outcome.fail(error.to_string()),
-        },
+        Ok(file) => check_archive_contents(file, &mut outcome),
     }
     outcome
+}
+
+/// The whole check of `--file`, on any stream: structure, strict BSON, cross-checks and CRCs.
+fn check_archive_contents<R: Read>(input: R, outcome: &mut Outcome) {
+    match scan_archive(input) {
+        Ok(report) => {
+            report
+                .crc_mismatches()
+                .for_each(|mismatch| outcome.fail(mismatch.to_string()));
+            outcome.archive = Some(report);
+        }
+        Err(error) => outcome.fail(error.to_string()),
+    }
 }
 
 impl Outcome {
@@ -374,12 +380,13 @@ fn print_outcome(outcome: &Outcome) {
     }
     if let Some(report) = &outcome.archive {
         println!(
-            "  archive   {} documents in {} namespaces; format {}, server {}, mongodump {}{}",
+            "  archive   {} documents in {} namespaces; format {}, server {}, mongodump {}, {} collections in parallel{}",
             report.total_documents(),
             report.namespaces.len(),
             report.format_version,
             report.server_version.as_deref().unwrap_or("unknown"),
             report.tool_version.as_deref().unwrap_or("unknown"),
+            report.concurrent_collections,
             if report.gzip { ", gzip" } else { "" }
         );
         let width = report
@@ -428,5 +435,7 @@ fn print_outcome(outcome: &Outcome) {
     println!("  {}", if outcome.ok { "OK" } else { "FAILED" });
 }
 
+#[cfg(test)]
+mod flip_tests;
 #[cfg(test)]
 mod tests;

@@ -98,6 +98,15 @@ pub enum ArchiveError {
     MissingData { namespace: String },
 
     #[error(
+        "collection metadata of namespace {namespace} gives size {declared}, but its documents total {actual} bytes (mongodump writes 0 or the total)"
+    )]
+    SizeMismatch {
+        namespace: String,
+        declared: u64,
+        actual: u64,
+    },
+
+    #[error(
         "CRC mismatch in namespace {namespace}: archive says {archive:#018x}, computed {computed:#018x}"
     )]
     CrcMismatch {

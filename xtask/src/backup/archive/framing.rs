@@ -1,9 +1,11 @@
 //! Byte-level framing of a mongodump archive: little-endian length words, length-prefixed BSON
-//! documents and the 0xFFFFFFFF terminator, with the position kept for error messages.
+//! documents (each checked strictly, see `strict_bson`) and the 0xFFFFFFFF terminator, with the
+//! position kept for error messages.
 
 use std::io::{self, Read};
 
 use super::error::{ArchiveError, Section};
+use super::strict_bson::StrictBson;
 
 /// The word that ends the prelude and every namespace segment; no BSON document can be this long.
 pub const TERMINATOR: u32 = 0xFFFF_FFFF;
@@ -26,6 +28,7 @@ pub struct FrameReader<R> {
     input: R,
     offset: u64,
     document: Vec<u8>,
+    strict: StrictBson,
 }
 
 impl<R: Read> FrameReader<R> {
@@ -34,6 +37,7 @@ impl<R: Read> FrameReader<R> {
             input,
             offset: 0,
             document: Vec::new(),
+            strict: StrictBson::default(),
         }
     }
 
@@ -125,11 +129,12 @@ impl<R: Read> FrameReader<R> {
         if (read as u64) < body {
             return Err(self.truncated(section));
         }
-        if self.document.last() != Some(&0) {
+        // Every document, structural or data, down to its last nested element.
+        if let Err(fault) = self.strict.check(&self.document) {
             return Err(ArchiveError::MalformedDocument {
                 section: section.clone(),
                 offset: start,
-                reason: "document does not end with a NUL byte".to_owned(),
+                reason: fault.to_string(),
             });
         }
         Ok(&self.document)

@@ -296,8 +296,7 @@ fn reads_through_a_reader_that_returns_one_byte_at_a_time() {
 fn synthetic_archive(metadata: &[(&str, &str, &str)], data: &[(&str, &str, u32)]) -> Vec<u8> {
     let terminator = 0xffff_ffff_u32.to_le_bytes();
     let mut out = 0x8199_e26d_u32.to_le_bytes().to_vec();
-    let header =
-        bson::rawdoc! { "version": "0.1", "server_version": "7.0.0", "tool_version": "100.9.0" };
+    let header = bson::rawdoc! { "concurrent_collections": 4_i32, "version": "0.1", "server_version": "7.0.0", "tool_version": "100.9.0" };
     out.extend(header.as_bytes());
     for (db, collection, json) in metadata {
         let entry = bson::rawdoc! { "db": *db, "collection": *collection, "metadata": *json, "size": 0_i32 };
@@ -390,6 +389,182 @@ fn metadata_that_is_json_but_not_extended_json_is_rejected() {
     let error = verify_archive(&archive[..]).unwrap_err();
     assert!(
         matches!(&error, ArchiveError::InvalidMetadataJson { namespace, .. } if namespace == "game.players"),
+        "{error}"
+    );
+}
+
+/// The archive with the first occurrence of `from` replaced by `to` (same length).
+fn patched(archive: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    assert_eq!(from.len(), to.len());
+    let at = archive
+        .windows(from.len())
+        .position(|window| window == from)
+        .unwrap_or_else(|| panic!("pattern {from:02x?} not found"));
+    let mut out = archive.to_vec();
+    out[at..at + to.len()].copy_from_slice(to);
+    out
+}
+
+#[test]
+fn an_unknown_element_type_in_a_data_segment_header_is_refused() {
+    // The flip the old parser missed: the CRC element's type 0x12 became 0xed, after the fields
+    // it read.
+    let archive = fixture("test.bar.archive");
+    let header = bson::rawdoc! { "db": "test", "collection": "bar", "EOF": false, "CRC": 0_i64 };
+    let mut damaged_header = header.as_bytes().to_vec();
+    let crc_type = damaged_header.len() - 1 - 8 - 4 - 1;
+    assert_eq!(damaged_header[crc_type], 0x12);
+    damaged_header[crc_type] = 0xed;
+    let error = scan_archive(&patched(&archive, header.as_bytes(), &damaged_header)[..])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.starts_with("malformed BSON document in a namespace header at byte ")
+            && error.contains("unknown element type 0xed (element \"CRC\""),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_data_segment_header_must_carry_crc_zero() {
+    let archive = fixture("test.bar.archive");
+    let header = bson::rawdoc! { "db": "test", "collection": "bar", "EOF": false, "CRC": 0_i64 };
+    let nonzero = bson::rawdoc! { "db": "test", "collection": "bar", "EOF": false, "CRC": 7_i64 };
+    let error = scan_archive(&patched(&archive, header.as_bytes(), nonzero.as_bytes())[..])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("field \"CRC\" of a data segment header is 0x0000000000000007"),
+        "{error}"
+    );
+}
+
+#[test]
+fn header_fields_are_checked() {
+    let archive = fixture("test.bar.archive");
+    let concurrent = b"concurrent_collections\0\x04\0\0\0";
+    let cases: [(&[u8], &[u8], &str); 4] = [
+        (
+            concurrent,
+            b"concurrent_collections\0\0\0\0\x80",
+            "\"concurrent_collections\" is -2147483648",
+        ),
+        (concurrent, b"concurrent_collections\0\0\0\0\0", "is 0"),
+        (
+            b"\x02server_version\0\x06\0\0\x003.4.3\0",
+            b"\x02server_version\0\x06\0\0\x003.4-3\0",
+            "\"server_version\" is \"3.4-3\", not a MongoDB version",
+        ),
+        (
+            b"\x02tool_version\0",
+            b"\x02tool_versioN\0",
+            "unexpected field \"tool_versioN\"",
+        ),
+    ];
+    for (from, to, expected) in cases {
+        let error = scan_archive(&patched(&archive, from, to)[..])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("invalid archive header: ") && error.contains(expected),
+            "{error}"
+        );
+    }
+    // The value nothing repeats is read and reported.
+    let parallel = patched(&archive, concurrent, b"concurrent_collections\0\x10\0\0\0");
+    assert_eq!(
+        scan_archive(&parallel[..]).unwrap().concurrent_collections,
+        16
+    );
+    assert_eq!(
+        scan_archive(&archive[..]).unwrap().concurrent_collections,
+        4
+    );
+}
+
+#[test]
+fn metadata_size_must_be_zero_or_the_documents_total() {
+    let archive = fixture("test.bar.archive");
+    // test.bar's entry is the first; its one document is 0x23 bytes.
+    let size = b"\x10size\0\0\0\0\0";
+    let right = patched(&archive, size, b"\x10size\0\x23\0\0\0");
+    scan_archive(&right[..]).unwrap();
+    let wrong = patched(&archive, size, b"\x10size\0\x24\0\0\0");
+    let error = scan_archive(&wrong[..]).unwrap_err().to_string();
+    assert_eq!(
+        error,
+        "collection metadata of namespace test.bar gives size 36, but its documents total 35 bytes (mongodump writes 0 or the total)"
+    );
+    let negative = patched(&archive, size, b"\x10size\0\0\0\0\xff");
+    let error = scan_archive(&negative[..]).unwrap_err().to_string();
+    assert!(error.contains("field \"size\" is negative"), "{error}");
+}
+
+#[test]
+fn structural_documents_refuse_repeated_and_unknown_fields() {
+    let entry = |document: bson::RawDocumentBuf| -> String {
+        let metadata = [("game", "players", PLAIN_METADATA)];
+        let mut archive = synthetic_archive(&metadata, &[("game", "players", 1)]);
+        let good = bson::rawdoc! { "db": "game", "collection": "players", "metadata": PLAIN_METADATA, "size": 0_i32 };
+        let at = archive
+            .windows(good.as_bytes().len())
+            .position(|window| window == good.as_bytes())
+            .unwrap();
+        archive.splice(
+            at..at + good.as_bytes().len(),
+            document.as_bytes().iter().copied(),
+        );
+        scan_archive(&archive[..]).unwrap_err().to_string()
+    };
+    let mut repeated = bson::rawdoc! { "db": "game", "collection": "players", "metadata": PLAIN_METADATA, "size": 0_i32 };
+    repeated.append(bson::cstr!("db"), "game");
+    assert!(entry(repeated).contains("field \"db\" appears twice"));
+    let unknown = bson::rawdoc! { "db": "game", "collection": "players", "metadata": PLAIN_METADATA, "size": 0_i32, "sizes": 1_i32 };
+    assert!(entry(unknown).contains("unexpected field \"sizes\""));
+    let missing =
+        bson::rawdoc! { "db": "game", "collection": "players", "metadata": PLAIN_METADATA };
+    assert!(entry(missing).contains("field \"size\" is missing"));
+    let not_oplog =
+        bson::rawdoc! { "db": "", "collection": "players", "metadata": "", "size": 0_i32 };
+    assert!(entry(not_oplog).contains("only the oplog has"));
+    // Newer mongodumps add `type` and may write the size as an int64.
+    let newer = bson::rawdoc! { "db": "game", "collection": "players", "metadata": PLAIN_METADATA, "size": 0_i64, "type": "collection" };
+    let metadata = [("game", "players", PLAIN_METADATA)];
+    let mut archive = synthetic_archive(&metadata, &[("game", "players", 1)]);
+    let good = bson::rawdoc! { "db": "game", "collection": "players", "metadata": PLAIN_METADATA, "size": 0_i32 };
+    let at = archive
+        .windows(good.as_bytes().len())
+        .position(|window| window == good.as_bytes())
+        .unwrap();
+    archive.splice(
+        at..at + good.as_bytes().len(),
+        newer.as_bytes().iter().copied(),
+    );
+    scan_archive(&archive[..]).unwrap();
+}
+
+#[test]
+fn malformed_data_documents_are_refused_even_with_a_matching_crc() {
+    // Damage that happened before mongodump computed the CRC: only strict decoding sees it.
+    let metadata = [("game", "players", PLAIN_METADATA)];
+    let archive = synthetic_archive(&metadata, &[("game", "players", 1)]);
+    let document = bson::rawdoc! { "_id": 0_i32, "name": "player-0" };
+    let mut bad = document.as_bytes().to_vec();
+    let name_byte = bad.len() - 3;
+    bad[name_byte] = 0xc3; // "player-\xc3": not UTF-8
+    let mut damaged = patched(&archive, document.as_bytes(), &bad);
+    // Recompute the EOF CRC over the damaged document, as mongodump would have.
+    let crc = i64::from_le_bytes(NAMESPACE_CRC.checksum(&bad).to_le_bytes());
+    let eof_old = {
+        let crc = i64::from_le_bytes(NAMESPACE_CRC.checksum(document.as_bytes()).to_le_bytes());
+        bson::rawdoc! { "db": "game", "collection": "players", "EOF": true, "CRC": crc }
+    };
+    let eof_new = bson::rawdoc! { "db": "game", "collection": "players", "EOF": true, "CRC": crc };
+    damaged = patched(&damaged, eof_old.as_bytes(), eof_new.as_bytes());
+    let error = scan_archive(&damaged[..]).unwrap_err().to_string();
+    assert!(
+        error.starts_with("malformed BSON document in namespace game.players at byte ")
+            && error.contains("string is not valid UTF-8 (element \"name\""),
         "{error}"
     );
 }
