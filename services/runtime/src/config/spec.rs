@@ -113,11 +113,22 @@ pub const CONFIG_DIR: Var = var(
     Some("config"),
     "Directory holding the optional `<APP_ENV>.toml` layer (read from the environment only). Its file is watched for hot reload.",
 );
-pub const BIND_ADDRESS: Var = var(
-    "BIND_ADDRESS",
-    Some("0.0.0.0"),
-    "IP address the HTTP listener binds to.",
-);
+pub const BIND_ADDRESS: Var = Var {
+    example: "127.0.0.1",
+    ..var(
+        "BIND_ADDRESS",
+        None,
+        "IP address the HTTP listener binds to. Unset: 127.0.0.1 when APP_ENV=development (development switches such as DEV_LOGIN stay off the network), 0.0.0.0 otherwise; the images set 0.0.0.0, as a container is reached through its own interface.",
+    )
+};
+
+/// Where a listener binds when BIND_ADDRESS is unset.
+pub fn default_bind_address(app_env: AppEnv) -> std::net::IpAddr {
+    match app_env {
+        AppEnv::Development => std::net::Ipv4Addr::LOCALHOST.into(),
+        AppEnv::Staging | AppEnv::Production => std::net::Ipv4Addr::UNSPECIFIED.into(),
+    }
+}
 pub const PORT: Var = var("PORT", Some("3000"), "Port of the HTTP API (avalon-api).");
 pub const WS_PORT: Var = var(
     "WS_PORT",
@@ -184,13 +195,16 @@ pub const REFRESH_TOKEN_EXPIRES_IN: Var = Var {
         "Refresh-token lifetime; must be longer than JWT_EXPIRES_IN.",
     )
 };
+/// The AppID placeholder shipped in `.env.example`; refused outside development.
+pub const EXAMPLE_WECHAT_APPID: &str = "wx0000000000000000";
+
 pub const WECHAT_APPID: Var = Var {
     scope: Scope::Api,
-    example: "wx0000000000000000",
+    example: EXAMPLE_WECHAT_APPID,
     ..var(
         "WECHAT_APPID",
         None,
-        "WeChat mini-program AppID. Required in staging and production.",
+        "WeChat mini-program AppID. Required in staging and production, where the `.env.example` placeholder is refused.",
     )
 };
 pub const WECHAT_SECRET: Var = Var {
