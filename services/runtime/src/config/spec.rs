@@ -58,6 +58,8 @@ pub struct Var {
     pub name: &'static str,
     /// Default when no layer sets it; `None` means unset (optional, or required where a rule says so).
     pub default: Option<&'static str>,
+    /// How the documentation states a default that depends on something else (`default` is then `None`).
+    pub default_text: Option<&'static str>,
     /// Value written into `.env.example`.
     pub example: &'static str,
     pub help: &'static str,
@@ -85,6 +87,7 @@ const fn var(name: &'static str, default: Option<&'static str>, help: &'static s
     Var {
         name,
         default,
+        default_text: None,
         example: match default {
             Some(value) => value,
             None => "",
@@ -115,6 +118,7 @@ pub const CONFIG_DIR: Var = var(
 );
 pub const BIND_ADDRESS: Var = Var {
     example: "127.0.0.1",
+    default_text: Some("127.0.0.1 in development, 0.0.0.0 otherwise"),
     ..var(
         "BIND_ADDRESS",
         None,
