@@ -35,7 +35,10 @@ FROM scratch AS runtime
 # Loader, glibc and the libraries `ldd` lists; the CA bundle; an empty, writable data directory.
 COPY --from=staged /staged/rootfs/ /
 COPY --from=staged --chown=10001:10001 /staged/data/ /var/lib/avalon/
+# BIND_ADDRESS: a container is reached through its own interface, whatever APP_ENV an overlay sets (the
+# services bind loopback when APP_ENV=development and BIND_ADDRESS is unset).
 ENV APP_ENV=production \
+    BIND_ADDRESS=0.0.0.0 \
     CONFIG_DIR=/etc/avalon \
     DATA_DIR=/var/lib/avalon \
     LOG_FORMAT=json \

@@ -1,10 +1,9 @@
 //! `cargo xtask config check`: the services' own validator, run before a deploy or in CI.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use avalon_runtime::config::{self, ServiceKind, Sources, Violation, spec};
+use avalon_runtime::config::{self, Environment, ServiceKind, Sources, Violation, spec};
 use clap::{Args, ValueEnum};
 use xshell::Shell;
 
@@ -49,22 +48,23 @@ struct Report<'a> {
     app_env: String,
     services: Vec<&'static str>,
     violations: &'a [Violation],
+    /// Allowed here but suspicious (unknown variables that look like ours, in development).
+    warnings: &'a [Violation],
 }
 
 impl ConfigCheck {
     pub fn run(self, _sh: &Shell) -> anyhow::Result<()> {
-        let env = self.environment()?;
-        let app_env = env
-            .get(spec::APP_ENV.name)
-            .cloned()
-            .unwrap_or_else(|| "development".to_owned());
+        let sources = Sources::from_env(self.environment()?);
+        let app_env = sources.layer().app_env().name().to_owned();
         let services = self.service.kinds();
-        let violations = config::check(&Sources::from_env(env), &services);
+        let violations = config::check(&sources, &services);
+        let warnings = config::warnings(&sources);
         let report = Report {
             valid: violations.is_empty(),
             app_env,
             services: services.iter().map(|service| service.name()).collect(),
             violations: &violations,
+            warnings: &warnings,
         };
         if self.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
@@ -80,35 +80,36 @@ impl ConfigCheck {
         Ok(())
     }
 
-    fn environment(&self) -> anyhow::Result<BTreeMap<String, String>> {
+    /// The variables to check, read by the services' own reader (bytes kept until validation, so a value
+    /// that is not UTF-8 is a violation, never a panic).
+    fn environment(&self) -> anyhow::Result<Environment> {
         let mut env = match &self.env_file {
             Some(path) => Sources::read_env_file(path)
                 .map_err(|violation| anyhow::anyhow!("{violation}"))
                 .with_context(|| format!("reading --env-file {}", path.display()))?,
-            None => std::env::vars().collect(),
+            None => Environment::of_process(),
         };
         if let Some(app_env) = &self.env {
-            env.insert(spec::APP_ENV.name.to_owned(), app_env.clone());
+            env.set(spec::APP_ENV.name, app_env);
         }
         // The services resolve CONFIG_DIR against their working directory; here that is the project root,
-        // wherever `cargo xtask` was started from.
-        let config_dir = env
-            .get(spec::CONFIG_DIR.name)
-            .map_or_else(|| PathBuf::from("config"), PathBuf::from);
-        let config_dir = if config_dir.is_absolute() {
-            config_dir
-        } else {
-            project::root().join(config_dir)
+        // wherever `cargo xtask` was started from. A broken CONFIG_DIR is left for the validator to name.
+        let dir = match env.text(spec::CONFIG_DIR.name) {
+            None => Some(PathBuf::from(spec::CONFIG_DIR.default.unwrap_or("config"))),
+            Some(Ok(dir)) if !dir.is_empty() => Some(PathBuf::from(dir)),
+            Some(_) => None,
         };
-        env.insert(
-            spec::CONFIG_DIR.name.to_owned(),
-            config_dir.display().to_string(),
-        );
+        if let Some(dir) = dir.filter(|dir| dir.is_relative()) {
+            env.set(spec::CONFIG_DIR.name, project::root().join(dir));
+        }
         Ok(env)
     }
 }
 
 fn print_text(report: &Report<'_>) {
+    for warning in report.warnings {
+        eprintln!("warning: {warning}");
+    }
     let services = report.services.join(", ");
     if report.valid {
         println!(

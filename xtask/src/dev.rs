@@ -1,5 +1,8 @@
 //! `cargo xtask dev`: both services natively on embedded defaults — no MongoDB, Redis or Docker — with their
 //! output prefixed. Ctrl-C (or SIGTERM) stops both gracefully.
+//!
+//! DEV_LOGIN is on, so anyone who reaches the API can sign in as any user: the services listen on loopback
+//! unless `--public` (or BIND_ADDRESS in the environment) says otherwise.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
@@ -23,6 +26,10 @@ pub struct Dev {
     /// Build and run optimised binaries.
     #[arg(long)]
     release: bool,
+    /// Listen on every interface (0.0.0.0) instead of loopback, e.g. to try the API from a phone. Anyone on
+    /// the network can then sign in as any user through DEV_LOGIN.
+    #[arg(long)]
+    public: bool,
 }
 
 /// Defaults for a bare development machine; anything already in the environment wins.
@@ -55,7 +62,12 @@ impl Dev {
             .context("installing the Ctrl-C handler")?;
 
         let bin_dir = project::target_dir().join(profile);
-        let env = dev_environment();
+        let env = dev_environment(self.public, |name| std::env::var_os(name).is_some())?;
+        if self.public {
+            eprintln!(
+                "dev: --public: listening on every interface with DEV_LOGIN on; anyone on this network can sign in as any user"
+            );
+        }
         let mut running = Vec::new();
         for (label, binary) in [("api", "avalon-api"), ("ws ", "avalon-ws")] {
             match spawn(label, bin_dir.join(binary), &env) {
@@ -70,20 +82,38 @@ impl Dev {
     }
 }
 
-fn dev_environment() -> BTreeMap<String, String> {
+/// What `dev` adds to the inherited environment; `is_set` tells whether the shell already sets a variable.
+fn dev_environment(
+    public: bool,
+    is_set: impl Fn(&str) -> bool,
+) -> anyhow::Result<BTreeMap<String, String>> {
     let mut env = BTreeMap::new();
     for (key, value) in DEV_DEFAULTS {
-        if std::env::var_os(key).is_none() {
+        if !is_set(key) {
             env.insert(key.to_owned(), value.to_owned());
         }
     }
-    if std::env::var_os("CONFIG_DIR").is_none() {
+    if !is_set("CONFIG_DIR") {
         env.insert(
             "CONFIG_DIR".to_owned(),
             project::root().join("config").display().to_string(),
         );
     }
-    env
+    match (public, is_set("BIND_ADDRESS")) {
+        (true, true) => {
+            bail!("--public and BIND_ADDRESS both choose the listening address: use one of them")
+        }
+        (true, false) => {
+            env.insert("BIND_ADDRESS".to_owned(), "0.0.0.0".to_owned());
+        }
+        (false, true) => {}
+        // The services' own development default too; spelt out so that the printed command shows it, and
+        // so that an APP_ENV from the shell cannot open it up.
+        (false, false) => {
+            env.insert("BIND_ADDRESS".to_owned(), "127.0.0.1".to_owned());
+        }
+    }
+    Ok(env)
 }
 
 fn spawn(
@@ -182,4 +212,22 @@ fn terminate(running: &mut [Running]) {
 
 fn describe(status: Option<ExitStatus>) -> String {
     status.map_or_else(|| "unknown status".to_owned(), |status| status.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dev_environment;
+
+    #[test]
+    fn loopback_unless_public_or_the_shell_chooses() {
+        let nothing_set = |_: &str| false;
+        let env = dev_environment(false, nothing_set).unwrap();
+        assert_eq!(env["BIND_ADDRESS"], "127.0.0.1");
+        assert_eq!(env["DEV_LOGIN"], "true");
+        let public = dev_environment(true, nothing_set).unwrap();
+        assert_eq!(public["BIND_ADDRESS"], "0.0.0.0");
+        let shell_chose = dev_environment(false, |name| name == "BIND_ADDRESS").unwrap();
+        assert!(!shell_chose.contains_key("BIND_ADDRESS"));
+        assert!(dev_environment(true, |name| name == "BIND_ADDRESS").is_err());
+    }
 }

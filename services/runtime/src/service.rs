@@ -92,6 +92,9 @@ where
         }
     };
     if command.as_deref() == Some("check-config") {
+        for warning in &config.warnings {
+            eprintln!("{binary}: warning: {warning}");
+        }
         println!("{binary}: configuration valid");
         return ExitCode::SUCCESS;
     }
@@ -103,6 +106,9 @@ where
             return ExitCode::FAILURE;
         }
     };
+    for warning in &config.warnings {
+        tracing::warn!(variable = %warning.variable, rule = %warning.rule, "suspicious configuration: {warning}");
+    }
     match start(sources, config, logs, build) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

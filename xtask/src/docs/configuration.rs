@@ -32,16 +32,37 @@ fn reference() -> String {
          Later layers win:\n\n\
          1. built-in defaults (the table below);\n\
          2. `config/<APP_ENV>.toml` (directory from `CONFIG_DIR`), keys are the variable names in lower case,\n   \
-            e.g. `log_level = \"debug\"`; an unknown key is an error;\n\
+            e.g. `log_level = \"debug\"`; an unknown key is an error, and so is a secret (`jwt_secret`…): secrets\n   \
+            come only from the environment or `<NAME>_FILE`;\n\
          3. environment variables;\n\
-         4. `<NAME>_FILE` for secrets: the file's content (one trailing newline dropped) is the value, for\n   \
-            Docker/Kubernetes secrets. Setting both `NAME` and `NAME_FILE` is an error.\n\n\
+         4. `<NAME>_FILE` for secrets: the file's content, without its trailing line break (a file written by\n   \
+            `echo` works), is the value, for Docker/Kubernetes secrets. Setting both `NAME` and `NAME_FILE` is an\n   \
+            error, and so is an empty file.\n\n\
+         An empty value (`PORT=`, or `port = \"\"` in the file) is refused for every variable with a default\n\
+         (`must not be empty; unset it to use the default …`), so an empty compose interpolation never silently\n\
+         becomes the default; for a variable without a default, or with an empty one, empty is the same as\n\
+         unset. A value of one of these variables that is not UTF-8 is refused naming the variable (the value\n\
+         is never printed); other variables of the environment are not read. A secret must be one line: a\n\
+         line break or other control character inside it is refused.\n\n\
          ## Validation\n\n\
          Every problem is reported at once, each naming the variable and the rule, and the process exits with\n\
-         status 2 before binding any port. Secret values are never printed. `cargo xtask config check\n\
-         [--env ENV] [--env-file FILE] [--service api|ws|all] [--json]` runs the same validator. Outside\n\
-         development, `REDIS_HOST`, `MONGODB_URI` (api), `WECHAT_APPID` and `WECHAT_SECRET` (api) are required, the\n\
-         example `JWT_SECRET` and weak secrets are refused, and development-only switches must be off.\n\n\
+         status 2 before binding any port. Secret values, and no part of them, are never printed. `cargo xtask\n\
+         config check [--env ENV] [--env-file FILE] [--service api|ws|all] [--json]` runs the same validator\n\
+         and agrees with the services on every case of `xtask/tests/fixtures/malformed_env.toml` (checked in\n\
+         CI by `xtask/tests/config_malformed.rs`). Outside development, `REDIS_HOST`, `MONGODB_URI` (api),\n\
+         `WECHAT_APPID` and `WECHAT_SECRET` (api) are required, the example `JWT_SECRET`, weak secrets and the\n\
+         `.env.example` AppID are refused, and development-only switches must be off.\n\n\
+         Unknown variables that look like ours are refused in staging and production and printed as warnings\n\
+         in development (where a developer's shell holds anything): one of ours in other letter case\n\
+         (`port`), a `_FILE` form of a variable that has none (`PORT_FILE`), a name one or two edits away from\n\
+         ours (`RATE_LIMT_IP`, `JWT_SECRETT`), or a name in one of our families (`REDIS_URL` beside\n\
+         `REDIS_HOST`…). Kubernetes service links (`<SVC>_SERVICE_HOST`, `<SVC>_PORT_6379_TCP`…) are ignored.\n\n\
+         ## Listening address\n\n\
+         With `BIND_ADDRESS` unset the services listen on `127.0.0.1` when `APP_ENV=development`, so\n\
+         development switches such as `DEV_LOGIN` cannot be reached from the network, and on `0.0.0.0`\n\
+         otherwise. The images set `BIND_ADDRESS=0.0.0.0` (a container is reached through its own interface,\n\
+         whatever `APP_ENV` an overlay sets). `cargo xtask dev` listens on loopback; `cargo xtask dev\n\
+         --public` (or `BIND_ADDRESS` in the environment) opens it up.\n\n\
          ## Hot reload\n\n\
          `SIGHUP`, or a change of the TOML file, re-reads every layer (the environment as it was at start-up).\n\
          Reloadable keys apply atomically; a change to any other key is logged as `configuration change needs\n\
@@ -59,7 +80,9 @@ fn reference() -> String {
                 format!("development value (`{}`…)", &value[..value.len().min(8)])
             }
             Some(value) => format!("`{value}`"),
-            None => "(unset)".to_owned(),
+            None => var
+                .default_text
+                .map_or_else(|| "(unset)".to_owned(), str::to_owned),
         };
         let mut help = var.help.to_owned();
         if var.development_only {
@@ -89,7 +112,7 @@ fn comment_block(out: &mut String, var: &Var) {
         Some("") => "default: empty".to_owned(),
         Some(_) if var.secret => "default: development-only value".to_owned(),
         Some(value) => format!("default: {value}"),
-        None => "default: unset".to_owned(),
+        None => format!("default: {}", var.default_text.unwrap_or("unset")),
     });
     facts.push(if var.reloadable {
         "reloadable".to_owned()
@@ -116,9 +139,19 @@ fn env_example() -> String {
     );
     for var in spec::ALL {
         comment_block(&mut out, var);
-        let _ = writeln!(out, "{}={}\n", var.name, var.example);
+        let _ = writeln!(out, "{}={}\n", var.name, env_file_value(var.example));
     }
     out
+}
+
+/// A value as a dotenv line needs it: quoted when it holds spaces (`cargo xtask config check --env-file`
+/// and compose read the same file).
+fn env_file_value(value: &str) -> String {
+    if value.contains(char::is_whitespace) {
+        format!("\"{value}\"")
+    } else {
+        value.to_owned()
+    }
 }
 
 #[derive(Clone, Copy)]

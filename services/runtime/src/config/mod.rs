@@ -4,6 +4,8 @@
 //! `cargo xtask config check` calls [`check`], the same function the services call at start-up, so both reject
 //! exactly the same things with the same messages.
 
+mod environment;
+mod lookalike;
 mod parse;
 mod reader;
 mod secret;
@@ -15,6 +17,7 @@ mod violation;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+pub use environment::{Environment, NotUtf8};
 pub use secret::Secret;
 pub use settings::{
     AdminAllowlist, ApiSettings, Common, IpBlock, Lifecycle, Live, LogFormat, Maintenance,
@@ -34,6 +37,8 @@ pub struct Config<S> {
     pub config_file: PathBuf,
     /// Non-reloadable values as loaded, to tell on reload which of them would need a restart.
     fixed_values: FixedValues,
+    /// Accepted but suspicious (unknown variables that look like ours, in development): logged at start.
+    pub warnings: Vec<Violation>,
 }
 
 /// Fingerprints of fixed values; secrets are hashed so that no copy of them sits in plain text here, and
@@ -51,20 +56,7 @@ impl<S: ServiceSettings> Config<S> {
     pub fn load(sources: &Sources) -> Result<Config<S>, Invalid> {
         let layers = sources.layer();
         let mut violations = layers.problems().to_vec();
-        let app_env = match layers.get(&spec::APP_ENV) {
-            Some(resolved) => AppEnv::parse(&resolved.value).unwrap_or_else(|rule| {
-                violations.push(Violation::new(
-                    spec::APP_ENV.name,
-                    format!(
-                        "{rule} (got {:?}); validating as production",
-                        resolved.value
-                    ),
-                ));
-                AppEnv::Production
-            }),
-            None => AppEnv::Development,
-        };
-        let mut reader = reader::Reader::new(&layers, app_env);
+        let mut reader = reader::Reader::new(&layers, layers.app_env());
         let common = settings::read_common(&mut reader);
         let service = S::read(&mut reader);
         let live = settings::read_live(&mut reader);
@@ -76,7 +68,18 @@ impl<S: ServiceSettings> Config<S> {
                 live,
                 config_file: layers.config_file().to_path_buf(),
                 fixed_values: fixed_values(&layers, S::KIND),
+                warnings: layers.warnings().to_vec(),
             }),
+            _ if violations.is_empty() => {
+                // Every refused value records its rule; this guards the report against a reader that forgot,
+                // so that an operator never sees "0 problems".
+                Err(Invalid {
+                    violations: vec![Violation::new(
+                        "configuration",
+                        "a value was refused without a rule being recorded (a bug: please report it)",
+                    )],
+                })
+            }
             _ => Err(Invalid { violations }),
         }
     }
@@ -121,6 +124,12 @@ fn fixed_values(layers: &Layers, service: ServiceKind) -> FixedValues {
             .filter_map(|var| Some((var.name, fingerprint(var, layers.get(var)?.value))))
             .collect(),
     )
+}
+
+/// What would be accepted but looks wrong: unknown variables that look like ours, in development (they
+/// are violations in staging and production).
+pub fn warnings(sources: &Sources) -> Vec<Violation> {
+    sources.layer().warnings().to_vec()
 }
 
 /// Validates the configuration of the given services; violations of all of them, without duplicates.

@@ -19,10 +19,10 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// The layered value. Layers hold no empty value except an empty default: an empty input is either
+    /// unset or refused where the layers are built (see `sources`).
     pub fn raw(&self, var: &Var) -> Option<Resolved> {
-        self.layers
-            .get(var)
-            .filter(|resolved| !resolved.value.is_empty() || var.default == Some(""))
+        self.layers.get(var)
     }
 
     /// The parsed value, its default when unset, or `None` (with a violation recorded when it was invalid).

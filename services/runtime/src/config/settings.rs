@@ -365,6 +365,15 @@ fn read_wechat(reader: &mut Reader<'_>, strict: bool) -> Option<WechatSettings> 
             Err("must be the AppSecret from the WeChat console (at least 16 characters)".to_owned())
         }
     };
+    let appid_rule = |text: &str| {
+        let appid = appid_rule(text)?;
+        if strict && appid == var::EXAMPLE_WECHAT_APPID {
+            return Err(format!(
+                "must be your mini-program's AppID, not the .env.example placeholder {OUTSIDE_DEVELOPMENT}"
+            ));
+        }
+        Ok(appid)
+    };
     let (appid, secret) = if strict {
         (
             reader.required(&var::WECHAT_APPID, OUTSIDE_DEVELOPMENT, appid_rule),
@@ -451,7 +460,10 @@ impl ServiceSettings for WsSettings {
 
 pub(super) fn read_common(reader: &mut Reader<'_>) -> Option<Common> {
     let strict = reader.app_env != AppEnv::Development;
-    let bind_address = reader.value(&var::BIND_ADDRESS, parse::ip_addr);
+    let bind_address = match reader.raw(&var::BIND_ADDRESS) {
+        Some(_) => reader.value(&var::BIND_ADDRESS, parse::ip_addr),
+        None => Some(var::default_bind_address(reader.app_env)),
+    };
     let api_port = reader.value(&var::PORT, parse::port);
     let ws_port = reader.value(&var::WS_PORT, parse::port);
     if let (Some(api), Some(ws)) = (api_port, ws_port)

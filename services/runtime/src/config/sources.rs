@@ -9,33 +9,38 @@ use figment::providers::{Format, Toml};
 use figment::value::{Dict, Map};
 use figment::{Figment, Metadata, Profile, Provider};
 
-use super::spec::{self, Var};
+use super::environment::{Environment, NotUtf8};
+use super::lookalike;
+use super::spec::{self, AppEnv, Var};
 use super::violation::Violation;
 
 /// The inputs of one load: a snapshot of the environment and the directory of TOML layers.
 #[derive(Debug, Clone)]
 pub struct Sources {
-    env: BTreeMap<String, String>,
+    env: Environment,
     config_dir: PathBuf,
 }
 
 impl Sources {
     /// The process environment, with `CONFIG_DIR` resolved against the working directory.
     pub fn from_process() -> Sources {
-        Sources::from_env(std::env::vars().collect())
+        Sources::from_env(Environment::of_process())
     }
 
     /// An explicit environment (tests, `cargo xtask config check --env-file`).
-    pub fn from_env(env: BTreeMap<String, String>) -> Sources {
+    pub fn from_env(env: impl Into<Environment>) -> Sources {
+        let env = env.into();
         let config_dir = env
-            .get(spec::CONFIG_DIR.name)
+            .text(spec::CONFIG_DIR.name)
+            .and_then(Result::ok)
+            .filter(|dir| !dir.is_empty())
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(spec::CONFIG_DIR.default.unwrap_or("config")));
         Sources { env, config_dir }
     }
 
-    /// Reads a dotenv-style file (`KEY=value` lines, `#` comments) into an environment map.
-    pub fn read_env_file(path: &Path) -> Result<BTreeMap<String, String>, Violation> {
+    /// Reads a dotenv-style file (`KEY=value` lines, `#` comments) into an environment.
+    pub fn read_env_file(path: &Path) -> Result<Environment, Violation> {
         let entries = dotenvy::from_path_iter(path).map_err(|err| {
             Violation::new(
                 path.display().to_string(),
@@ -52,11 +57,12 @@ impl Sources {
             })?;
             env.insert(key, value);
         }
-        Ok(env)
+        Ok(env.into())
     }
 
+    /// The value of a variable when it is set and valid UTF-8.
     pub fn env_var(&self, name: &str) -> Option<&str> {
-        self.env.get(name).map(String::as_str)
+        self.env.text(name).and_then(Result::ok)
     }
 
     pub fn config_dir(&self) -> &Path {
@@ -68,88 +74,206 @@ impl Sources {
         self.config_dir.join(format!("{app_env}.toml"))
     }
 
-    /// Resolves every layer. A broken layer (unreadable or invalid file, unknown key, unreadable secret file)
-    /// is left out and reported in [`Layers::problems`], so validation still reports everything else.
+    /// Resolves every layer. A broken input (a value that is not UTF-8, an empty value where a default
+    /// exists, an unreadable or invalid file, an unknown key, a secret in the TOML file, an unreadable
+    /// secret file) is left out and reported in [`Layers::problems`], so validation still reports
+    /// everything else.
     pub fn layer(&self) -> Layers {
-        let mut violations = Vec::new();
-        let app_env = self
+        let mut inputs = Inputs::default();
+        let app_env = self.app_env(&mut inputs);
+        let file_env = self
             .env_var(spec::APP_ENV.name)
+            .filter(|name| !name.is_empty())
             .or(spec::APP_ENV.default)
             .unwrap_or("development");
 
         let mut figment = Figment::new().merge(NamedMap::new("default", defaults()));
 
-        let file = self.config_file(app_env);
-        if file.is_file() {
-            match toml_layer(&file) {
-                Ok(provider) => figment = figment.merge(provider),
-                Err(violation) => violations.push(violation),
-            }
+        let file = self.config_file(file_env);
+        if file.is_file()
+            && let Some(values) = toml_layer(&file, &mut inputs)
+        {
+            figment = figment.merge(NamedMap::new(&file.display().to_string(), values));
         }
 
-        figment = figment.merge(NamedMap::new("environment variable", self.known_env()));
+        figment = figment.merge(NamedMap::new(ENV_ORIGIN, self.known_env(&mut inputs)));
 
-        let (secret_files, secret_violations, unresolved) = self.secret_files();
-        violations.extend(secret_violations);
-        for (key, (path, value)) in secret_files {
+        for (key, (path, value)) in self.secret_files(&mut inputs) {
             let name = format!("secret file {}", path.display());
             figment = figment.merge(NamedMap::new(&name, BTreeMap::from([(key, value)])));
+        }
+
+        let mut warnings = Vec::new();
+        let lookalikes = lookalike::lookalikes(self.env.names());
+        if app_env == AppEnv::Development {
+            warnings = lookalikes;
+        } else {
+            inputs.problems.extend(lookalikes);
         }
 
         Layers {
             figment,
             file,
-            problems: violations,
-            unresolved,
+            app_env,
+            problems: inputs.problems,
+            warnings,
+            unresolved: inputs.unresolved,
         }
     }
 
-    fn known_env(&self) -> BTreeMap<String, String> {
-        spec::ALL
-            .iter()
-            .filter_map(|var| Some((var.toml_key(), self.env.get(var.name)?.clone())))
-            .collect()
+    /// `APP_ENV` decides how strictly everything else is checked; a broken value is a problem and the
+    /// rest is validated as production, the strictest.
+    fn app_env(&self, inputs: &mut Inputs) -> AppEnv {
+        let var = &spec::APP_ENV;
+        match self.env.text(var.name) {
+            None => AppEnv::Development,
+            Some(Err(NotUtf8)) => {
+                inputs.not_utf8(var, var.name);
+                AppEnv::Production
+            }
+            Some(Ok("")) => {
+                inputs.empty(var, var.name);
+                AppEnv::Production
+            }
+            Some(Ok(text)) => AppEnv::parse(text).unwrap_or_else(|rule| {
+                inputs.refuse(
+                    var,
+                    var.name,
+                    format!("{rule} (got {text:?}); validating as production"),
+                );
+                AppEnv::Production
+            }),
+        }
     }
 
-    #[allow(clippy::type_complexity)]
-    fn secret_files(
-        &self,
-    ) -> (
-        BTreeMap<String, (PathBuf, String)>,
-        Vec<Violation>,
-        BTreeSet<&'static str>,
-    ) {
+    fn known_env(&self, inputs: &mut Inputs) -> BTreeMap<String, String> {
         let mut values = BTreeMap::new();
-        let mut violations = Vec::new();
-        let mut unresolved = BTreeSet::new();
+        // APP_ENV was read first, by `app_env`; a refusal there is not repeated here.
+        let already_refused = inputs.unresolved.clone();
+        for var in spec::ALL
+            .iter()
+            .filter(|var| !already_refused.contains(var.name))
+        {
+            match self.env.text(var.name) {
+                None => {}
+                Some(Err(NotUtf8)) => inputs.not_utf8(var, var.name),
+                Some(Ok(value)) => {
+                    if let Some(value) = inputs.admit(var, var.name, value) {
+                        values.insert(var.toml_key(), value.to_owned());
+                    }
+                }
+            }
+        }
+        values
+    }
+
+    /// `<NAME>_FILE` secrets: path, and content without its trailing line break.
+    fn secret_files(&self, inputs: &mut Inputs) -> BTreeMap<String, (PathBuf, String)> {
+        let mut values = BTreeMap::new();
         for var in spec::ALL.iter().filter(|var| var.secret) {
             let file_var = var.file_variant();
-            let Some(path) = self.env.get(&file_var) else {
-                continue;
+            let path = match self.env.text(&file_var) {
+                None | Some(Ok("")) => continue,
+                Some(Err(NotUtf8)) => {
+                    inputs.not_utf8(var, &file_var);
+                    continue;
+                }
+                Some(Ok(path)) => path,
             };
-            if self.env.contains_key(var.name) {
-                violations.push(Violation::new(
+            if self.env.text(var.name).is_some_and(|value| value != Ok("")) {
+                inputs.refuse(
+                    var,
                     &file_var,
                     format!("set either {} or {file_var}, not both", var.name),
-                ));
+                );
                 continue;
             }
-            match std::fs::read_to_string(path) {
-                // Secret files usually end with a newline that is not part of the secret.
-                Ok(content) => {
-                    let secret = content.trim_end_matches(['\n', '\r']).to_owned();
-                    values.insert(var.toml_key(), (PathBuf::from(path), secret));
-                }
+            let content = match std::fs::read_to_string(path) {
+                Ok(content) => content,
                 Err(err) => {
-                    violations.push(Violation::new(
+                    inputs.refuse(
+                        var,
                         &file_var,
                         format!("cannot read secret file {path}: {err}"),
-                    ));
-                    unresolved.insert(var.name);
+                    );
+                    continue;
+                }
+            };
+            // Secret files usually end with a line break (`echo secret > file`) that is not part of it.
+            let secret = content.trim_end_matches(['\n', '\r']);
+            if secret.is_empty() {
+                inputs.refuse(var, &file_var, format!("secret file {path} is empty"));
+            } else if let Some(secret) = inputs.admit(var, &file_var, secret) {
+                values.insert(var.toml_key(), (PathBuf::from(path), secret.to_owned()));
+            }
+        }
+        values
+    }
+}
+
+const ENV_ORIGIN: &str = "environment variable";
+
+/// What the inputs of one load broke, gathered while the layers are built.
+#[derive(Default)]
+struct Inputs {
+    problems: Vec<Violation>,
+    /// Variables whose own input was refused: their other rules are not checked, as the default (or a
+    /// lower layer) would stand in for the value the operator meant.
+    unresolved: BTreeSet<&'static str>,
+}
+
+impl Inputs {
+    fn refuse(&mut self, var: &'static Var, variable: &str, rule: impl Into<String>) {
+        self.problems.push(Violation::new(variable, rule));
+        self.unresolved.insert(var.name);
+    }
+
+    fn not_utf8(&mut self, var: &'static Var, variable: &str) {
+        self.refuse(
+            var,
+            variable,
+            "must be UTF-8 text: the value holds other bytes (value hidden)",
+        );
+    }
+
+    fn empty(&mut self, var: &'static Var, variable: &str) {
+        let default = match var.default {
+            Some(_) if var.secret => {
+                "the development value (refused outside development)".to_owned()
+            }
+            Some(default) => format!("the default `{default}`"),
+            None => "no value".to_owned(),
+        };
+        self.refuse(
+            var,
+            variable,
+            format!("must not be empty; unset it to use {default}"),
+        );
+    }
+
+    /// The one rule for a raw value of any layer: an empty value is unset where the variable has no
+    /// default (or an empty one) and refused where it has one, so an empty value never silently becomes
+    /// the default; a secret must be one line of printable text.
+    fn admit<'v>(&mut self, var: &'static Var, variable: &str, value: &'v str) -> Option<&'v str> {
+        if value.is_empty() {
+            match var.default {
+                None => return None,
+                Some("") => return Some(value),
+                Some(_) => {
+                    self.empty(var, variable);
+                    return None;
                 }
             }
         }
-        (values, violations, unresolved)
+        if var.secret && value.chars().any(char::is_control) {
+            self.refuse(
+                var,
+                variable,
+                "must be one line: no line break or other control character (value hidden)",
+            );
+            return None;
+        }
+        Some(value)
     }
 }
 
@@ -160,24 +284,46 @@ fn defaults() -> BTreeMap<String, String> {
         .collect()
 }
 
-fn toml_layer(file: &Path) -> Result<NamedMap, Violation> {
+/// The values of a TOML layer, or `None` (with the problems recorded) when the file cannot be used as a
+/// whole: a half-applied file would be worse than none.
+fn toml_layer(file: &Path, inputs: &mut Inputs) -> Option<BTreeMap<String, String>> {
     let origin = file.display().to_string();
-    let data = Toml::file_exact(file)
-        .data()
-        .map_err(|err| Violation::new(&origin, format!("not valid TOML: {err}")))?;
+    let data = match Toml::file_exact(file).data() {
+        Ok(data) => data,
+        Err(err) => {
+            inputs
+                .problems
+                .push(Violation::new(&origin, format!("not valid TOML: {err}")));
+            return None;
+        }
+    };
+    let before = inputs.problems.len();
     let mut values = BTreeMap::new();
     for (key, value) in data.into_values().flatten() {
-        let Some(var) = spec::ALL.iter().find(|var| var.toml_key() == key) else {
-            return Err(Violation::new(
+        let Some(var) = spec::ALL.iter().copied().find(|var| var.toml_key() == key) else {
+            inputs.problems.push(Violation::new(
                 &origin,
                 format!("unknown key `{key}` (keys are the variable names in lower case)"),
             ));
+            continue;
         };
         if var.name == spec::APP_ENV.name || var.name == spec::CONFIG_DIR.name {
-            return Err(Violation::new(
+            inputs.problems.push(Violation::new(
                 &origin,
                 format!("`{key}` selects the file itself and can only be set in the environment"),
             ));
+            continue;
+        }
+        if var.secret {
+            inputs.refuse(
+                var,
+                var.name,
+                format!(
+                    "must not be set in {origin} (`{key}`): secrets come only from the environment or {} (value hidden)",
+                    var.file_variant()
+                ),
+            );
+            continue;
         }
         let text = match value.deserialize::<serde_json::Value>() {
             Ok(serde_json::Value::String(text)) => text,
@@ -190,11 +336,18 @@ fn toml_layer(file: &Path) -> Result<NamedMap, Violation> {
                 .collect::<Vec<_>>()
                 .join(","),
             Ok(other) => other.to_string(),
-            Err(err) => return Err(Violation::new(&origin, format!("`{key}`: {err}"))),
+            Err(err) => {
+                inputs
+                    .problems
+                    .push(Violation::new(&origin, format!("`{key}`: {err}")));
+                continue;
+            }
         };
-        values.insert(key, text);
+        if let Some(text) = inputs.admit(var, var.name, &text) {
+            values.insert(key, text.to_owned());
+        }
     }
-    Ok(NamedMap::new(&origin, values))
+    (inputs.problems.len() == before).then_some(values)
 }
 
 /// A flat string map as a figment layer whose name shows up as the value's origin.
@@ -239,9 +392,10 @@ pub struct Resolved {
 pub struct Layers {
     figment: Figment,
     file: PathBuf,
+    app_env: AppEnv,
     problems: Vec<Violation>,
-    /// Variables whose own source failed (an unreadable secret file): their other rules are not checked, as
-    /// the default would stand in for the value the operator meant.
+    warnings: Vec<Violation>,
+    /// Variables whose own input was refused (see `Inputs`): their other rules are not checked.
     unresolved: BTreeSet<&'static str>,
 }
 
@@ -256,9 +410,19 @@ impl Layers {
         Some(Resolved { value, origin })
     }
 
+    /// The environment to validate for; production when `APP_ENV` itself is broken.
+    pub fn app_env(&self) -> AppEnv {
+        self.app_env
+    }
+
     /// Problems with the layers themselves.
     pub fn problems(&self) -> &[Violation] {
         &self.problems
+    }
+
+    /// What is suspicious but allowed here: unknown variables that look like ours, in development.
+    pub fn warnings(&self) -> &[Violation] {
+        &self.warnings
     }
 
     pub fn is_unresolved(&self, var: &Var) -> bool {

@@ -58,6 +58,8 @@ pub struct Var {
     pub name: &'static str,
     /// Default when no layer sets it; `None` means unset (optional, or required where a rule says so).
     pub default: Option<&'static str>,
+    /// How the documentation states a default that depends on something else (`default` is then `None`).
+    pub default_text: Option<&'static str>,
     /// Value written into `.env.example`.
     pub example: &'static str,
     pub help: &'static str,
@@ -85,6 +87,7 @@ const fn var(name: &'static str, default: Option<&'static str>, help: &'static s
     Var {
         name,
         default,
+        default_text: None,
         example: match default {
             Some(value) => value,
             None => "",
@@ -113,11 +116,23 @@ pub const CONFIG_DIR: Var = var(
     Some("config"),
     "Directory holding the optional `<APP_ENV>.toml` layer (read from the environment only). Its file is watched for hot reload.",
 );
-pub const BIND_ADDRESS: Var = var(
-    "BIND_ADDRESS",
-    Some("0.0.0.0"),
-    "IP address the HTTP listener binds to.",
-);
+pub const BIND_ADDRESS: Var = Var {
+    example: "127.0.0.1",
+    default_text: Some("127.0.0.1 in development, 0.0.0.0 otherwise"),
+    ..var(
+        "BIND_ADDRESS",
+        None,
+        "IP address the HTTP listener binds to. Unset: 127.0.0.1 when APP_ENV=development (development switches such as DEV_LOGIN stay off the network), 0.0.0.0 otherwise; the images set 0.0.0.0, as a container is reached through its own interface.",
+    )
+};
+
+/// Where a listener binds when BIND_ADDRESS is unset.
+pub fn default_bind_address(app_env: AppEnv) -> std::net::IpAddr {
+    match app_env {
+        AppEnv::Development => std::net::Ipv4Addr::LOCALHOST.into(),
+        AppEnv::Staging | AppEnv::Production => std::net::Ipv4Addr::UNSPECIFIED.into(),
+    }
+}
 pub const PORT: Var = var("PORT", Some("3000"), "Port of the HTTP API (avalon-api).");
 pub const WS_PORT: Var = var(
     "WS_PORT",
@@ -184,13 +199,16 @@ pub const REFRESH_TOKEN_EXPIRES_IN: Var = Var {
         "Refresh-token lifetime; must be longer than JWT_EXPIRES_IN.",
     )
 };
+/// The AppID placeholder shipped in `.env.example`; refused outside development.
+pub const EXAMPLE_WECHAT_APPID: &str = "wx0000000000000000";
+
 pub const WECHAT_APPID: Var = Var {
     scope: Scope::Api,
-    example: "wx0000000000000000",
+    example: EXAMPLE_WECHAT_APPID,
     ..var(
         "WECHAT_APPID",
         None,
-        "WeChat mini-program AppID. Required in staging and production.",
+        "WeChat mini-program AppID. Required in staging and production, where the `.env.example` placeholder is refused.",
     )
 };
 pub const WECHAT_SECRET: Var = Var {

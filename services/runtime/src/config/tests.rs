@@ -516,3 +516,143 @@ fn needs_restart_lists_changed_fixed_keys_only() {
         Config::<ApiSettings>::load(&env(&[("PORT", "3100"), ("LOG_LEVEL", "debug")])).unwrap();
     assert_eq!(before.needs_restart(&after), ["PORT"]);
 }
+
+#[test]
+fn an_empty_value_is_refused_where_a_default_exists_and_unset_elsewhere() {
+    for name in [
+        "PORT",
+        "RATE_LIMIT_IP",
+        "LOG_LEVEL",
+        "APP_ENV",
+        "JWT_SECRET",
+    ] {
+        assert_refused(
+            &production(&[(name, "")]),
+            name,
+            "must not be empty; unset it to use",
+        );
+    }
+    assert_refused(
+        &production(&[("PORT", "")]),
+        "PORT",
+        "unset it to use the default `3000`",
+    );
+    // No default, or an empty one: empty is the same as unset.
+    assert!(violations(&production(&[("REDIS_PASSWORD", ""), ("FEATURES", "")])).is_empty());
+    assert_refused(
+        &production(&[("WECHAT_APPID", "")]),
+        "WECHAT_APPID",
+        "is required",
+    );
+}
+
+#[test]
+fn a_non_utf8_value_of_ours_is_named_and_others_are_ignored() {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt;
+    let mut env = Environment::from(BTreeMap::from([(
+        "CONFIG_DIR".to_owned(),
+        "/nonexistent".to_owned(),
+    )]));
+    env.set("JWT_SECRET", OsString::from_vec(b"sentinel-\xff".to_vec()));
+    env.set("SOMEONE_ELSES", OsString::from_vec(b"\xfe".to_vec()));
+    let found = violations(&Sources::from_env(env));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].variable, "JWT_SECRET");
+    assert!(found[0].rule.contains("must be UTF-8"), "{}", found[0]);
+    assert!(!found[0].rule.contains("sentinel"));
+}
+
+#[test]
+fn secrets_are_one_line_and_never_come_from_the_toml_layer() {
+    assert_refused(
+        &production(&[("JWT_SECRET", "q8Vt2LxN4pR7sK1m\nZ9cB3wH6yJ0dF5gA")]),
+        "JWT_SECRET",
+        "must be one line",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let echoed: &'static str =
+        Box::leak(write(dir.path(), "jwt", &format!("{STRONG_SECRET}\n")).into_boxed_str());
+    assert!(
+        violations(&production(&[
+            ("JWT_SECRET", UNSET),
+            ("JWT_SECRET_FILE", echoed)
+        ]))
+        .is_empty()
+    );
+    let two_lines: &'static str = Box::leak(
+        write(dir.path(), "jwt2", &format!("{STRONG_SECRET}\nsecond\n")).into_boxed_str(),
+    );
+    assert_refused(
+        &production(&[("JWT_SECRET", UNSET), ("JWT_SECRET_FILE", two_lines)]),
+        "JWT_SECRET_FILE",
+        "must be one line",
+    );
+    let config_dir: &'static str = Box::leak(dir.path().display().to_string().into_boxed_str());
+    write(
+        dir.path(),
+        "production.toml",
+        "jwt_secret = \"toml-sentinel-0123456789abcdefghij\"\n",
+    );
+    let found = violations(&production(&[("CONFIG_DIR", config_dir)]));
+    assert!(
+        found
+            .iter()
+            .any(|v| v.variable == "JWT_SECRET" && v.rule.contains("secrets come only from")),
+        "{found:?}"
+    );
+    assert!(found.iter().all(|v| !v.rule.contains("toml-sentinel")));
+}
+
+#[test]
+fn the_template_appid_is_refused_outside_development() {
+    assert_refused(
+        &production(&[("WECHAT_APPID", spec::EXAMPLE_WECHAT_APPID)]),
+        "WECHAT_APPID",
+        "not the .env.example placeholder",
+    );
+    assert!(violations(&env(&[("WECHAT_APPID", spec::EXAMPLE_WECHAT_APPID)])).is_empty());
+}
+
+#[test]
+fn mongodb_uri_problems_quote_no_part_of_the_uri() {
+    let found = violations(&production(&[(
+        "MONGODB_URI",
+        "mongodb://user:pwsentinel@db:27017/avalon?maxPoolSize=optsentinel&readPreference=majorityx",
+    )]));
+    assert!(!found.is_empty());
+    for violation in &found {
+        let text = violation.to_string();
+        assert!(
+            !text.contains("sentinel") && !text.contains("majorityx"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn lookalike_variables_are_refused_in_production_and_warned_in_development() {
+    assert_refused(
+        &production(&[("RATE_LIMT_IP", "5")]),
+        "RATE_LIMT_IP",
+        "did you mean RATE_LIMIT_IP?",
+    );
+    assert_refused(
+        &production(&[("PORT_FILE", "/x")]),
+        "PORT_FILE",
+        "no file form",
+    );
+    let development = env(&[("JWT_SECRETT", "x")]);
+    assert!(violations(&development).is_empty());
+    assert_eq!(warnings(&development)[0].variable, "JWT_SECRETT");
+}
+
+#[test]
+fn listeners_bind_loopback_in_development_unless_told_otherwise() {
+    let dev = Config::<ApiSettings>::load(&env(&[])).unwrap();
+    assert_eq!(dev.common.bind_address.to_string(), "127.0.0.1");
+    let open = Config::<ApiSettings>::load(&env(&[("BIND_ADDRESS", "0.0.0.0")])).unwrap();
+    assert_eq!(open.common.bind_address.to_string(), "0.0.0.0");
+    let prod = Config::<ApiSettings>::load(&production(&[])).unwrap();
+    assert_eq!(prod.common.bind_address.to_string(), "0.0.0.0");
+}
