@@ -188,11 +188,13 @@ fn resolve_answers_the_newest_release_or_checks_the_requested_one() {
         .args(["version", "--resolve", ""])
         .env("AVALON_PROJECT_ROOT", repo.path())
         .env("GITHUB_OUTPUT", &output_file)
+        .env("AVALON_IMAGE_REGISTRY", "ghcr.io/owner")
         .status()
         .unwrap();
     assert!(status.success());
     assert_eq!(
         std::fs::read_to_string(&output_file).unwrap(),
-        "version=0.2.0\ntag=v0.2.0\n"
+        "released=true\nversion=0.2.0\ntag=v0.2.0\n\
+         api_image=ghcr.io/owner/avalon-api:0.2.0\nws_image=ghcr.io/owner/avalon-ws:0.2.0\n"
     );
 }
