@@ -49,6 +49,15 @@ use stack_support::{docker, docker_with_compose_v2, run, workspace_root};
 use workflow_support::actions::LocalActions;
 use workflow_support::replay::{self, Outcome, RunRecord, Runner, StepRecord, Trigger, UsesCall};
 
+/// The xtask binary under test. `AVALON_TEST_XTASK` may name a private copy of it: where several checkouts
+/// share one target directory, the binary cargo places at its top is whichever checkout built last.
+fn xtask_bin() -> String {
+    std::env::var("AVALON_TEST_XTASK")
+        .ok()
+        .filter(|path| !path.is_empty())
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_xtask").to_owned())
+}
+
 fn workflow(name: &str) -> PathBuf {
     workspace_root().join(".github/workflows").join(name)
 }
@@ -224,6 +233,19 @@ fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
+/// The cargo the shim hands everything but `xtask` to: the one running this test, else the first on PATH
+/// (never the shim itself, which would call itself).
+fn real_cargo() -> String {
+    if let Ok(cargo) = std::env::var("CARGO") {
+        return cargo;
+    }
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|dir| dir.join("cargo"))
+        .find(|candidate| candidate.is_file())
+        .map(|path| path.display().to_string())
+        .expect("cargo on PATH")
+}
+
 /// target/ of this build.
 fn target_dir() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_xtask"))
@@ -285,7 +307,7 @@ struct Cleanup {
 impl Drop for Cleanup {
     fn drop(&mut self) {
         for project in &self.projects {
-            let _ = run(Command::new(env!("CARGO_BIN_EXE_xtask"))
+            let _ = run(Command::new(xtask_bin())
                 .args([
                     "down",
                     "--env",
@@ -351,14 +373,8 @@ impl World {
             "AVALON_PROJECT_ROOT".to_owned(),
             workdir.display().to_string(),
         );
-        env.insert(
-            "AVALON_REPLAY_XTASK".to_owned(),
-            env!("CARGO_BIN_EXE_xtask").to_owned(),
-        );
-        env.insert(
-            "AVALON_REPLAY_CARGO".to_owned(),
-            std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()),
-        );
+        env.insert("AVALON_REPLAY_XTASK".to_owned(), xtask_bin());
+        env.insert("AVALON_REPLAY_CARGO".to_owned(), real_cargo());
         // See the file's doc comment: why ci is skipped and the images exported.
         env.insert("AVALON_RELEASE_SKIP_CI".to_owned(), "1".to_owned());
         env.insert("AVALON_RELEASE_EXPORT_IMAGES".to_owned(), "1".to_owned());
@@ -532,7 +548,7 @@ impl World {
     }
 
     fn xtask(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        let mut command = Command::new(xtask_bin());
         command
             .args(args)
             .current_dir(&self.clone)
@@ -646,7 +662,7 @@ fn crash_the_canary_once_it_takes_traffic(
     std::thread::spawn(move || {
         let deadline = Instant::now() + Duration::from_secs(240);
         while Instant::now() < deadline {
-            let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            let output = Command::new(xtask_bin())
                 .args([
                     "canary",
                     "status",
@@ -935,7 +951,31 @@ fn release_and_deploy_workflows_replayed_against_a_stack_with_a_failure_in_each_
         "{production:?}"
     );
 
-    // 4. Release #4 has nothing to release: nothing is deployed.
+    // 4. A re-run of the deploy after release #3: the release is already live, no deploy step runs.
+    let before = (
+        world.ledger("staging").len(),
+        world.ledger("production").len(),
+    );
+    let deploy = world.deploy_after(second_run, second.conclusion(), &mut |_| {});
+    for job in ["staging", "production"] {
+        let record = deploy.job(job);
+        assert_eq!(record.result, Outcome::Success, "{}", deploy.describe());
+        assert!(
+            !record.step("--pull").ran(),
+            "{job}: 0.82.0 is live already"
+        );
+        assert_eq!(record.step("--expect-live").outcome, Outcome::Success);
+    }
+    assert_eq!(
+        before,
+        (
+            world.ledger("staging").len(),
+            world.ledger("production").len()
+        )
+    );
+
+    // Release #4 has nothing to release (a docs commit): the deploy after it deploys nothing.
+    world.commit("REPLAY_DOCS.md", "docs: replay note");
     let (idle_run, idle) = world.release();
     assert_eq!(idle.job("release").result, Outcome::Success);
     assert_eq!(outcome(&world)["released"], false);
@@ -995,7 +1035,7 @@ fn release_and_deploy_workflows_replayed_against_a_stack_with_a_failure_in_each_
             && step.outcome == Outcome::Success
         {
             let live = String::from_utf8(
-                Command::new(env!("CARGO_BIN_EXE_xtask"))
+                Command::new(xtask_bin())
                     .args(["status", "--env", stack_env, "--project"])
                     .args([&staging_project, "--json"])
                     .env("AVALON_PROJECT_ROOT", &clone)

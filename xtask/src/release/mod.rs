@@ -37,11 +37,11 @@ pub struct Release {
     #[arg(long)]
     install_tools: bool,
     /// Do not run `cargo xtask ci` (the caller already ran it on this commit); recorded as skipped.
-    #[arg(long, env = "AVALON_RELEASE_SKIP_CI")]
+    #[arg(long, env = "AVALON_RELEASE_SKIP_CI", value_parser = clap::builder::FalseyValueParser::new())]
     skip_ci: bool,
     /// With `--push`: push the version commit and tag, but export the images as tarballs instead of
     /// pushing them (hosts without a registry import them with `cargo xtask image import`).
-    #[arg(long, env = "AVALON_RELEASE_EXPORT_IMAGES")]
+    #[arg(long, env = "AVALON_RELEASE_EXPORT_IMAGES", value_parser = clap::builder::FalseyValueParser::new())]
     export_images: bool,
 }
 
