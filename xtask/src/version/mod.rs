@@ -36,8 +36,9 @@ pub struct Version {
     resolve: Option<String>,
     /// With --resolve: the `outcome.json` of the release run that triggered a deploy (its artifact). Its
     /// `released`, version and image digests are the answer; `released=false` means nothing to deploy.
+    /// Empty (a manual deploy: no release run) is the same as absent.
     #[arg(long, value_name = "FILE", requires = "resolve")]
-    release_outcome: Option<std::path::PathBuf>,
+    release_outcome: Option<String>,
     /// With --resolve and no outcome: the registry the images are pulled from, by tag.
     #[arg(long, env = "AVALON_IMAGE_REGISTRY")]
     registry: Option<String>,
@@ -49,7 +50,10 @@ impl Version {
             let resolved = resolve::resolve(
                 sh,
                 requested,
-                self.release_outcome.as_deref(),
+                self.release_outcome
+                    .as_deref()
+                    .filter(|path| !path.is_empty())
+                    .map(std::path::Path::new),
                 self.registry.as_deref(),
             )?;
             resolve::write_github_output(&resolved)?;
