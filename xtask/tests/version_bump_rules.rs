@@ -178,6 +178,33 @@ fn resolve_answers_the_newest_release_or_checks_the_requested_one() {
         "0.1.0"
     );
 
+    // A manual deploy passes an empty outcome: the same as none.
+    assert_eq!(
+        repo.xtask_json(&[
+            "version",
+            "--resolve",
+            "",
+            "--release-outcome",
+            "",
+            "--json"
+        ])["version"],
+        "0.2.0"
+    );
+    let outcome = repo.path().join("outcome.json");
+    std::fs::write(
+        &outcome,
+        r#"{"released": false, "reason": "no releasable commits", "current": "0.2.0"}"#,
+    )
+    .unwrap();
+    let nothing = repo.xtask_json(&[
+        "version",
+        "--resolve",
+        "--release-outcome",
+        outcome.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(nothing["released"], false, "{nothing}");
+
     let missing = repo.xtask(&["version", "--resolve", "0.9.0"]);
     assert!(!missing.status.success());
     assert!(support::stderr(&missing).contains("0.9.0 was never released"));
