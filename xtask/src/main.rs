@@ -11,6 +11,7 @@ mod container_exec;
 mod deploy;
 mod dev;
 mod docs;
+mod github_output;
 mod host;
 mod image;
 mod k8s;

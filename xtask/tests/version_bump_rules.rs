@@ -178,6 +178,33 @@ fn resolve_answers_the_newest_release_or_checks_the_requested_one() {
         "0.1.0"
     );
 
+    // A manual deploy passes an empty outcome: the same as none.
+    assert_eq!(
+        repo.xtask_json(&[
+            "version",
+            "--resolve",
+            "",
+            "--release-outcome",
+            "",
+            "--json"
+        ])["version"],
+        "0.2.0"
+    );
+    let outcome = repo.path().join("outcome.json");
+    std::fs::write(
+        &outcome,
+        r#"{"released": false, "reason": "no releasable commits", "current": "0.2.0"}"#,
+    )
+    .unwrap();
+    let nothing = repo.xtask_json(&[
+        "version",
+        "--resolve",
+        "--release-outcome",
+        outcome.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(nothing["released"], false, "{nothing}");
+
     let missing = repo.xtask(&["version", "--resolve", "0.9.0"]);
     assert!(!missing.status.success());
     assert!(support::stderr(&missing).contains("0.9.0 was never released"));
@@ -188,11 +215,13 @@ fn resolve_answers_the_newest_release_or_checks_the_requested_one() {
         .args(["version", "--resolve", ""])
         .env("AVALON_PROJECT_ROOT", repo.path())
         .env("GITHUB_OUTPUT", &output_file)
+        .env("AVALON_IMAGE_REGISTRY", "ghcr.io/owner")
         .status()
         .unwrap();
     assert!(status.success());
     assert_eq!(
         std::fs::read_to_string(&output_file).unwrap(),
-        "version=0.2.0\ntag=v0.2.0\n"
+        "released=true\nversion=0.2.0\ntag=v0.2.0\n\
+         api_image=ghcr.io/owner/avalon-api:0.2.0\nws_image=ghcr.io/owner/avalon-ws:0.2.0\n"
     );
 }

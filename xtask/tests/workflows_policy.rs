@@ -87,12 +87,25 @@ fn release_is_least_privilege_and_serialized() {
 }
 
 #[test]
-fn deploy_goes_through_staging_then_production_and_rolls_back_on_failure() {
+fn deploy_goes_through_staging_then_production_and_rolls_back_only_what_it_moved() {
     let deploy = load("deploy.yml");
     assert!(!deploy["on"]["workflow_dispatch"].is_badvalue());
     assert_eq!(
         deploy["on"]["workflow_run"]["workflows"][0].as_str(),
         Some("release")
+    );
+    let resolve = &deploy["jobs"]["resolve"];
+    assert_eq!(
+        run_lines(resolve),
+        [
+            "cargo xtask version --resolve \"$REQUESTED_VERSION\" --release-outcome \"$RELEASE_OUTCOME\""
+        ]
+    );
+    assert!(
+        uses(resolve)
+            .iter()
+            .any(|u| u.starts_with("actions/download-artifact@")),
+        "the release run's outcome is read from its artifact"
     );
     let staging = &deploy["jobs"]["staging"];
     let production = &deploy["jobs"]["production"];
@@ -106,29 +119,46 @@ fn deploy_goes_through_staging_then_production_and_rolls_back_on_failure() {
         .collect();
     assert!(needs.contains(&"staging"));
     for job in [staging, production] {
+        assert_eq!(
+            job["if"].as_str(),
+            Some("needs.resolve.outputs.released == 'true'"),
+            "nothing released, nothing deployed"
+        );
+        for variable in ["DOCKER_HOST", "WECHAT_APPID", "AVALON_SECRETS_DIR"] {
+            assert!(
+                job["env"][variable].as_str().unwrap().contains("${{"),
+                "{variable} comes from the environment's secrets or variables"
+            );
+        }
+        assert_eq!(job["permissions"]["packages"].as_str(), Some("read"));
         assert!(
-            job["env"]["DOCKER_HOST"]
-                .as_str()
-                .unwrap()
-                .contains("secrets.")
+            uses(job)
+                .iter()
+                .any(|u| u.starts_with("docker/login-action@")),
+            "the runner's docker CLI logs in to pull"
+        );
+        let runs = run_lines(job);
+        assert!(
+            runs.iter().filter(|r| r.contains("--pull")).count() == 1,
+            "{runs:?}"
+        );
+        assert!(
+            !runs.iter().any(|r| r.contains("canary promote")),
+            "canary start promotes by itself: {runs:?}"
         );
         let steps = job["steps"].as_vec().unwrap();
         let last = steps.last().unwrap();
-        assert_eq!(last["if"].as_str(), Some("failure()"));
+        assert_eq!(
+            last["if"].as_str(),
+            Some("failure() && steps.before.outcome == 'success'")
+        );
         assert_eq!(
             last["run"].as_str(),
-            Some("cargo xtask rollback --env prod")
+            Some(
+                "cargo xtask rollback --env \"$AVALON_STACK_ENV\" --to \"$BEFORE\" --only-if-live-changed"
+            )
         );
     }
-    assert!(
-        run_lines(staging)
-            .contains(&"cargo xtask deploy --env prod --version \"$VERSION\" --api-image \"$AVALON_IMAGE_REGISTRY/avalon-api:$VERSION\" --ws-image \"$AVALON_IMAGE_REGISTRY/avalon-ws:$VERSION\"".to_string())
-    );
-    assert!(
-        run_lines(production)
-            .contains(&"cargo xtask canary start --env prod --version \"$VERSION\" --api-image \"$AVALON_IMAGE_REGISTRY/avalon-api:$VERSION\" --ws-image \"$AVALON_IMAGE_REGISTRY/avalon-ws:$VERSION\"".to_string())
-    );
-    assert!(run_lines(production).contains(&"cargo xtask canary promote --env prod".to_string()));
 }
 
 fn run_lines(job: &Yaml) -> Vec<String> {

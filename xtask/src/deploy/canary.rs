@@ -105,6 +105,14 @@ impl Canary {
     }
 }
 
+/// Aborts the canary in progress (under the lock): what a pipeline's failure step does with a canary
+/// its run left taking a share of users.
+pub fn abort_in_progress(sh: &Shell, target: &TargetArgs, why: String) -> anyhow::Result<()> {
+    let state = State::load(target)?;
+    let _lock = state.lock("canary abort")?;
+    abort(sh, &state, why)
+}
+
 /// A canary in progress, from the ledger and the live edge.
 struct State {
     ctx: Ctx,
@@ -201,6 +209,16 @@ impl StartCmd {
         }
         let canary = stable.other();
         let extra_env: BTreeMap<String, String> = self.set_env.iter().cloned().collect();
+        let images_there = preflight::ensure_images(
+            &ctx.target,
+            &[&api_image, &ws_image],
+            self.release.pull,
+            self.dry_run,
+        )?;
+        if !images_there {
+            println!("dry run: the plan needs the images on the target; stopping before it");
+            return Ok(());
+        }
         let release = ctx.release(sh, &version, &api_image, &ws_image, canary, &extra_env)?;
         preflight::check_config(
             &ctx.target.effective(sh, &release)?,

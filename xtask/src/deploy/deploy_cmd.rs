@@ -46,6 +46,16 @@ impl Deploy {
             Live::Slot(slot) => slot.other(),
             _ => Slot::Blue,
         };
+        let images_there = preflight::ensure_images(
+            &ctx.target,
+            &[&api_image, &ws_image],
+            self.release.pull,
+            self.dry_run,
+        )?;
+        if !images_there {
+            println!("dry run: the plan needs the images on the target; stopping before it");
+            return Ok(());
+        }
         let release = ctx.release(sh, &version, &api_image, &ws_image, idle, &BTreeMap::new())?;
         preflight::check_config(
             &ctx.target.effective(sh, &release)?,

@@ -15,6 +15,7 @@ mod execute;
 mod heal;
 mod ledger;
 mod ledger_store;
+mod live;
 mod lock;
 mod maintenance;
 mod plan;
@@ -71,6 +72,10 @@ pub struct ReleaseArgs {
     /// Explicit websocket image reference (tag or digest).
     #[arg(long, value_name = "REF", requires = "api_image")]
     pub ws_image: Option<String>,
+    /// Pull an image the target does not have (by the reference given: a digest pins the bits) before
+    /// anything else changes; printed as it runs. Without it a missing image fails the pre-flight.
+    #[arg(long)]
+    pub pull: bool,
 }
 
 impl ReleaseArgs {
@@ -131,6 +136,7 @@ mod tests {
             image_tag: tag.map(str::to_owned),
             api_image: None,
             ws_image: None,
+            pull: false,
         };
         assert_eq!(
             args(Some("1.2.0"), None).resolve().unwrap(),

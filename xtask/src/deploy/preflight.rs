@@ -1,5 +1,6 @@
-//! Checks before anything changes: the slot's configuration passes the services' own validator, the
-//! images are on the target, the Docker host has disk to spare. (The lock is taken next, by the caller.)
+//! Checks before anything changes: the images are on the target (pulled there with `--pull`), the slot's
+//! configuration passes the services' own validator, the Docker host has disk to spare. (The lock is taken
+//! next, by the caller.)
 
 use std::collections::BTreeMap;
 
@@ -52,6 +53,61 @@ pub fn service_env(
         }
     }
     Ok(env)
+}
+
+/// Makes sure every image is on the target. A missing one is pulled by the target's engine when `pull`
+/// is set (through the Docker CLI: with `DOCKER_HOST=ssh://…` the CLI hands the registry credentials of
+/// its own `docker login` to the remote engine for this pull); `dry_run` only says what would be pulled.
+/// Pulling changes the target's image store, never its traffic, so a failed pull leaves nothing to undo.
+/// Returns whether every image is there now (false only for a dry run that would pull).
+pub fn ensure_images(
+    target: &Target,
+    references: &[&str],
+    pull: bool,
+    dry_run: bool,
+) -> anyhow::Result<bool> {
+    let mut all_there = true;
+    for reference in references {
+        if image_present(target, reference) {
+            println!("preflight: image {reference} is on the target");
+            continue;
+        }
+        if !pull {
+            bail!(
+                "image {reference} is not on the target; pass --pull to pull it there, or build/import it first"
+            );
+        }
+        let invocation = pull_invocation(target, reference);
+        if dry_run {
+            println!("preflight: would run `{invocation}` (image not on the target)");
+            all_there = false;
+            continue;
+        }
+        invocation.capture(None).with_context(|| {
+            format!(
+                "image {reference} is not on the target and the target could not pull it (registry login? digest?)"
+            )
+        })?;
+    }
+    Ok(all_there)
+}
+
+/// `docker image inspect` answers (read-only, quiet: a missing image is the question, not an error).
+fn image_present(target: &Target, reference: &str) -> bool {
+    target
+        .docker
+        .invocation()
+        .args(["image", "inspect", "--format", "{{.Id}}", reference])
+        .output(None)
+        .is_ok_and(|captured| captured.success())
+}
+
+/// The pull, run by the target's engine; printed before it runs (it changes the target's image store).
+pub fn pull_invocation(target: &Target, reference: &str) -> crate::container_exec::Invocation {
+    target
+        .docker
+        .invocation()
+        .args(["image", "pull", "--quiet", reference])
 }
 
 /// The services' validator over each service's effective environment; every violation is listed.
@@ -192,6 +248,14 @@ mod tests {
             not_on_this_machine(&env),
             ["CONFIG_DIR", "REDIS_PASSWORD_FILE"]
         );
+    }
+
+    #[test]
+    fn a_pull_is_one_docker_command_naming_the_reference() {
+        let target = Target::new(crate::stack::StackEnv::Prod, Some("p".to_owned()));
+        let reference = "ghcr.io/o/avalon-api@sha256:0123";
+        let invocation = pull_invocation(&target, reference);
+        assert_eq!(invocation.args, ["image", "pull", "--quiet", reference]);
     }
 
     #[test]

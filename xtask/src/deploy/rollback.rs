@@ -11,7 +11,9 @@ use xshell::Shell;
 use super::context::{Ctx, Draft, TargetArgs};
 use super::execute::execute;
 use super::ledger::{Event, Outcome};
+use super::live::{self, AfterFailure, LiveRelease};
 use super::plan::{self, Action, Kept, Live};
+use super::slots;
 
 #[derive(Args, Debug)]
 pub struct Rollback {
@@ -20,6 +22,11 @@ pub struct Rollback {
     /// Version to return to [default: the previous good release in the ledger].
     #[arg(long, value_name = "VERSION")]
     to: Option<String>,
+    /// The failure step of a pipeline: act only if the release the edge serves is no longer `--to` (the
+    /// one recorded before the run; empty when none was): abort a canary the run left open, return to
+    /// `--to` if the run moved everyone elsewhere, else change nothing.
+    #[arg(long, requires = "to")]
+    only_if_live_changed: bool,
     /// Print the plan; change nothing.
     #[arg(long)]
     dry_run: bool,
@@ -27,6 +34,63 @@ pub struct Rollback {
 
 impl Rollback {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        if self.only_if_live_changed {
+            let before = self.to.clone().unwrap_or_default();
+            if !self.needed_after_failure(sh, &before)? {
+                return Ok(());
+            }
+        }
+        self.roll_back(sh)
+    }
+
+    /// Whether the run that recorded `before` left traffic elsewhere (aborting an open canary first,
+    /// which by itself returns everyone to the stable slot). Prints the decision.
+    fn needed_after_failure(&self, sh: &Shell, before: &str) -> anyhow::Result<bool> {
+        // Twice at most: an aborted canary leaves the stable slot, which is decided again.
+        for _ in 0..2 {
+            let ctx = Ctx::new(&self.target)?;
+            let snapshot = ctx.target.snapshot()?;
+            let model = ctx.target.edge_in(&snapshot)?.model()?;
+            let now = LiveRelease::of(slots::routing_of(&model), &snapshot.containers);
+            println!(
+                "rollback: live before the run: {}; live now: {}",
+                if before.is_empty() {
+                    "no slotted release"
+                } else {
+                    before
+                },
+                now.describe()
+            );
+            match live::after_failure(before, &now) {
+                AfterFailure::Nothing(why) => {
+                    println!("rollback: nothing to do: {why}");
+                    return Ok(false);
+                }
+                AfterFailure::RollBack { to } => {
+                    println!("rollback: the run moved traffic off {to}; returning to it");
+                    return Ok(true);
+                }
+                AfterFailure::AbortCanary if self.dry_run => {
+                    println!(
+                        "rollback: would abort the canary the run left open, then decide again"
+                    );
+                    println!("dry run: nothing was changed");
+                    return Ok(false);
+                }
+                AfterFailure::AbortCanary => {
+                    println!("rollback: the run left a canary open; aborting it");
+                    super::canary::abort_in_progress(
+                        sh,
+                        &self.target,
+                        "aborted by the failure step of the run that started it".to_owned(),
+                    )?;
+                }
+            }
+        }
+        bail!("a canary is still open after aborting it; see `cargo xtask canary status`")
+    }
+
+    fn roll_back(self, sh: &Shell) -> anyhow::Result<()> {
         let started = Instant::now();
         let ctx = Ctx::new(&self.target)?;
         // Every engine round trip before the switch counts on the rollback's clock: one listing serves

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::context::{Ctx, TargetArgs};
 use super::ledger::Entry;
+use super::live::{self, LiveRelease};
 use super::lock::{DeployLock, Holder};
 use super::slots::{self, Routing};
 use super::target::ContainerInfo;
@@ -20,11 +21,21 @@ pub struct Status {
     target: TargetArgs,
     #[arg(long)]
     json: bool,
+    /// Also write what the edge serves to $GITHUB_OUTPUT (`live_version`, `live_slot`; empty when no slot
+    /// is live) — a pipeline records it before a deploy, to roll back to exactly that on a failure.
+    #[arg(long)]
+    github_output: bool,
+    /// Fail unless VERSION takes all traffic and every container of its slot runs and is healthy (the check
+    /// after a deploy or a canary).
+    #[arg(long, value_name = "VERSION")]
+    expect_live: Option<String>,
 }
 
 #[derive(Serialize)]
 struct Report {
     project: String,
+    /// What the edge routes to now (the truth); `live` is the ledger's record of it.
+    serving: LiveRelease,
     live: Option<Entry>,
     last: Option<Entry>,
     routing: Option<Routing>,
@@ -92,12 +103,26 @@ impl Status {
         let model = edge.as_ref().and_then(|e| e.model().ok());
         let history = ctx.history(&containers).ok();
         let last = history.as_ref().and_then(|h| h.last().cloned());
+        let routing = model.as_ref().and_then(slots::routing_of);
+        let serving = LiveRelease::of(routing, &containers);
+        if self.github_output {
+            let slot = serving.slot.map(|s| s.name()).unwrap_or_default();
+            let version = serving.version.as_deref().unwrap_or_default();
+            crate::github_output::append(&[("live_version", version), ("live_slot", slot)])?;
+        }
+        let expectation = self.expect_live.as_ref().map(|expected| {
+            (
+                expected,
+                live::problems_with(&serving, &containers, expected),
+            )
+        });
         let report = Report {
             project: ctx.target.project.clone(),
+            serving,
             live: history.as_ref().and_then(|h| h.live().cloned()),
             warnings: warnings(&containers, last.as_ref()),
             last,
-            routing: model.as_ref().and_then(slots::routing_of),
+            routing,
             maintenance: model.as_ref().is_some_and(|m| m.maintenance.enabled),
             lock: DeployLock::holder(&ctx.target.docker, &ctx.target.project)?
                 .map(LockReport::from),
@@ -105,68 +130,85 @@ impl Status {
         };
         if self.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
-            return Ok(());
+        } else {
+            print_report(&report);
         }
-        println!("project     {}", report.project);
-        match &report.live {
-            Some(live) => println!(
-                "live        {} on slot {} (since {} UTC)",
-                live.release.version,
-                live.slot,
-                super::table_time(live.at)
+        match expectation {
+            Some((expected, problems)) if !problems.is_empty() => anyhow::bail!(
+                "{expected} is not live and healthy:\n  - {}",
+                problems.join("\n  - ")
             ),
-            None => println!("live        no release recorded in the ledger"),
+            Some((expected, _)) => {
+                eprintln!(
+                    "status: {expected} takes all traffic and every container of its slot is healthy"
+                );
+                Ok(())
+            }
+            None => Ok(()),
         }
+    }
+}
+
+fn print_report(report: &Report) {
+    println!("project     {}", report.project);
+    println!("serving     {}", report.serving.describe());
+    match &report.live {
+        Some(live) => println!(
+            "live        {} on slot {} (since {} UTC)",
+            live.release.version,
+            live.slot,
+            super::table_time(live.at)
+        ),
+        None => println!("live        no release recorded in the ledger"),
+    }
+    println!(
+        "routing     {}",
+        report
+            .routing
+            .map_or("unslotted (api/websocket) or unknown".to_owned(), |r| r
+                .describe())
+    );
+    println!(
+        "maintenance {}",
+        if report.maintenance { "ON" } else { "off" }
+    );
+    if let Some(last) = &report.last {
         println!(
-            "routing     {}",
-            report
-                .routing
-                .map_or("unslotted (api/websocket) or unknown".to_owned(), |r| r
-                    .describe())
+            "last        #{} {:?} {} → {:?}{}",
+            last.seq,
+            last.event,
+            last.release.version,
+            last.outcome,
+            last.note
+                .as_ref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default()
         );
+    }
+    if let Some(lock) = &report.lock {
         println!(
-            "maintenance {}",
-            if report.maintenance { "ON" } else { "off" }
+            "lock        held by {} ({}) since {}",
+            lock.holder, lock.command, lock.since
         );
-        if let Some(last) = &report.last {
-            println!(
-                "last        #{} {:?} {} → {:?}{}",
-                last.seq,
-                last.event,
-                last.release.version,
-                last.outcome,
-                last.note
-                    .as_ref()
-                    .map(|n| format!(" ({n})"))
-                    .unwrap_or_default()
-            );
-        }
-        if let Some(lock) = &report.lock {
-            println!(
-                "lock        held by {} ({}) since {}",
-                lock.holder, lock.command, lock.since
-            );
-        }
+    }
+    println!(
+        "\n{:<32} {:<16} {:<6} {:<10} {:<10} {:>8}  RELEASE",
+        "CONTAINER", "SERVICE", "SLOT", "STATE", "HEALTH", "RESTARTS"
+    );
+    for c in &report.containers {
         println!(
-            "\n{:<32} {:<16} {:<6} {:<10} {:<10} {:>8}  RELEASE",
-            "CONTAINER", "SERVICE", "SLOT", "STATE", "HEALTH", "RESTARTS"
+            "{:<32} {:<16} {:<6} {:<10} {:<10} {:>8}  {}",
+            c.name,
+            c.service,
+            c.slot.map_or("-".to_owned(), |s| s.to_string()),
+            c.state,
+            // Docker keeps a stopped container's last health; it says nothing about a stopped one.
+            if c.running() { c.health.as_str() } else { "-" },
+            c.restart_count,
+            c.release.as_deref().unwrap_or("-")
         );
-        for c in &report.containers {
-            println!(
-                "{:<32} {:<16} {:<6} {:<10} {:<10} {:>8}  {}",
-                c.name,
-                c.service,
-                c.slot.map_or("-".to_owned(), |s| s.to_string()),
-                c.state,
-                // Docker keeps a stopped container's last health; it says nothing about a stopped one.
-                if c.running() { c.health.as_str() } else { "-" },
-                c.restart_count,
-                c.release.as_deref().unwrap_or("-")
-            );
-        }
-        for warning in &report.warnings {
-            eprintln!("\n!!! {warning}");
-        }
-        Ok(())
+    }
+    for warning in &report.warnings {
+        eprintln!("\n!!! {warning}");
     }
 }

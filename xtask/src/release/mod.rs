@@ -37,8 +37,25 @@ pub struct Release {
     #[arg(long)]
     install_tools: bool,
     /// Do not run `cargo xtask ci` (the caller already ran it on this commit); recorded as skipped.
-    #[arg(long)]
+    #[arg(long, env = "AVALON_RELEASE_SKIP_CI", value_parser = clap::builder::FalseyValueParser::new())]
     skip_ci: bool,
+    /// With `--push`: push the version commit and tag, but export the images as tarballs instead of
+    /// pushing them (hosts without a registry import them with `cargo xtask image import`).
+    #[arg(long, env = "AVALON_RELEASE_EXPORT_IMAGES", value_parser = clap::builder::FalseyValueParser::new())]
+    export_images: bool,
+}
+
+/// Written by every run, released or not, so a pipeline reading the release's artifact (the deploy
+/// workflow) learns whether anything was released and, if so, which images: the run's summary.
+pub const OUTCOME_FILE: &str = ".avalon/release/outcome.json";
+
+fn write_outcome(root: &Path, summary: &serde_json::Value) -> anyhow::Result<()> {
+    let path = root.join(OUTCOME_FILE);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(&path, serde_json::to_vec_pretty(summary)?)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Which version this run releases.
@@ -52,7 +69,7 @@ enum Target {
 impl Release {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         let root = crate::project::root();
-        if self.push && self.registry.as_deref().is_none_or(str::is_empty) {
+        if self.pushes_images() && self.registry.as_deref().is_none_or(str::is_empty) {
             bail!("--push needs a registry: --registry ghcr.io/<owner> or AVALON_IMAGE_REGISTRY");
         }
         git::ensure_repository(sh)?;
@@ -64,6 +81,9 @@ impl Release {
                 if let Some(reason) = &plan.nothing_to_release {
                     eprintln!("release: {reason}");
                     let summary = json!({"released": false, "reason": reason, "current": plan.current.to_string()});
+                    if !self.dry_run {
+                        write_outcome(&root, &summary)?;
+                    }
                     println!("{}", serde_json::to_string_pretty(&summary)?);
                     return Ok(());
                 }
@@ -79,7 +99,8 @@ impl Release {
             return self.print_plan(&root, &target, &state);
         }
         self.execute(sh, &root, &target, &mut state)?;
-        let summary = summary(&root, &state, self.push)?;
+        let summary = summary(&root, &state, self.pushes_images())?;
+        write_outcome(&root, &summary)?;
         std::fs::write(
             State::dir(&root, &release_version).join("summary.json"),
             serde_json::to_vec_pretty(&summary)?,
@@ -122,6 +143,10 @@ impl Release {
                     Target::Tagged(_) => json!({"created": false, "commit": git::head(sh)?}),
                 },
                 Step::Images => images::build(sh, &version)?,
+                Step::Publish if self.push && self.export_images => {
+                    self.push_git_refs(sh, state)?;
+                    images::export(sh, &dir.join("images"))?
+                }
                 Step::Publish if self.push => self.publish(sh, state)?,
                 Step::Publish => images::export(sh, &dir.join("images"))?,
                 Step::Notes => {
@@ -139,7 +164,7 @@ impl Release {
                             .report(Step::Publish)
                             .map(|r| r["images"].clone())
                             .unwrap_or_default(),
-                        self.push,
+                        self.pushes_images(),
                     );
                     std::fs::write(&notes_path, text)
                         .with_context(|| format!("writing {}", notes_path.display()))?;
@@ -151,8 +176,20 @@ impl Release {
         Ok(())
     }
 
+    fn pushes_images(&self) -> bool {
+        self.push && !self.export_images
+    }
+
     /// Git refs first (a version is only published once its tag is), then the images.
     fn publish(&self, sh: &Shell, state: &State) -> anyhow::Result<serde_json::Value> {
+        self.push_git_refs(sh, state)?;
+        let registry = self.registry.as_deref().unwrap_or_default();
+        let pushed = images::push(sh, registry)?;
+        Ok(json!({"registry": registry, "images": pushed}))
+    }
+
+    /// The version commit (when this run cut it) and the tag, to `origin`.
+    fn push_git_refs(&self, sh: &Shell, state: &State) -> anyhow::Result<()> {
         let tag = &state.tag;
         let tag_ref = format!("refs/tags/{tag}");
         let created = state
@@ -166,9 +203,7 @@ impl Release {
             }
             _ => cmd!(sh, "git push origin {tag_ref}").run()?,
         }
-        let registry = self.registry.as_deref().unwrap_or_default();
-        let pushed = images::push(sh, registry)?;
-        Ok(json!({"registry": registry, "images": pushed}))
+        Ok(())
     }
 
     fn print_plan(&self, root: &Path, target: &Target, state: &State) -> anyhow::Result<()> {
@@ -191,6 +226,13 @@ impl Release {
                     }
                 },
                 Step::Images => vec!["cargo xtask image build --json".into()],
+                Step::Publish if self.push && self.export_images => vec![
+                    format!("git push --atomic origin HEAD:refs/heads/<branch> refs/tags/{tag}"),
+                    format!(
+                        "cargo xtask image export --out {} --json",
+                        display(&dir.join("images"))
+                    ),
+                ],
                 Step::Publish if self.push => vec![
                     format!("git push --atomic origin HEAD:refs/heads/<branch> refs/tags/{tag}"),
                     format!(

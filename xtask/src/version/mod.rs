@@ -34,17 +34,38 @@ pub struct Version {
     /// release. Changes nothing; writes `version` and `tag` to $GITHUB_OUTPUT when that is set.
     #[arg(long, value_name = "VERSION", num_args = 0..=1, default_missing_value = "", conflicts_with_all = ["bump", "dry_run"])]
     resolve: Option<String>,
+    /// With --resolve: the `outcome.json` of the release run that triggered a deploy (its artifact). Its
+    /// `released`, version and image digests are the answer; `released=false` means nothing to deploy.
+    /// Empty (a manual deploy: no release run) is the same as absent.
+    #[arg(long, value_name = "FILE", requires = "resolve")]
+    release_outcome: Option<String>,
+    /// With --resolve and no outcome: the registry the images are pulled from, by tag.
+    #[arg(long, env = "AVALON_IMAGE_REGISTRY")]
+    registry: Option<String>,
 }
 
 impl Version {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         if let Some(requested) = &self.resolve {
-            let resolved = resolve::resolve(sh, requested)?;
+            let resolved = resolve::resolve(
+                sh,
+                requested,
+                self.release_outcome
+                    .as_deref()
+                    .filter(|path| !path.is_empty())
+                    .map(std::path::Path::new),
+                self.registry.as_deref(),
+            )?;
             resolve::write_github_output(&resolved)?;
             if self.json {
                 println!("{}", serde_json::to_string_pretty(&resolved)?);
+            } else if resolved.released {
+                println!(
+                    "{} (api {}, websocket {})",
+                    resolved.version, resolved.api_image, resolved.ws_image
+                );
             } else {
-                println!("{}", resolved.version);
+                println!("nothing released (current {})", resolved.version);
             }
             return Ok(());
         }
