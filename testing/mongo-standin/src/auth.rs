@@ -103,7 +103,8 @@ fn malformed(what: &str) -> CommandError {
     CommandError::new(Code::BadValue, format!("malformed SCRAM message: {what}"))
 }
 
-/// `saslStart`: parses the client-first message and answers the server-first one.
+/// `saslStart`: parses the client-first message and answers the server-first one. The SCRAM-SHA-1
+/// client-first message has the same shape, so an unknown user is found before the mechanism matters.
 pub fn start(
     users: &[User],
     db: &str,
@@ -111,14 +112,6 @@ pub fn start(
     payload: &[u8],
     id: i32,
 ) -> CommandResult<(Conversation, Vec<u8>)> {
-    if mechanism != MECHANISM {
-        return Err(CommandError::new(
-            Code::MechanismUnavailable,
-            format!(
-                "Received authentication for mechanism {mechanism} which is not enabled (the MongoDB stand-in offers {MECHANISM} only)"
-            ),
-        ));
-    }
     let message =
         std::str::from_utf8(payload).map_err(|_| malformed("client-first is not UTF-8"))?;
     // gs2-header: "n,," or "y,," (no channel binding), optionally "n,a=authzid,".
@@ -153,6 +146,16 @@ pub fn start(
         .find(|user| user.name == username && user.db == db)
         .ok_or_else(failed)?
         .clone();
+    // After the user look-up, as mongod: an unknown user is AuthenticationFailed whatever the mechanism
+    // (the driver falls back to SCRAM-SHA-1 when hello listed no mechanism for the user).
+    if mechanism != MECHANISM {
+        return Err(CommandError::new(
+            Code::MechanismUnavailable,
+            format!(
+                "Received authentication for mechanism {mechanism} which is not enabled (the MongoDB stand-in offers {MECHANISM} only)"
+            ),
+        ));
+    }
     let mut server_nonce = [0u8; 24];
     rand::rng().fill_bytes(&mut server_nonce);
     let nonce = format!("{client_nonce}{}", BASE64.encode(server_nonce));
