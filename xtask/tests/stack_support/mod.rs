@@ -170,3 +170,114 @@ impl EngineProxy {
         Self { docker_host }
     }
 }
+
+/// Where cargo puts build output, honouring CARGO_TARGET_DIR as cargo does.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if Path::new(&dir).is_absolute() => PathBuf::from(dir),
+        Some(dir) => workspace_root().join(dir),
+        None => workspace_root().join("target"),
+    }
+}
+
+/// The repository of the MongoDB stand-in image (testing/mongo-standin): a test fixture, never shipped.
+pub const MONGO_STANDIN_REPOSITORY: &str = "avalon-test/mongo-standin";
+
+/// The MongoDB stand-in image for stack tests, built when missing; returns its reference, to be passed
+/// as `MONGO_IMAGE` to the shipped compose files (this machine cannot pull mongo:7.0).
+///
+/// Built as `cargo xtask image build` builds the service images: the release binary is compiled on
+/// the host, `docker/stage-rootfs.sh` stages it with its shared libraries, and
+/// testing/mongo-standin/Dockerfile (FROM scratch) packs it — no registry. The tag is
+/// `<workspace version>-<sha256 of the staged context and the Dockerfile>`, so an unchanged stand-in
+/// is built once and a changed one gets a new tag.
+pub fn mongo_standin_image(sh: &xshell::Shell) -> anyhow::Result<String> {
+    use anyhow::Context;
+    use xshell::cmd;
+
+    // Tests of one binary may ask at once; each process stages into its own directory.
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = BUILDING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+
+    let root = workspace_root();
+    let _in_root = sh.push_dir(&root);
+    cmd!(sh, "cargo build --release --package mongo-standin")
+        .run()
+        .context("cargo build of the MongoDB stand-in")?;
+    let binary = target_dir().join("release/mongo-standin");
+    let context = target_dir().join(format!("mongo-standin-image-{}", std::process::id()));
+    let script = root.join("docker/stage-rootfs.sh");
+    cmd!(sh, "sh {script} {context} {binary}")
+        .run()
+        .context("staging the MongoDB stand-in's image context")?;
+    std::os::unix::fs::symlink("mongo-standin", context.join("bin/mongosh"))
+        .context("linking mongosh to the stand-in binary")?;
+    let dockerfile = root.join("testing/mongo-standin/Dockerfile");
+    let digest = content_digest(&context, &dockerfile)?;
+    let reference = format!(
+        "{MONGO_STANDIN_REPOSITORY}:{}-{}",
+        env!("CARGO_PKG_VERSION"),
+        &digest[..16]
+    );
+    let present = cmd!(sh, "docker image inspect {reference}")
+        .quiet()
+        .ignore_stdout()
+        .ignore_stderr()
+        .run()
+        .is_ok();
+    let built = if present {
+        Ok(())
+    } else {
+        cmd!(
+            sh,
+            "docker build --quiet --file {dockerfile} --tag {reference} {context}"
+        )
+        .run()
+        .with_context(|| format!("docker build of {reference}"))
+    };
+    let _ = std::fs::remove_dir_all(&context);
+    built.map(|()| reference)
+}
+
+/// sha256 over the Dockerfile and every staged file (path, symlink target or content), in path order.
+fn content_digest(context: &Path, dockerfile: &Path) -> anyhow::Result<String> {
+    use anyhow::Context;
+    use sha2::{Digest, Sha256};
+
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.is_dir() && !path.is_symlink() {
+                walk(&path, out)?;
+            } else {
+                out.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    walk(context, &mut files).with_context(|| format!("reading {}", context.display()))?;
+    files.sort();
+    let mut hasher = Sha256::new();
+    hasher.update(
+        std::fs::read(dockerfile).with_context(|| format!("reading {}", dockerfile.display()))?,
+    );
+    for file in files {
+        let relative = file.strip_prefix(context).unwrap_or(&file);
+        hasher.update(relative.as_os_str().as_encoded_bytes());
+        if file.is_symlink() {
+            hasher.update(std::fs::read_link(&file)?.as_os_str().as_encoded_bytes());
+        } else {
+            hasher.update(
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?,
+            );
+        }
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect())
+}
