@@ -1,4 +1,4 @@
-//! What the server keeps per socket: who it is, which room it is in, its rate budgets and activity.
+//! What the server keeps per socket: who it is, its room, the user's rate budget it draws on, activity.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
