@@ -113,8 +113,11 @@ async fn schemathesis_finds_the_served_openapi_document_true_to_the_server() {
     let started = Instant::now();
     let schema = api.url("/openapi.json");
     let report = data.path().join("st");
+    let workdir = data.path().to_path_buf();
     let output = tokio::task::spawn_blocking(move || {
         Command::new(st)
+            // schemathesis and hypothesis keep caches in the working directory: keep them out of the tree.
+            .current_dir(&workdir)
             .arg("--config-file")
             .arg(&config)
             .args(["--no-color", "run", &schema])
