@@ -18,6 +18,8 @@ import os
 import sys
 import time
 
+# The shared table client is imported from beside this file; no __pycache__ is left in the tree.
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import socketio  # noqa: E402
