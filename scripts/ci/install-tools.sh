@@ -41,9 +41,11 @@ install_game_server_tools() {
   pip_install "python-socketio==5.18.1" "aiohttp==3.12.15" "redis==6.4.0"
 }
 
+# schemathesis fuzzes the served OpenAPI document of a real avalon-api (services/api/tests/schema_fuzzing.rs).
 install_api_tools() {
-  log "api: redis-server (shared rate limits, stream, maintenance tests), nginx (cargo xtask bench api)"
+  log "api: redis-server (shared rate limits, stream, maintenance tests), nginx (cargo xtask bench api), schemathesis"
   apt_install redis-server nginx
+  pip_install "schemathesis==4.32.5"
 }
 
 # `cargo xtask ci` checks .github/workflows against the github-workflows schema that check-jsonschema vendors

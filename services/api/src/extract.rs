@@ -6,23 +6,62 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::{Json, http::header};
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use avalon_runtime::auth::{AccessClaims, TokenError, verify_access_token};
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// A JSON body.
+/// A JSON request body. The one way handlers read a body, so every route follows the same rule: a JSON object
+/// holding exactly the fields of `T` — anything else (another JSON type, an unknown field, a missing or
+/// mistyped one) is `422 INVALID_BODY`, whatever `T`'s own serde attributes say.
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        match Json::<T>::from_request(request, state).await {
-            Ok(Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(json_rejection(&rejection)),
-        }
+        let Json(value) = Json::<Value>::from_request(request, state)
+            .await
+            .map_err(|rejection| json_rejection(&rejection))?;
+        decode_body(value).map(ApiJson)
+    }
+}
+
+/// Decodes a body's JSON into `T`, refusing non-objects and fields `T` does not have.
+pub fn decode_body<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    let invalid =
+        |message: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_BODY", message);
+    if !value.is_object() {
+        return Err(invalid(format!(
+            "the body must be a JSON object, not {}",
+            json_kind(&value)
+        )));
+    }
+    let mut unknown = Vec::new();
+    let decoded: T = serde_ignored::deserialize(value, |path| unknown.push(path.to_string()))
+        .map_err(|err| invalid(err.to_string()))?;
+    if unknown.is_empty() {
+        Ok(decoded)
+    } else {
+        let names = unknown
+            .iter()
+            .map(|name| format!("`{name}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Err(invalid(format!("unknown field {names}")))
+    }
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 

@@ -13,6 +13,7 @@ pub mod nickname;
 pub mod ratelimit;
 pub mod redis_conn;
 pub mod routes;
+pub mod rules;
 pub mod state;
 pub mod store;
 pub mod tokens;

@@ -104,23 +104,38 @@ impl GameCursor {
         }
     }
 
-    /// Opaque to clients; `<ms>.<game id>` in URL-safe base64.
+    /// Opaque to clients: `<ms>.<game id as lower-case hex>`, so the text needs no escaping in a query and
+    /// its exact rule can be published ([`crate::rules::CURSOR`]).
     pub fn encode(&self) -> String {
-        use base64::Engine;
-        let raw = format!("{}.{}", self.finished_at_ms, self.game_id);
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+        let hex: String = self
+            .game_id
+            .bytes()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        format!("{}.{hex}", self.finished_at_ms)
     }
 
+    /// Any text of the published form is a position in history order (a game id that is not UTF-8 is read
+    /// leniently: it still names a place between two real ids).
     pub fn decode(text: &str) -> Option<GameCursor> {
-        use base64::Engine;
-        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(text)
-            .ok()?;
-        let raw = String::from_utf8(raw).ok()?;
-        let (ms, id) = raw.split_once('.')?;
+        let (ms, hex) = text.split_once('.')?;
+        if ms.is_empty() || ms.len() > 19 || !ms.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        if hex.len() % 2 != 0 {
+            return None;
+        }
+        let bytes = (0..hex.len())
+            .step_by(2)
+            .map(|at| {
+                hex.get(at..at + 2)
+                    .filter(|pair| pair.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+                    .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+            })
+            .collect::<Option<Vec<u8>>>()?;
         Some(GameCursor {
             finished_at_ms: ms.parse().ok()?,
-            game_id: id.to_owned(),
+            game_id: String::from_utf8_lossy(&bytes).into_owned(),
         })
     }
 
@@ -215,8 +230,30 @@ mod tests {
             finished_at_ms: 1_700_000_000_000,
             game_id: "g-1.2".to_owned(),
         };
+        assert_eq!(cursor.encode(), "1700000000000.672d312e32");
         assert_eq!(GameCursor::decode(&cursor.encode()), Some(cursor));
         assert_eq!(GameCursor::decode("%%%"), None);
         assert_eq!(GameCursor::decode("bm90LWEtY3Vyc29y"), None);
+        assert_eq!(GameCursor::decode("12.6"), None);
+        assert_eq!(GameCursor::decode("12.6G"), None);
+        assert_eq!(GameCursor::decode(".67"), None);
+    }
+
+    #[test]
+    fn every_cursor_the_rule_accepts_decodes_and_every_encoding_follows_the_rule() {
+        for text in [
+            "0.",
+            "9999999999999999999.ff",
+            "1.00",
+            "42.e4ba9ae7919fe78e8b",
+        ] {
+            assert!(crate::rules::CURSOR.matches(text).unwrap());
+            assert!(GameCursor::decode(text).is_some(), "{text}");
+        }
+        let cursor = GameCursor {
+            finished_at_ms: u64::MAX / 2,
+            game_id: "亚瑟-0f3c".to_owned(),
+        };
+        assert!(crate::rules::CURSOR.matches(&cursor.encode()).unwrap());
     }
 }

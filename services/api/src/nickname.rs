@@ -1,39 +1,29 @@
 //! Nickname rules: what other players see at the table.
 
 use crate::error::ApiError;
+use crate::rules::NICKNAME;
 
 pub const MAX_CHARS: usize = 16;
 
-/// The nickname as it will be stored (trimmed), or the rule it broke.
+/// The nickname as it will be stored (trimmed), or the rule it broke. Acceptance is the published rule
+/// ([`NICKNAME`]); the checks below only pick the message that says which part of it failed.
 pub fn validate(raw: &str) -> Result<String, ApiError> {
-    let nickname = raw.trim();
-    let invalid = |message: String| {
-        ApiError::new(
-            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-            "INVALID_NICKNAME",
-            message,
-        )
-    };
+    if NICKNAME.matches(raw)? {
+        return Ok(raw.trim().to_owned());
+    }
+    Err(NICKNAME.refusal(diagnose(raw.trim())))
+}
+
+fn diagnose(nickname: &str) -> String {
     let count = nickname.chars().count();
     if count == 0 {
-        return Err(invalid("nickname must not be empty".to_owned()));
+        return "nickname must not be empty".to_owned();
     }
     if count > MAX_CHARS {
-        return Err(invalid(format!(
-            "nickname must be at most {MAX_CHARS} characters (got {count})"
-        )));
+        return format!("nickname must be at most {MAX_CHARS} characters (got {count})");
     }
     // Control and zero-width characters let one name impersonate another.
-    let hidden = |c: char| {
-        c.is_control()
-            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}')
-    };
-    if nickname.chars().any(hidden) {
-        return Err(invalid(
-            "nickname must not contain control or invisible characters".to_owned(),
-        ));
-    }
-    Ok(nickname.to_owned())
+    "nickname must not contain control or invisible characters".to_owned()
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use axum::http::StatusCode;
 use base64::Engine;
 use rand::RngCore;
 use serde::Serialize;
@@ -162,21 +161,9 @@ pub async fn end_session(state: &AppState, refresh_token: &str) -> ApiResult<()>
     Ok(())
 }
 
-/// Refresh tokens are 43 URL-safe base64 characters; anything else is refused before touching the store.
+/// Anything not shaped like a refresh token is refused before touching the store.
 pub fn check_refresh_shape(token: &str) -> ApiResult<()> {
-    let valid = (20..=200).contains(&token.len())
-        && token
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if valid {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "INVALID_REFRESH_TOKEN",
-            "refresh_token must be the opaque token returned at sign-in",
-        ))
-    }
+    crate::rules::REFRESH_TOKEN.check(token)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use serde::Serialize;
 use socketioxide::SocketIo;
 use socketioxide::extract::SocketRef;
 
+use crate::budget::Budgets;
 use crate::metrics::WsMetrics;
 use crate::session::Session;
 use crate::store::Store;
@@ -24,6 +25,8 @@ pub struct App {
     pub io: SocketIo,
     /// Names this process in member connection ids and logs.
     pub instance: String,
+    /// RATE_LIMIT_USER and WS_CHAT_PER_MINUTE budgets, per user across their sockets here.
+    pub budgets: Budgets,
     maintenance: RwLock<MaintenanceNotice>,
     /// Whether each room this instance has delivered is in a running game, for the gauges.
     playing: Mutex<HashMap<String, bool>>,
@@ -55,6 +58,7 @@ impl App {
             store,
             io,
             instance: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
+            budgets: Budgets::default(),
             maintenance: RwLock::new(MaintenanceNotice {
                 enabled: false,
                 message: String::new(),

@@ -10,7 +10,7 @@ use socketioxide::extract::SocketRef;
 
 use crate::app::{App, session_of};
 use crate::error::WsError;
-use crate::handlers::{self, Call};
+use crate::handlers::{self, Call, Entry};
 use crate::room::User;
 use crate::session::{Session, now_ms};
 
@@ -66,11 +66,14 @@ fn check(
         name: claims.name,
     };
     let connection = format!("{}/{}", app.instance, socket.id);
-    socket.extensions.insert(Arc::new(Session::new(
-        user,
-        connection,
+    let budget = app.budgets.of(
+        &user.id,
+        app.live.get().rate_limit_user,
         app.ws().chat_per_minute,
-    )));
+    );
+    socket
+        .extensions
+        .insert(Arc::new(Session::new(user, connection, budget)));
     Ok(())
 }
 
@@ -117,15 +120,15 @@ async fn resume(app: &Arc<App>, socket: &SocketRef, session: &Arc<Session>) -> O
         app: Arc::clone(app),
         socket: socket.clone(),
         session: Arc::clone(session),
-        payload: Value::Null,
     };
-    match handlers::enter(&call, &code).await {
+    match handlers::enter(&call, &code, Entry::Resume).await {
         Ok(_) => Some(code),
         Err(err) => {
             tracing::debug!(code = %code, reason = %err.message, "previous room not resumed");
+            // The room is gone or the seat was given up: stop offering it on later connects.
             if matches!(
                 err.code,
-                "ROOM_NOT_FOUND" | "GAME_IN_PROGRESS" | "ROOM_FULL"
+                "ROOM_NOT_FOUND" | "NOT_IN_ROOM" | "GAME_IN_PROGRESS" | "ROOM_FULL"
             ) {
                 let _ = app
                     .store

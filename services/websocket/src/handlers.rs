@@ -1,5 +1,7 @@
 //! Client → server events. Each one is acknowledged with `{ok: true, data}` or
 //! `{ok: false, error: {code, message}}`; the resulting state reaches every player through the fan-out.
+//! Every event — an unknown one included — passes the same steps in [`on`]: session, resume wait, rate
+//! limit, then the one payload decoder ([`payload::decode`]) into the event's own payload type.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -10,11 +12,13 @@ use rand::Rng;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use socketioxide::extract::{AckSender, SocketRef, TryData};
+use socketioxide::ParserError;
+use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 
 use crate::app::{App, session_of};
 use crate::error::WsError;
 use crate::fanout::{close_room, push_state};
+use crate::payload::{self, EventArgs, NoFields};
 use crate::room::{Effects, GameStart, Room};
 use crate::session::{Session, now_ms};
 use crate::store::{Committed, StoreError};
@@ -37,27 +41,17 @@ pub fn register(socket: &SocketRef, app: &Arc<App>) {
     on(socket, app, "game:lady", lady_examine);
     on(socket, app, "chat:send", chat);
     on(socket, app, "sync", sync);
+    on_unknown(socket, app);
 }
 
-/// One handler call: the app, the socket, its session and the event's payload.
+/// One handler call: the app, the socket and its session.
 pub struct Call {
     pub app: Arc<App>,
     pub socket: SocketRef,
     pub session: Arc<Session>,
-    pub payload: Value,
 }
 
 impl Call {
-    fn parse<T: DeserializeOwned>(&self) -> Result<T, WsError> {
-        let payload = if self.payload.is_null() {
-            json!({})
-        } else {
-            self.payload.clone()
-        };
-        serde_json::from_value(payload)
-            .map_err(|err| WsError::bad_request(format!("invalid payload: {err}")))
-    }
-
     fn current_room(&self) -> Result<String, WsError> {
         self.session
             .room()
@@ -116,58 +110,107 @@ impl Call {
     }
 }
 
-fn on<F, Fut>(socket: &SocketRef, app: &Arc<App>, event: &'static str, handler: F)
+/// Registers `handler` for `event`, taking the payload type `P` the handler declares.
+fn on<P, F, Fut>(socket: &SocketRef, app: &Arc<App>, event: &'static str, handler: F)
 where
-    F: Fn(Call) -> Fut + Clone + Send + Sync + 'static,
+    P: DeserializeOwned + Send + 'static,
+    F: Fn(Call, P) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<Value, WsError>> + Send + 'static,
 {
     let app = Arc::clone(app);
     socket.on(
         event,
-        move |socket: SocketRef, TryData(payload): TryData<Value>, ack: AckSender| {
+        move |socket: SocketRef, TryData(args): TryData<EventArgs>, ack: AckSender| {
             let app = Arc::clone(&app);
             let handler = handler.clone();
             async move {
                 let started = Instant::now();
-                let result = match (session_of(&socket), payload) {
-                    (None, _) => Err(WsError::internal("socket has no session")),
-                    (Some(_), Err(err)) => {
-                        Err(WsError::bad_request(format!("unreadable payload: {err}")))
-                    }
-                    (Some(session), Ok(payload)) => {
-                        session.resumed(RESUME_WAIT_LIMIT).await;
-                        session.touch();
-                        let limit = app.live.get().rate_limit_user;
-                        if event != "sync" && !session.allow_action(limit) {
-                            Err(WsError::new(
-                                "RATE_LIMITED",
-                                format!("at most {limit} events per minute; slow down"),
-                            ))
-                        } else {
-                            handler(Call {
-                                app: Arc::clone(&app),
-                                socket,
-                                session,
-                                payload,
-                            })
-                            .await
-                        }
-                    }
+                let result = match admit(&app, socket, event, args).await {
+                    Ok((call, args)) => match payload::decode::<P>(args) {
+                        Ok(payload) => handler(call, payload).await,
+                        Err(err) => Err(err),
+                    },
+                    Err(err) => Err(err),
                 };
-                let code = result.as_ref().map_or_else(|err| err.code, |_| "OK");
-                app.metrics.observe_event(event, code, started.elapsed());
-                let reply = match result {
-                    Ok(data) => json!({ "ok": true, "data": data }),
-                    Err(error) => json!({ "ok": false, "error": error }),
-                };
-                let _ = ack.send(&reply);
+                answer(&app, event, started, result, ack);
             }
         },
     );
 }
 
+/// Any event without a handler: refused with `UNKNOWN_EVENT` (acknowledged when the client asked for an
+/// acknowledgement), after the same admission as known events so unknown ones cannot flood either.
+fn on_unknown(socket: &SocketRef, app: &Arc<App>) {
+    let app = Arc::clone(app);
+    socket.on_fallback(
+        move |socket: SocketRef,
+              Event(name): Event,
+              TryData(args): TryData<EventArgs>,
+              ack: AckSender| {
+            let app = Arc::clone(&app);
+            async move {
+                let started = Instant::now();
+                let result = match admit(&app, socket, "unknown", args).await {
+                    Ok(_) => {
+                        let shown: String = name.chars().take(64).collect();
+                        Err(WsError::new(
+                            "UNKNOWN_EVENT",
+                            format!("there is no client event `{shown}` (docs/protocol.md §2 lists them)"),
+                        ))
+                    }
+                    Err(err) => Err(err),
+                };
+                answer(&app, "unknown", started, result, ack);
+            }
+        },
+    );
+}
+
+/// What every event goes through before its payload is decoded: the socket's session, the wait for a
+/// returning player's seat, activity, the user's event budget and a readable argument list.
+async fn admit(
+    app: &Arc<App>,
+    socket: SocketRef,
+    event: &str,
+    args: Result<EventArgs, ParserError>,
+) -> Result<(Call, EventArgs), WsError> {
+    let session = session_of(&socket).ok_or_else(|| WsError::internal("socket has no session"))?;
+    session.resumed(RESUME_WAIT_LIMIT).await;
+    session.touch();
+    let limit = app.live.get().rate_limit_user;
+    if event != "sync" && !session.allow_action(limit) {
+        return Err(WsError::new(
+            "RATE_LIMITED",
+            format!("at most {limit} events per minute per user; slow down"),
+        ));
+    }
+    let args = args.map_err(|err| WsError::bad_request(format!("unreadable payload: {err}")))?;
+    let call = Call {
+        app: Arc::clone(app),
+        socket,
+        session,
+    };
+    Ok((call, args))
+}
+
+/// Acknowledges the event (if the client asked) and records it in the metrics.
+fn answer(
+    app: &App,
+    event: &'static str,
+    started: Instant,
+    result: Result<Value, WsError>,
+    ack: AckSender,
+) {
+    let code = result.as_ref().map_or_else(|err| err.code, |_| "OK");
+    app.metrics.observe_event(event, code, started.elapsed());
+    let reply = match result {
+        Ok(data) => json!({ "ok": true, "data": data }),
+        Err(error) => json!({ "ok": false, "error": error }),
+    };
+    let _ = ack.send(&reply);
+}
+
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct CreateRoom {
     #[serde(default)]
     options: RoomOptions,
@@ -194,8 +237,7 @@ async fn refuse_if_in_room(call: &Call) -> Result<(), WsError> {
     }
 }
 
-async fn create_room(call: Call) -> Result<Value, WsError> {
-    let request: CreateRoom = call.parse()?;
+async fn create_room(call: Call, request: CreateRoom) -> Result<Value, WsError> {
     refuse_if_in_room(&call).await?;
     for _ in 0..8 {
         let code = new_room_code();
@@ -235,13 +277,11 @@ async fn create_room(call: Call) -> Result<Value, WsError> {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct JoinRoom {
     code: String,
 }
 
-async fn join_room(call: Call) -> Result<Value, WsError> {
-    let request: JoinRoom = call.parse()?;
+async fn join_room(call: Call, request: JoinRoom) -> Result<Value, WsError> {
     let code = request.code.trim().to_ascii_uppercase();
     if code.len() != CODE_LENGTH || !code.bytes().all(|byte| CODE_ALPHABET.contains(&byte)) {
         return Err(WsError::bad_request(format!(
@@ -252,14 +292,24 @@ async fn join_room(call: Call) -> Result<Value, WsError> {
     if call.session.room().as_deref() != Some(code.as_str()) {
         refuse_if_in_room(&call).await?;
     }
-    let committed = enter(&call, &code).await?;
+    let committed = enter(&call, &code, Entry::Join).await?;
     let resumed = committed.effects.resumed;
     let room = committed.room.map(|room| room.view());
     Ok(json!({ "room": room, "resumed": resumed }))
 }
 
-/// Puts the socket in room `code` as a new member or back in its seat.
-pub async fn enter(call: &Call, code: &str) -> Result<Committed, WsError> {
+/// How a socket enters a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
+    /// `room:join`: back in its seat, or as a new member.
+    Join,
+    /// A returning player put back by the connect handler: only into the seat it still holds. A lobby
+    /// seat freed after WS_RECONNECT_WINDOW stays freed (NOT_IN_ROOM); `room:join` can take a new one.
+    Resume,
+}
+
+/// Puts the socket in room `code` as `entry` says.
+pub async fn enter(call: &Call, code: &str, entry: Entry) -> Result<Committed, WsError> {
     let was = call.session.room();
     call.socket.join(code.to_owned());
     call.session.set_room(Some(code.to_owned()));
@@ -267,7 +317,13 @@ pub async fn enter(call: &Call, code: &str) -> Result<Committed, WsError> {
     let connection = call.session.connection.clone();
     let result = call
         .change(code, |room| {
-            let resumed = room.join(&user, &connection, now_ms())?;
+            let resumed = match entry {
+                Entry::Join => room.join(&user, &connection, now_ms())?,
+                Entry::Resume => {
+                    room.rejoin(&user, &connection, now_ms())?;
+                    true
+                }
+            };
             Ok(Effects {
                 resumed,
                 ..Effects::default()
@@ -292,7 +348,7 @@ pub async fn enter(call: &Call, code: &str) -> Result<Committed, WsError> {
     }
 }
 
-async fn leave_room(call: Call) -> Result<Value, WsError> {
+async fn leave_room(call: Call, _: NoFields) -> Result<Value, WsError> {
     let code = call.current_room()?;
     let user_id = call.session.user.id.clone();
     match call.change(&code, |room| room.leave(&user_id)).await {
@@ -311,13 +367,11 @@ async fn leave_room(call: Call) -> Result<Value, WsError> {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Ready {
     ready: bool,
 }
 
-async fn set_ready(call: Call) -> Result<Value, WsError> {
-    let request: Ready = call.parse()?;
+async fn set_ready(call: Call, request: Ready) -> Result<Value, WsError> {
     let code = call.current_room()?;
     let user_id = call.session.user.id.clone();
     let committed = call
@@ -330,13 +384,11 @@ async fn set_ready(call: Call) -> Result<Value, WsError> {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Options {
     options: RoomOptions,
 }
 
-async fn set_options(call: Call) -> Result<Value, WsError> {
-    let request: Options = call.parse()?;
+async fn set_options(call: Call, request: Options) -> Result<Value, WsError> {
     let code = call.current_room()?;
     let user_id = call.session.user.id.clone();
     let committed = call
@@ -348,8 +400,7 @@ async fn set_options(call: Call) -> Result<Value, WsError> {
     Ok(json!({ "version": committed.room.map(|room| room.version) }))
 }
 
-async fn start_game(call: Call) -> Result<Value, WsError> {
-    let _: Empty = call.parse()?;
+async fn start_game(call: Call, _: NoFields) -> Result<Value, WsError> {
     let code = call.current_room()?;
     let user_id = call.session.user.id.clone();
     let maintenance = call.app.maintenance();
@@ -371,28 +422,20 @@ async fn start_game(call: Call) -> Result<Value, WsError> {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Empty {}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Propose {
     team: Vec<Seat>,
 }
 
-async fn propose(call: Call) -> Result<Value, WsError> {
-    let request: Propose = call.parse()?;
+async fn propose(call: Call, request: Propose) -> Result<Value, WsError> {
     call.act(Action::Propose { team: request.team }).await
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Vote {
     approve: bool,
 }
 
-async fn vote(call: Call) -> Result<Value, WsError> {
-    let request: Vote = call.parse()?;
+async fn vote(call: Call, request: Vote) -> Result<Value, WsError> {
     call.act(Action::Vote {
         approve: request.approve,
     })
@@ -400,13 +443,11 @@ async fn vote(call: Call) -> Result<Value, WsError> {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct QuestCard {
     success: bool,
 }
 
-async fn play_quest_card(call: Call) -> Result<Value, WsError> {
-    let request: QuestCard = call.parse()?;
+async fn play_quest_card(call: Call, request: QuestCard) -> Result<Value, WsError> {
     call.act(Action::PlayQuestCard {
         success: request.success,
     })
@@ -414,21 +455,18 @@ async fn play_quest_card(call: Call) -> Result<Value, WsError> {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Target {
     target: Seat,
 }
 
-async fn assassinate(call: Call) -> Result<Value, WsError> {
-    let request: Target = call.parse()?;
+async fn assassinate(call: Call, request: Target) -> Result<Value, WsError> {
     call.act(Action::Assassinate {
         target: request.target,
     })
     .await
 }
 
-async fn lady_examine(call: Call) -> Result<Value, WsError> {
-    let request: Target = call.parse()?;
+async fn lady_examine(call: Call, request: Target) -> Result<Value, WsError> {
     call.act(Action::LadyExamine {
         target: request.target,
     })
@@ -436,13 +474,11 @@ async fn lady_examine(call: Call) -> Result<Value, WsError> {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Chat {
     text: String,
 }
 
-async fn chat(call: Call) -> Result<Value, WsError> {
-    let request: Chat = call.parse()?;
+async fn chat(call: Call, request: Chat) -> Result<Value, WsError> {
     let code = call.current_room()?;
     if !call.session.allow_chat() {
         return Err(WsError::new(
@@ -464,7 +500,7 @@ async fn chat(call: Call) -> Result<Value, WsError> {
 }
 
 /// Sends the full current state again (e.g. after the client lost track).
-async fn sync(call: Call) -> Result<Value, WsError> {
+async fn sync(call: Call, _: NoFields) -> Result<Value, WsError> {
     let Some(code) = call.session.room() else {
         return Ok(json!({ "room": null, "view": null }));
     };

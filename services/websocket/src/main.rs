@@ -2,11 +2,13 @@
 //! reload and shutdown come from `avalon-runtime`; the protocol is documented in `docs/protocol.md`.
 
 mod app;
+mod budget;
 mod connect;
 mod error;
 mod fanout;
 mod handlers;
 mod metrics;
+mod payload;
 mod room;
 mod server;
 mod session;

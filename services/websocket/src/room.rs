@@ -193,6 +193,15 @@ impl Room {
         Ok(false)
     }
 
+    /// Takes back the seat `user` still holds (a returning player); refused with NOT_IN_ROOM when the seat
+    /// was freed meanwhile, so a reconnect never turns into a new membership on its own.
+    pub fn rejoin(&mut self, user: &User, connection: &str, now_ms: u64) -> Result<(), WsError> {
+        let member = self.member_mut(&user.id)?;
+        member.connection = Some(connection.to_owned());
+        member.seen_ms = now_ms;
+        Ok(())
+    }
+
     /// Leaves for good. Refused while the member plays in a running game (they may disconnect and come back).
     pub fn leave(&mut self, user_id: &str) -> Result<Effects, WsError> {
         self.member_mut(user_id)?;
@@ -328,13 +337,17 @@ impl Room {
     pub fn act(&mut self, user_id: &str, action: Action, now_ms: u64) -> Result<Effects, WsError> {
         self.member_mut(user_id)?;
         let code = self.code.clone();
-        let Some(game) = self.game.as_mut().filter(|game| !game.state.is_over()) else {
-            return Err(WsError::new("NO_GAME", "no game is running in this room"));
+        let Some(game) = self.game.as_mut() else {
+            return Err(WsError::new(
+                "NO_GAME",
+                "no game has been started in this room",
+            ));
         };
         let seat = game
             .state
             .seat_of(user_id)
             .ok_or_else(|| WsError::new("NOT_A_PLAYER", "you do not play in this game"))?;
+        // A finished game answers its players GAME_OVER (from the engine) until the next one starts.
         let events = game.state.apply(seat, action)?;
         let mut effects = Effects {
             events,

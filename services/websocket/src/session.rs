@@ -1,9 +1,10 @@
-//! What the server keeps per socket: who it is, which room it is in, its rate budgets and activity.
+//! What the server keeps per socket: who it is, its room, the user's rate budget it draws on, activity.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::budget::UserBudget;
 use crate::room::User;
 
 pub struct Session {
@@ -11,8 +12,8 @@ pub struct Session {
     /// `<instance>/<socket id>`: names this socket in the room's member list.
     pub connection: String,
     room: Mutex<Option<String>>,
-    actions: Mutex<TokenBucket>,
-    chat: Mutex<TokenBucket>,
+    /// Shared by every socket of this user on this instance.
+    budget: Arc<UserBudget>,
     last_active_ms: AtomicU64,
     /// One more than the last room version pushed to this socket (0 = nothing pushed yet).
     pushed: AtomicU64,
@@ -23,13 +24,12 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(user: User, connection: String, chat_per_minute: u32) -> Session {
+    pub fn new(user: User, connection: String, budget: Arc<UserBudget>) -> Session {
         Session {
             user,
             connection,
             room: Mutex::new(None),
-            actions: Mutex::new(TokenBucket::per_minute(60)),
-            chat: Mutex::new(TokenBucket::per_minute(chat_per_minute)),
+            budget,
             last_active_ms: AtomicU64::new(now_ms()),
             pushed: AtomicU64::new(0),
             resumed: tokio::sync::watch::Sender::new(false),
@@ -73,58 +73,13 @@ impl Session {
         Duration::from_millis(now_ms.saturating_sub(self.last_active_ms.load(Ordering::Relaxed)))
     }
 
-    /// Takes one game-action token; `per_minute` follows RATE_LIMIT_USER as reloaded.
+    /// Takes one event token from the user's budget; `per_minute` follows RATE_LIMIT_USER as reloaded.
     pub fn allow_action(&self, per_minute: u32) -> bool {
-        self.actions
-            .lock()
-            .map(|mut bucket| {
-                bucket.set_rate(per_minute);
-                bucket.take(Instant::now())
-            })
-            .unwrap_or(false)
+        self.budget.allow_action(per_minute)
     }
 
     pub fn allow_chat(&self) -> bool {
-        self.chat
-            .lock()
-            .map(|mut bucket| bucket.take(Instant::now()))
-            .unwrap_or(false)
-    }
-}
-
-/// A bucket of `capacity` tokens refilled evenly over a minute: bursts up to a minute's budget are fine,
-/// a sustained flood is not.
-#[derive(Debug)]
-pub struct TokenBucket {
-    capacity: f64,
-    tokens: f64,
-    refilled: Instant,
-}
-
-impl TokenBucket {
-    pub fn per_minute(limit: u32) -> TokenBucket {
-        TokenBucket {
-            capacity: f64::from(limit),
-            tokens: f64::from(limit),
-            refilled: Instant::now(),
-        }
-    }
-
-    fn set_rate(&mut self, limit: u32) {
-        self.capacity = f64::from(limit);
-        self.tokens = self.tokens.min(self.capacity);
-    }
-
-    pub fn take(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
-        self.refilled = now;
-        self.tokens = (self.tokens + elapsed * self.capacity / 60.0).min(self.capacity);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.budget.allow_chat()
     }
 }
 
@@ -141,16 +96,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_bucket_allows_a_burst_then_refills_over_the_minute() {
-        let start = Instant::now();
-        let mut bucket = TokenBucket::per_minute(3);
-        assert!((0..3).all(|_| bucket.take(start)));
-        assert!(!bucket.take(start));
-        assert!(bucket.take(start + Duration::from_secs(20)));
-        assert!(!bucket.take(start + Duration::from_secs(20)));
-    }
-
-    #[test]
     fn a_version_is_pushed_once_and_never_after_a_newer_one() {
         let session = Session::new(
             User {
@@ -158,7 +103,7 @@ mod tests {
                 name: "U".into(),
             },
             "i/s".into(),
-            5,
+            Arc::new(UserBudget::new(60, 5)),
         );
         assert!(session.claim_version(0));
         assert!(!session.claim_version(0));
@@ -170,16 +115,16 @@ mod tests {
 
     #[tokio::test]
     async fn events_wait_for_the_resume_and_not_longer() {
-        let session = std::sync::Arc::new(Session::new(
+        let session = Arc::new(Session::new(
             User {
                 id: "u".into(),
                 name: "U".into(),
             },
             "i/s".into(),
-            5,
+            Arc::new(UserBudget::new(60, 5)),
         ));
         let waiter = {
-            let session = std::sync::Arc::clone(&session);
+            let session = Arc::clone(&session);
             tokio::spawn(async move { session.resumed(Duration::from_secs(30)).await })
         };
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -1,4 +1,5 @@
-//! Sign-in (WeChat, dev), refresh and logout.
+//! Sign-in (WeChat, dev), refresh and logout. Bodies are decoded by [`ApiJson`] (unknown fields refused) and
+//! each field is checked against its published rule in [`crate::rules`].
 
 use axum::Json;
 use axum::extract::State;
@@ -8,6 +9,7 @@ use serde::Deserialize;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 use crate::model::{User, now_ms};
+use crate::rules::{DEV_OPENID, WECHAT_CODE};
 use crate::state::AppState;
 use crate::tokens::{self, SessionTokens};
 
@@ -26,23 +28,11 @@ pub struct RefreshBody {
     refresh_token: String,
 }
 
-fn check_code(code: &str) -> ApiResult<()> {
-    let valid = !code.is_empty() && code.len() <= 128 && code.chars().all(|c| c.is_ascii_graphic());
-    if valid {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(
-            "INVALID_CODE",
-            "code must be the 1-128 character code from wx.login",
-        ))
-    }
-}
-
 pub async fn wechat(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<WechatLogin>,
 ) -> ApiResult<Json<SessionTokens>> {
-    check_code(&body.code)?;
+    WECHAT_CODE.check(&body.code)?;
     let identity = state
         .wechat
         .code_to_session(&body.code)
@@ -63,17 +53,7 @@ pub async fn dev_login(
             "dev-login is disabled (DEV_LOGIN=true in development enables it)",
         ));
     }
-    let valid = (1..=64).contains(&body.openid.len())
-        && body
-            .openid
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !valid {
-        return Err(ApiError::bad_request(
-            "INVALID_OPENID",
-            "openid must be 1-64 letters, digits, `-` or `_`",
-        ));
-    }
+    DEV_OPENID.check(&body.openid)?;
     sign_in(&state, &format!("dev:{}", body.openid)).await
 }
 

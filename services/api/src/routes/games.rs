@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiQuery, Authenticated};
 use crate::model::{GameCursor, Stats, StoredGame};
+use crate::rules::CURSOR;
 use crate::state::AppState;
 
 pub const DEFAULT_PAGE: usize = 20;
@@ -78,12 +79,10 @@ pub async fn list(
     }
     let cursor = match query.cursor.as_deref() {
         None | Some("") => None,
-        Some(text) => Some(GameCursor::decode(text).ok_or_else(|| {
-            ApiError::bad_request(
-                "INVALID_CURSOR",
-                "cursor must be a next_cursor value from this API",
-            )
-        })?),
+        Some(text) => {
+            CURSOR.check(text)?;
+            Some(GameCursor::decode(text).ok_or_else(|| CURSOR.refusal(CURSOR.message))?)
+        }
     };
     // One extra tells whether another page exists.
     let mut games = state

@@ -9,10 +9,12 @@ use axum::http::Method;
 use axum::routing::{MethodRouter, get, patch, post};
 use serde_json::{Value, json};
 
+use crate::rules::{CURSOR, DEV_OPENID, FieldRule, NICKNAME, REFRESH_TOKEN, WECHAT_CODE};
 use crate::state::AppState;
 
 pub mod auth;
 pub mod games;
+pub mod openapi;
 pub mod realtime;
 pub mod users;
 
@@ -22,206 +24,205 @@ pub struct RouteDoc {
     pub path: &'static str,
     pub summary: &'static str,
     pub authenticated: bool,
-    /// Required JSON body fields, each `(name, description)`.
-    pub body: &'static [(&'static str, &'static str)],
-    /// Status codes this route answers besides the common ones (401, 429, 503 ...).
-    pub responses: &'static [(u16, &'static str)],
+    /// The JSON body's fields (all required, nothing else accepted); empty = the route reads no body.
+    pub body: &'static [&'static FieldRule],
+    /// Query parameters (all optional); empty = the route reads no query.
+    pub query: &'static [QueryParam],
+    /// The success answer: status, description and the component schema of its body (`None`: no body).
+    pub success: (u16, &'static str, Option<&'static str>),
+    /// This route's own refusals. The common ones (body, query, authentication, rate limit, maintenance,
+    /// store) are added by [`openapi::document`] from `body`, `query` and `authenticated`.
+    pub errors: &'static [(u16, &'static str)],
 }
 
-fn doc(
-    method: Method,
-    path: &'static str,
-    summary: &'static str,
-    authenticated: bool,
-    body: &'static [(&'static str, &'static str)],
-    responses: &'static [(u16, &'static str)],
-) -> RouteDoc {
-    RouteDoc {
-        method,
-        path,
-        summary,
-        authenticated,
-        body,
-        responses,
-    }
+/// A query parameter and its JSON Schema.
+pub struct QueryParam {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub schema: fn() -> Value,
 }
 
-const SESSION: (u16, &str) = (
+const ROUTE: RouteDoc = RouteDoc {
+    method: Method::GET,
+    path: "",
+    summary: "",
+    authenticated: false,
+    body: &[],
+    query: &[],
+    success: (200, "", None),
+    errors: &[],
+};
+
+const SESSION: (u16, &str, Option<&str>) = (
     200,
-    "session: access_token, token_type, expires_in, refresh_token, refresh_expires_in, user",
+    "a new session: access and refresh tokens and the user",
+    Some("Session"),
 );
+
+const PAGE_QUERY: &[QueryParam] = &[
+    QueryParam {
+        name: "limit",
+        description: "games per page",
+        schema: || json!({ "type": "integer", "minimum": 1, "maximum": games::MAX_PAGE, "default": games::DEFAULT_PAGE }),
+    },
+    QueryParam {
+        name: "cursor",
+        description: "the previous page's next_cursor; empty or absent for the first page",
+        schema: || CURSOR.schema(),
+    },
+];
+
+// Statics, not constants: a rule holds its compiled pattern, which a constant cannot refer to.
+static WECHAT_BODY: [&FieldRule; 1] = [&WECHAT_CODE];
+static DEV_LOGIN_BODY: [&FieldRule; 1] = [&DEV_OPENID];
+static REFRESH_BODY: [&FieldRule; 1] = [&REFRESH_TOKEN];
+static NICKNAME_BODY: [&FieldRule; 1] = [&NICKNAME];
 
 pub fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
     vec![
         (
-            doc(
-                Method::POST,
-                "/v1/auth/wechat",
-                "Sign in with a wx.login code",
-                false,
-                &[("code", "the code from wx.login")],
-                &[
-                    SESSION,
-                    (
-                        400,
-                        "INVALID_CODE, WECHAT_CODE_INVALID (40029), WECHAT_CODE_USED (40163)",
-                    ),
+            RouteDoc {
+                method: Method::POST,
+                path: "/v1/auth/wechat",
+                summary: "Sign in with a wx.login code",
+                body: &WECHAT_BODY,
+                success: SESSION,
+                errors: &[
+                    (400, "WECHAT_CODE_INVALID (40029), WECHAT_CODE_USED (40163)"),
                     (403, "WECHAT_USER_BLOCKED (40226)"),
                     (429, "WECHAT_RATE_LIMITED (45011)"),
                     (502, "WECHAT_ERROR, WECHAT_UNREACHABLE, WECHAT_BAD_RESPONSE"),
                     (503, "WECHAT_BUSY (-1), WECHAT_NOT_CONFIGURED"),
                     (504, "WECHAT_TIMEOUT"),
                 ],
-            ),
+                ..ROUTE
+            },
             post(auth::wechat),
         ),
         (
-            doc(
-                Method::POST,
-                "/v1/auth/dev-login",
-                "Sign in with any openid (development only, DEV_LOGIN=true)",
-                false,
-                &[("openid", "1-64 letters, digits, - or _")],
-                &[
-                    SESSION,
-                    (400, "INVALID_OPENID"),
-                    (404, "NOT_FOUND when dev-login is disabled"),
-                ],
-            ),
+            RouteDoc {
+                method: Method::POST,
+                path: "/v1/auth/dev-login",
+                summary: "Sign in with any openid (development only, DEV_LOGIN=true)",
+                body: &DEV_LOGIN_BODY,
+                success: SESSION,
+                errors: &[(404, "NOT_FOUND when dev-login is disabled")],
+                ..ROUTE
+            },
             post(auth::dev_login),
         ),
         (
-            doc(
-                Method::POST,
-                "/v1/auth/refresh",
-                "Rotate a refresh token for a new session pair",
-                false,
-                &[(
-                    "refresh_token",
-                    "the refresh token from sign-in or the last refresh",
+            RouteDoc {
+                method: Method::POST,
+                path: "/v1/auth/refresh",
+                summary: "Rotate a refresh token for a new session pair",
+                body: &REFRESH_BODY,
+                success: SESSION,
+                errors: &[(
+                    401,
+                    "REFRESH_TOKEN_INVALID, REFRESH_TOKEN_REUSED (session revoked), REFRESH_TOKEN_REVOKED, REFRESH_TOKEN_EXPIRED, USER_NOT_FOUND",
                 )],
-                &[
-                    SESSION,
-                    (400, "INVALID_REFRESH_TOKEN"),
-                    (
-                        401,
-                        "REFRESH_TOKEN_INVALID, REFRESH_TOKEN_REUSED (session revoked), REFRESH_TOKEN_REVOKED, REFRESH_TOKEN_EXPIRED, USER_NOT_FOUND",
-                    ),
-                ],
-            ),
+                ..ROUTE
+            },
             post(auth::refresh),
         ),
         (
-            doc(
-                Method::POST,
-                "/v1/auth/logout",
-                "End the session of a refresh token",
-                false,
-                &[("refresh_token", "the current refresh token")],
-                &[
-                    (204, "session revoked (also for unknown tokens)"),
-                    (400, "INVALID_REFRESH_TOKEN"),
-                ],
-            ),
+            RouteDoc {
+                method: Method::POST,
+                path: "/v1/auth/logout",
+                summary: "End the session of a refresh token",
+                body: &REFRESH_BODY,
+                success: (204, "session revoked (also for unknown tokens)", None),
+                ..ROUTE
+            },
             post(auth::logout),
         ),
         (
-            doc(
-                Method::GET,
-                "/v1/users/me",
-                "The signed-in user",
-                true,
-                &[],
-                &[
-                    (200, "user: id, nickname, created_at_ms"),
-                    (404, "USER_NOT_FOUND"),
-                ],
-            ),
+            RouteDoc {
+                path: "/v1/users/me",
+                summary: "The signed-in user",
+                authenticated: true,
+                success: (200, "the user", Some("User")),
+                errors: &[(404, "USER_NOT_FOUND")],
+                ..ROUTE
+            },
             get(users::me),
         ),
         (
-            doc(
-                Method::PATCH,
-                "/v1/users/me",
-                "Change the nickname",
-                true,
-                &[(
-                    "nickname",
-                    "1-16 characters, no control or invisible characters",
-                )],
-                &[
-                    (200, "user"),
-                    (422, "INVALID_NICKNAME, NICKNAME_REJECTED (msgSecCheck)"),
+            RouteDoc {
+                method: Method::PATCH,
+                path: "/v1/users/me",
+                summary: "Change the nickname",
+                authenticated: true,
+                body: &NICKNAME_BODY,
+                success: (200, "the user with the new nickname", Some("User")),
+                errors: &[
                     (404, "USER_NOT_FOUND"),
+                    (422, "NICKNAME_REJECTED (msgSecCheck)"),
+                    (
+                        502,
+                        "WECHAT_ERROR, WECHAT_UNREACHABLE, WECHAT_BAD_RESPONSE (WECHAT_MSG_SEC_CHECK=true)",
+                    ),
+                    (503, "WECHAT_BUSY (WECHAT_MSG_SEC_CHECK=true)"),
+                    (504, "WECHAT_TIMEOUT (WECHAT_MSG_SEC_CHECK=true)"),
                 ],
-            ),
+                ..ROUTE
+            },
             patch(users::update_me),
         ),
         (
-            doc(
-                Method::GET,
-                "/v1/games",
-                "Own game history, newest first (?limit=1..50&cursor=)",
-                true,
-                &[],
-                &[
-                    (200, "games[], next_cursor"),
-                    (400, "INVALID_QUERY, INVALID_CURSOR"),
-                ],
-            ),
+            RouteDoc {
+                path: "/v1/games",
+                summary: "Own game history, newest first",
+                authenticated: true,
+                query: PAGE_QUERY,
+                success: (200, "one page of history", Some("HistoryPage")),
+                ..ROUTE
+            },
             get(games::list),
         ),
         (
-            doc(
-                Method::GET,
-                "/v1/games/{id}",
-                "One finished game the caller played in, with every role",
-                true,
-                &[],
-                &[
-                    (
-                        200,
-                        "game: game_id, room_code, player_ids, finished_at_ms, summary",
-                    ),
-                    (404, "GAME_NOT_FOUND"),
-                ],
-            ),
+            RouteDoc {
+                path: "/v1/games/{id}",
+                summary: "One finished game the caller played in, with every role",
+                authenticated: true,
+                success: (200, "the game", Some("Game")),
+                errors: &[(404, "GAME_NOT_FOUND")],
+                ..ROUTE
+            },
             get(games::one),
         ),
         (
-            doc(
-                Method::GET,
-                "/v1/stats/me",
-                "Own statistics: games, wins, by side, by role",
-                true,
-                &[],
-                &[(
-                    200,
-                    "stats: games_played, wins, losses, win_rate, by_side, by_role",
-                )],
-            ),
+            RouteDoc {
+                path: "/v1/stats/me",
+                summary: "Own statistics: games, wins, by side, by role",
+                authenticated: true,
+                success: (200, "the statistics", Some("Stats")),
+                ..ROUTE
+            },
             get(games::stats),
         ),
         (
-            doc(
-                Method::GET,
-                "/v1/realtime",
-                "Where and how to connect to the game server",
-                true,
-                &[],
-                &[(200, "path, transports, auth.token, token_expires_at")],
-            ),
+            RouteDoc {
+                path: "/v1/realtime",
+                summary: "Where and how to connect to the game server",
+                authenticated: true,
+                success: (
+                    200,
+                    "how to open the Socket.IO connection",
+                    Some("Realtime"),
+                ),
+                ..ROUTE
+            },
             get(realtime::realtime),
         ),
         (
-            doc(
-                Method::GET,
-                "/v1/openapi.json",
-                "This OpenAPI document",
-                false,
-                &[],
-                &[(200, "OpenAPI 3.1 document")],
-            ),
+            RouteDoc {
+                path: "/v1/openapi.json",
+                summary: "This OpenAPI document",
+                success: (200, "the OpenAPI 3.1 document", Some("OpenApiDocument")),
+                ..ROUTE
+            },
             get(openapi_json),
         ),
     ]
@@ -245,93 +246,10 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn openapi_json(State(state): State<AppState>) -> axum::Json<Value> {
-    axum::Json(openapi(&state.config.service.prefix))
-}
-
-fn error_response(description: &str) -> Value {
-    json!({ "description": description, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
+    axum::Json(openapi::document(&state.config.service.prefix))
 }
 
 /// The OpenAPI 3.1 document of every route below `prefix`.
 pub fn openapi(prefix: &str) -> Value {
-    let mut paths = serde_json::Map::new();
-    for (route, _) in table() {
-        let mut responses = serde_json::Map::new();
-        for (status, description) in route.responses {
-            let response = if *status < 300 {
-                json!({ "description": description })
-            } else {
-                error_response(description)
-            };
-            responses.insert(status.to_string(), response);
-        }
-        responses.insert(
-            "429".to_owned(),
-            error_response("RATE_LIMITED (Retry-After, RateLimit-* headers)"),
-        );
-        responses.insert(
-            "503".to_owned(),
-            error_response("MAINTENANCE (Retry-After), STORE_UNAVAILABLE, REQUEST_TIMEOUT"),
-        );
-        if route.authenticated {
-            responses.insert(
-                "401".to_owned(),
-                error_response("UNAUTHENTICATED, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MALFORMED, TOKEN_WRONG_TYPE"),
-            );
-        }
-        let mut operation = json!({
-            "summary": route.summary,
-            "operationId": format!("{}_{}", route.method.as_str().to_ascii_lowercase(), route.path.trim_start_matches('/').replace(['/', '-', '.'], "_").replace(['{', '}'], "")),
-            "responses": responses,
-        });
-        if route.authenticated {
-            operation["security"] = json!([{ "bearer": [] }]);
-        }
-        if route.path.contains("{id}") {
-            operation["parameters"] = json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }]);
-        }
-        if !route.body.is_empty() {
-            let properties: serde_json::Map<String, Value> = route
-                .body
-                .iter()
-                .map(|(name, description)| {
-                    (
-                        (*name).to_owned(),
-                        json!({ "type": "string", "description": description }),
-                    )
-                })
-                .collect();
-            let required: Vec<&str> = route.body.iter().map(|(name, _)| *name).collect();
-            operation["requestBody"] = json!({
-                "required": true,
-                "content": { "application/json": { "schema": { "type": "object", "properties": properties, "required": required } } }
-            });
-        }
-        let path = format!("{prefix}{}", route.path);
-        let entry = paths.entry(path).or_insert_with(|| json!({}));
-        entry[route.method.as_str().to_ascii_lowercase()] = operation;
-    }
-    json!({
-        "openapi": "3.1.0",
-        "info": { "title": "Avalon API", "version": env!("CARGO_PKG_VERSION") },
-        "paths": paths,
-        "components": {
-            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" } },
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": { "error": {
-                        "type": "object",
-                        "required": ["code", "message"],
-                        "properties": {
-                            "code": { "type": "string" },
-                            "message": { "type": "string" },
-                            "request_id": { "type": ["string", "null"] }
-                        }
-                    } }
-                }
-            }
-        }
-    })
+    openapi::document(prefix)
 }

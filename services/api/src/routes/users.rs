@@ -14,7 +14,6 @@ use crate::tokens::PublicUser;
 use crate::wechat::TextVerdict;
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct UpdateMe {
     nickname: String,
 }

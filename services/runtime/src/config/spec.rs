@@ -189,14 +189,14 @@ pub const JWT_SECRET: Var = Var {
 pub const JWT_EXPIRES_IN: Var = var(
     "JWT_EXPIRES_IN",
     Some("2h"),
-    "Access-token lifetime (e.g. `15m`, `2h`, `7d`).",
+    "Access-token lifetime (e.g. `15m`, `2h`, `7d`); more than 0.",
 );
 pub const REFRESH_TOKEN_EXPIRES_IN: Var = Var {
     scope: Scope::Api,
     ..var(
         "REFRESH_TOKEN_EXPIRES_IN",
         Some("30d"),
-        "Refresh-token lifetime; must be longer than JWT_EXPIRES_IN.",
+        "Refresh-token lifetime; more than 0 and longer than JWT_EXPIRES_IN.",
     )
 };
 /// The AppID placeholder shipped in `.env.example`; refused outside development.
@@ -233,7 +233,7 @@ pub const WECHAT_TIMEOUT: Var = Var {
     ..var(
         "WECHAT_TIMEOUT",
         Some("5s"),
-        "Deadline of each call to the WeChat server API (connect and answer); a timeout answers 504 WECHAT_TIMEOUT.",
+        "Deadline of each call to the WeChat server API (connect and answer); a timeout answers 504 WECHAT_TIMEOUT. More than 0.",
     )
 };
 pub const WECHAT_MSG_SEC_CHECK: Var = Var {
@@ -265,7 +265,7 @@ pub const MONGODB_CONNECT_TIMEOUT: Var = Var {
     ..var(
         "MONGODB_CONNECT_TIMEOUT",
         Some("5s"),
-        "Deadline for opening one MongoDB connection.",
+        "Deadline for opening one MongoDB connection; more than 0.",
     )
 };
 pub const MONGODB_SERVER_SELECTION_TIMEOUT: Var = Var {
@@ -273,7 +273,7 @@ pub const MONGODB_SERVER_SELECTION_TIMEOUT: Var = Var {
     ..var(
         "MONGODB_SERVER_SELECTION_TIMEOUT",
         Some("5s"),
-        "How long an operation waits for a usable MongoDB server before failing (503 STORE_UNAVAILABLE).",
+        "How long an operation waits for a usable MongoDB server before failing (503 STORE_UNAVAILABLE); more than 0.",
     )
 };
 pub const TRUSTED_PROXIES: Var = Var {
@@ -313,7 +313,7 @@ pub const API_REQUEST_TIMEOUT: Var = Var {
     ..var(
         "API_REQUEST_TIMEOUT",
         Some("15s"),
-        "Deadline for one API request; a slower one gets 503 REQUEST_TIMEOUT.",
+        "Deadline for one API request; a slower one gets 503 REQUEST_TIMEOUT. More than 0.",
     )
 };
 pub const LOG_LEVEL: Var = Var {
@@ -350,7 +350,7 @@ pub const RATE_LIMIT_USER: Var = Var {
     ..var(
         "RATE_LIMIT_USER",
         Some("60"),
-        "Requests (API) or game actions (ws) per minute allowed for one signed-in user.",
+        "Requests (API, shared by all instances through Redis) or game-server events (ws, across all of the user's sockets on one instance; `sync` is free) per minute allowed for one signed-in user.",
     )
 };
 pub const MAINTENANCE_MODE: Var = Var {
@@ -380,22 +380,22 @@ pub const FEATURES: Var = Var {
 pub const SHUTDOWN_DRAIN_DELAY: Var = var(
     "SHUTDOWN_DRAIN_DELAY",
     Some("5s"),
-    "After SIGTERM, how long readiness reports 503 before the listener stops accepting (lets the load balancer notice).",
+    "After SIGTERM, how long readiness reports 503 before the listener stops accepting (lets the load balancer notice); `0s` or more.",
 );
 pub const SHUTDOWN_TIMEOUT: Var = var(
     "SHUTDOWN_TIMEOUT",
     Some("20s"),
-    "Deadline for in-flight work to finish after the listener stops; must exceed SHUTDOWN_DRAIN_DELAY's share of the container grace period.",
+    "Deadline for in-flight work to finish after the listener stops; must exceed SHUTDOWN_DRAIN_DELAY's share of the container grace period. More than 0.",
 );
 pub const WATCHDOG_TIMEOUT: Var = var(
     "WATCHDOG_TIMEOUT",
     Some("10s"),
-    "If the async runtime makes no progress for this long the process aborts, so the restart policy replaces it.",
+    "If the async runtime makes no progress for this long the process aborts, so the restart policy replaces it. At least `1s`.",
 );
 pub const READINESS_TIMEOUT: Var = var(
     "READINESS_TIMEOUT",
     Some("2s"),
-    "Timeout of each dependency check behind /readyz.",
+    "Timeout of each dependency check behind /readyz; more than 0 and at most `30s`.",
 );
 pub const DEV_LOGIN: Var = Var {
     scope: Scope::Api,
@@ -428,7 +428,7 @@ pub const WS_RECONNECT_WINDOW: Var = Var {
     ..var(
         "WS_RECONNECT_WINDOW",
         Some("2m"),
-        "How long a disconnected player keeps their seat in a room's lobby; seats in a running game are kept while the room lives (WS_ROOM_TTL).",
+        "How long a disconnected player keeps their seat in a room's lobby; seats in a running game are kept while the room lives (WS_ROOM_TTL). More than 0 and shorter than WS_ROOM_TTL.",
     )
 };
 pub const WS_ROOM_TTL: Var = Var {
@@ -436,7 +436,7 @@ pub const WS_ROOM_TTL: Var = Var {
     ..var(
         "WS_ROOM_TTL",
         Some("1h"),
-        "An abandoned room (no change for this long) expires with its game.",
+        "An abandoned room (no change for this long) expires with its game; at least `1m`.",
     )
 };
 pub const WS_IDLE_TIMEOUT: Var = Var {
@@ -444,7 +444,7 @@ pub const WS_IDLE_TIMEOUT: Var = Var {
     ..var(
         "WS_IDLE_TIMEOUT",
         Some("15m"),
-        "A socket that sends no event for this long is told `server:idle` and disconnected.",
+        "A socket that sends no event for this long is told `server:idle` and disconnected; at least `10s`.",
     )
 };
 pub const WS_MAX_MESSAGE_BYTES: Var = Var {
@@ -468,7 +468,7 @@ pub const WS_CHAT_PER_MINUTE: Var = Var {
     ..var(
         "WS_CHAT_PER_MINUTE",
         Some("20"),
-        "Chat messages one socket may send per minute (game actions are limited by RATE_LIMIT_USER).",
+        "Chat messages one signed-in user may send per minute, across all of their sockets on one game-server instance (game actions are limited by RATE_LIMIT_USER).",
     )
 };
 

@@ -180,7 +180,7 @@ fn a_finished_game_yields_its_record_once() {
     assert_eq!(room.stage(), Stage::Finished);
     assert!(room.members.iter().all(|member| !member.ready));
     let again = room.act("u0", Action::Vote { approve: true }, 6_000);
-    assert_eq!(again.unwrap_err().code, "NO_GAME");
+    assert_eq!(again.unwrap_err().code, "GAME_OVER");
 }
 
 #[test]
