@@ -13,8 +13,11 @@ use super::layout::{Root, SECRETS_DIR};
 
 /// Variables of the deployment commands (`cargo xtask up|deploy|…` on this host) that the env file may carry
 /// besides the services' own: compose interpolates them.
-pub const DEPLOYMENT_VARS: [&str; 9] = [
+pub const DEPLOYMENT_VARS: [&str; 12] = [
     "AVALON_SECRETS_DIR",
+    "AVALON_CERTS_DIR",
+    "AVALON_ADMIN_ALLOWLIST",
+    "AVALON_TRUSTED_PROXIES",
     "AVALON_API_IMAGE",
     "AVALON_WS_IMAGE",
     "AVALON_HTTP_PORT",

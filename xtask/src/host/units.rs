@@ -1,5 +1,5 @@
 //! The systemd units of scripts/ (heal, nightly backup, hourly freshness check, failure alert), the xtask they
-//! run, and the environment file of the backup units.
+//! run, and the environment file of the backup units (from scripts/backup/backup.env.example).
 //!
 //! The units are the repository's files, with one path made true for this host: `WorkingDirectory` is the
 //! checkout host init runs from (its path is compiled into xtask, so that is where its files are found).
@@ -8,9 +8,8 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use super::layout::{BACKUP_ENV_FILE, Owner, Root, SECRETS_DIR, UNIT_DIR, XTASK_BIN};
+use super::layout::{BACKUP_ENV_FILE, Owner, Root, UNIT_DIR, XTASK_BIN};
 use super::plan::{Entry, Kind, Source};
-use super::secrets::{MONGODB_URI, REDIS_PASSWORD};
 
 /// Repository file → unit name.
 pub const UNITS: [&str; 6] = [
@@ -45,18 +44,9 @@ pub fn installed_unit(shipped: &str, checkout: &Path) -> String {
     )
 }
 
-/// The backup units' environment: the secrets by file, the compose project `up --env prod` starts.
-pub fn backup_env() -> String {
-    format!(
-        "# {BACKUP_ENV_FILE} (0600, root): the environment of the backup units, written by `cargo xtask host init`\n\
-         # (never rewritten). Secrets by file only; see \"Backup and restore\" in docs/operations.md.\n\
-         MONGODB_URI_FILE={SECRETS_DIR}/{MONGODB_URI}\n\
-         REDIS_PASSWORD_FILE={SECRETS_DIR}/{REDIS_PASSWORD}\n\
-         # The Compose project the stack runs as (`cargo xtask up --env prod` names it avalon-prod).\n\
-         AVALON_COMPOSE_PROJECT=avalon-prod\n\
-         # Another Docker host: DOCKER_HOST=ssh://deploy@game-1.example.com\n"
-    )
-}
+/// The backup units' environment: the repository's `scripts/backup/backup.env.example`, which names this
+/// host's secret files and the stack (`AVALON_ENV=prod`). Written once; the operator's afterwards.
+pub const BACKUP_ENV_TEMPLATE: &str = "scripts/backup/backup.env.example";
 
 /// The unit files, this xtask as `avalon-xtask`, and the backup units' environment file.
 pub fn entries(checkout: &Path, xtask: &[u8]) -> anyhow::Result<Vec<Entry>> {
@@ -78,11 +68,14 @@ pub fn entries(checkout: &Path, xtask: &[u8]) -> anyhow::Result<Vec<Entry>> {
         owner: Owner::ROOT,
         kind: Kind::Managed(xtask.to_vec()),
     });
+    let template = checkout.join(BACKUP_ENV_TEMPLATE);
+    let backup_env = std::fs::read_to_string(&template)
+        .with_context(|| format!("reading {}", template.display()))?;
     entries.push(Entry {
         path: BACKUP_ENV_FILE.to_owned(),
         mode: 0o600,
         owner: Owner::ROOT,
-        kind: Kind::Once(Source::Text(backup_env())),
+        kind: Kind::Once(Source::Text(backup_env)),
     });
     Ok(entries)
 }
@@ -145,7 +138,8 @@ mod tests {
 
     #[test]
     fn the_backup_environment_names_the_secret_files_host_init_makes() {
-        let text = backup_env();
+        let text =
+            std::fs::read_to_string(crate::project::root().join(BACKUP_ENV_TEMPLATE)).unwrap();
         assert!(text.contains("MONGODB_URI_FILE=/etc/avalon/secrets/mongodb_uri\n"));
         assert!(text.contains("REDIS_PASSWORD_FILE=/etc/avalon/secrets/redis_password\n"));
     }
