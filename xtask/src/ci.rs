@@ -36,7 +36,13 @@ impl Ci {
         let log = tempfile::NamedTempFile::new().context("cannot create the skip log")?;
         avalon_testkit::skips::log_skips_to(log.path());
         let _tests_log_too = sh.push_env(avalon_testkit::skips::SKIP_LOG_VAR, log.path());
+        let figures = tempfile::NamedTempFile::new().context("cannot create the figures log")?;
+        let _figures_too = sh.push_env(avalon_testkit::figures::FIGURES_LOG_VAR, figures.path());
         let result = self.steps(sh);
+        let measured = std::fs::read_to_string(figures.path()).unwrap_or_default();
+        if !measured.is_empty() {
+            println!("\n==> ci: figures the tests measured (guards, stacks)\n{measured}");
+        }
         let seen = std::fs::read_to_string(log.path()).unwrap_or_default();
         match avalon_testkit::skips::allowed_skips() {
             Ok(allowed) => print!(

@@ -407,11 +407,14 @@ fn every_malformed_environment_is_refused_alike_by_both_services_and_config_chec
         failures.extend(check_accepted(&format!("accepted #{}", index + 1), case));
         tried += 1;
     }
-    println!(
-        "config guard: {tried} environments tried ({} malformed from the list, {} empty values, {} accepted), each against avalon-api, avalon-ws and config check",
-        cases.malformed.len(),
-        empties.len(),
-        cases.accepted.len()
+    avalon_testkit::figures::figure(
+        "config guard",
+        &format!(
+            "{tried} environments tried ({} malformed from the list, {} empty values, {} accepted), each against avalon-api, avalon-ws and config check",
+            cases.malformed.len(),
+            empties.len(),
+            cases.accepted.len()
+        ),
     );
     assert!(
         failures.is_empty(),

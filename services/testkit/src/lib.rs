@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 pub use nix::sys::signal::Signal;
 
+pub mod figures;
 pub mod skips;
 pub use skips::{in_ci, skip, try_skip};
 

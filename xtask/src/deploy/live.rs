@@ -179,6 +179,10 @@ mod tests {
             health: health.to_owned(),
             restart_count: 0,
             failing_streak: 0,
+            exit_code: 0,
+            oom_killed: false,
+            finished_at: None,
+            one_off: false,
             healthcheck: None,
             binds: Default::default(),
         }

@@ -112,11 +112,14 @@ fn every_single_byte_flip_of_the_fixtures_is_detected_or_harmless() {
     // Compressed, the gzip trailer's CRC-32 guards the bytes; flips of the gzip header's time
     // stamp or OS byte change nothing in the archive, and the content comparison says so.
     tally.flip_every_byte("test.bar.archive.gz", &gzip(&fixture("test.bar.archive")));
-    println!(
-        "archive flips detected {} / total {} (harmless {})",
-        tally.detected,
-        tally.total,
-        tally.harmless.len()
+    avalon_testkit::figures::figure(
+        "archive guard",
+        &format!(
+            "archive flips detected {} / total {} (harmless {})",
+            tally.detected,
+            tally.total,
+            tally.harmless.len()
+        ),
     );
     for flip in &tally.harmless {
         println!("  harmless: {flip}");
