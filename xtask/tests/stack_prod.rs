@@ -288,7 +288,9 @@ fn images() -> Vec<(String, String)> {
             .iter()
             .flat_map(|image| image["tags"].as_array().unwrap().iter())
             .filter_map(Value::as_str)
-            .find(|tag| tag.starts_with(&format!("{repository}:")))
+            // The tag naming this revision (`<version>-<revision>`), not the moving `<version>`.
+            .filter(|tag| tag.starts_with(&format!("{repository}:")))
+            .max_by_key(|tag| tag.len())
             .unwrap_or_else(|| panic!("no {repository} tag in {built}"))
             .to_owned()
     };

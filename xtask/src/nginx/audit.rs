@@ -267,7 +267,8 @@ fn run_testssl(sh: &Shell, work: &Path, url: &str, report: &mut AuditReport) -> 
     .ignore_status()
     .output()
     .context("cannot run testssl")?;
-    println!("{}", String::from_utf8_lossy(&output.stdout));
+    // To stderr: with --json, stdout carries only the report.
+    eprintln!("{}", String::from_utf8_lossy(&output.stdout));
     let text = std::fs::read_to_string(&json_file).with_context(|| {
         format!(
             "testssl wrote no JSON ({}): {}",
