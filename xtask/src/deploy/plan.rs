@@ -176,8 +176,12 @@ pub enum Kept {
 }
 
 /// How a rollback gets the other slot back in front of users.
+/// `live_intact`: every container of the live slot runs. When one does not (a release that broke after its
+/// switch), its name no longer resolves on the edge's network, so nginx would reject any tree that keeps the
+/// slot in the upstreams: the route goes straight to the target alone.
 pub fn rollback_plan(
     live: Slot,
+    live_intact: bool,
     kept: Kept,
     release: &Release,
     timing: &super::config::Timing,
@@ -197,10 +201,12 @@ pub fn rollback_plan(
         }),
         Kept::Running => {}
     }
-    actions.push(Action::Route {
-        routing: Routing::all_to(target),
-        keep_idle: Some(live),
-    });
+    if live_intact {
+        actions.push(Action::Route {
+            routing: Routing::all_to(target),
+            keep_idle: Some(live),
+        });
+    }
     actions.push(Action::Route {
         routing: Routing::all_to(target),
         keep_idle: None,
@@ -284,10 +290,11 @@ mod tests {
 
     #[test]
     fn rollback_is_a_switch_when_the_slot_is_kept_and_a_start_when_not() {
-        let kept = rollback_plan(Slot::Green, Kept::Running, &release(), &timing());
+        let kept = rollback_plan(Slot::Green, true, Kept::Running, &release(), &timing());
         assert!(matches!(kept[0], Action::Route { .. }), "{kept:?}");
         let stopped = rollback_plan(
             Slot::Green,
+            true,
             Kept::Stopped(Vec::new()),
             &release(),
             &timing(),
@@ -302,7 +309,7 @@ mod tests {
             ),
             "{stopped:?}"
         );
-        let gone = rollback_plan(Slot::Green, Kept::Gone, &release(), &timing());
+        let gone = rollback_plan(Slot::Green, true, Kept::Gone, &release(), &timing());
         assert!(
             matches!(
                 gone[0],
@@ -320,5 +327,17 @@ mod tests {
                 ..
             })
         ));
+        // A live slot with a stopped container cannot stay in the upstreams: no keep-idle route.
+        let broken = rollback_plan(Slot::Green, false, Kept::Running, &release(), &timing());
+        assert!(
+            matches!(
+                broken[0],
+                Action::Route {
+                    keep_idle: None,
+                    ..
+                }
+            ),
+            "{broken:?}"
+        );
     }
 }

@@ -147,7 +147,13 @@ impl Rollback {
             Kept::Stopped(_) => "kept: start, then switch",
             Kept::Gone => "gone: start from the ledger's digests",
         };
-        let actions = plan::rollback_plan(live, kept, &wanted.release, &ctx.config.deploy);
+        let live_services = live.services();
+        let live_intact = containers
+            .iter()
+            .filter(|c| live_services.contains(&c.service))
+            .all(|c| c.running());
+        let actions =
+            plan::rollback_plan(live, live_intact, kept, &wanted.release, &ctx.config.deploy);
         plan::print(
             &format!(
                 "rollback from {} (slot {live}) to {} (slot {target_slot}, {how}):",
