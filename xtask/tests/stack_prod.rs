@@ -12,11 +12,11 @@
 
 mod stack_support;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
 use stack_support::client_hosts::ClientHosts;
+use stack_support::prod::{self, ProdHost};
 use stack_support::{docker, docker_with_compose_v2, run, run_ok, workspace_root, xtask};
 
 /// Clients in the rate-limit run, and how many of them go over the API's per-IP budget.
@@ -26,7 +26,6 @@ const OVER_LIMIT_CLIENTS: usize = 20;
 const EXCESS: usize = 10;
 /// Requests each of the other clients sends (well under the budget).
 const WITHIN_LIMIT: usize = 10;
-const WECHAT_APPID: &str = "wx5e1f0c2d9a7b3e48";
 
 struct ProdStack {
     project: String,
@@ -86,8 +85,8 @@ fn the_shipped_prod_stack_serves_https_limits_each_client_by_its_own_address_and
         }
     }
     let images = images();
-    let host = tempfile::tempdir().unwrap();
-    let root = host_init(host.path());
+    let dir = tempfile::tempdir().unwrap();
+    let host = ProdHost::init(dir.path());
     let pid = std::process::id();
     let project = format!("avalon-test-prod-{pid}");
     let http_port = avalon_testkit::free_port();
@@ -96,18 +95,9 @@ fn the_shipped_prod_stack_serves_https_limits_each_client_by_its_own_address_and
     let clients = ClientHosts::create(CLIENTS + 2).unwrap_or_else(|err| panic!("{err}"));
     let admin = clients.addresses[CLIENTS];
     let visitor = clients.addresses[CLIENTS + 1];
-    let secrets = root.join("etc/avalon/secrets");
-    let certs = root.join("etc/avalon/certs");
     let mut env: Vec<(String, String)> = images;
-    env.extend(
-        [
-            ("WECHAT_APPID", WECHAT_APPID.to_owned()),
-            ("AVALON_SECRETS_DIR", secrets.display().to_string()),
-            ("AVALON_CERTS_DIR", certs.display().to_string()),
-            ("AVALON_ADMIN_ALLOWLIST", admin.to_string()),
-        ]
-        .map(|(key, value)| (key.to_owned(), value)),
-    );
+    env.extend(host.env());
+    env.push(("AVALON_ADMIN_ALLOWLIST".to_owned(), admin.to_string()));
     let stack = ProdStack {
         project: project.clone(),
         env,
@@ -275,10 +265,8 @@ fn the_shipped_prod_stack_serves_https_limits_each_client_by_its_own_address_and
     drop(clients);
 }
 
-/// This checkout's api/ws images, the offline nginx/redis builds and the MongoDB stand-in, as the
-/// variables a host sets (`AVALON_API_IMAGE`, `NGINX_IMAGE`, …).
+/// This checkout's api/ws images and what the host supplies for the edge and the stores.
 fn images() -> Vec<(String, String)> {
-    run_ok(xtask().args(["image", "base"]));
     let built: Value =
         serde_json::from_str(&run_ok(xtask().args(["image", "build", "--json"]))).unwrap();
     let tag_of = |repository: &str| -> String {
@@ -294,52 +282,12 @@ fn images() -> Vec<(String, String)> {
             .unwrap_or_else(|| panic!("no {repository} tag in {built}"))
             .to_owned()
     };
-    vec![
+    let mut images = vec![
         ("AVALON_API_IMAGE".to_owned(), tag_of("avalon-api")),
         ("AVALON_WS_IMAGE".to_owned(), tag_of("avalon-ws")),
-        (
-            "NGINX_IMAGE".to_owned(),
-            "avalon-offline/nginx:1.22".to_owned(),
-        ),
-        (
-            "REDIS_IMAGE".to_owned(),
-            "avalon-offline/redis:7".to_owned(),
-        ),
-        (
-            "MONGO_IMAGE".to_owned(),
-            stack_support::mongo_standin_image(&xshell::Shell::new().unwrap()).unwrap(),
-        ),
-    ]
-}
-
-/// `cargo xtask host init --root` as an operator rehearses it: staging (self-signed certificate), the
-/// WeChat values filled in; then `host check` must pass. Returns the root.
-fn host_init(dir: &Path) -> PathBuf {
-    let root = dir.join("host");
-    std::fs::create_dir_all(&root).unwrap();
-    let wechat_secret = dir.join("wechat_secret.txt");
-    std::fs::write(&wechat_secret, "0123456789abcdef0123456789abcdef").unwrap();
-    run_ok(xtask().args([
-        "host",
-        "init",
-        "--root",
-        root.to_str().unwrap(),
-        "--env",
-        "staging",
-        "--set",
-        &format!("WECHAT_APPID={WECHAT_APPID}"),
-        "--wechat-secret-file",
-        wechat_secret.to_str().unwrap(),
-    ]));
-    run_ok(xtask().args([
-        "host",
-        "check",
-        "--root",
-        root.to_str().unwrap(),
-        "--env",
-        "staging",
-    ]));
-    root
+    ];
+    images.extend(prod::store_and_edge_images());
+    images
 }
 
 /// Runs stack_support/edge_clients.py inside the clients' namespace.

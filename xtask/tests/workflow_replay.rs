@@ -27,13 +27,17 @@
 //! shim on PATH; `cargo xtask` is only an alias of `cargo run -p xtask`), so no step compiles xtask
 //! again; the release's own `cargo build --release` of the services runs in the clone.
 //!
-//! What is specific to the stack (see `TargetStack`; switching to the prod overlay changes only it):
-//! - the repository variable `AVALON_STACK_ENV` (`offline` here; unset means `prod`, as on a real host);
-//! - per GitHub environment, the runner environment `AVALON_STACK_PROJECT` and `AVALON_HTTP_PORT` (a
-//!   real host has one stack per engine, `avalon-prod` on port 80: two environments share this engine);
-//! - the environment variables `WECHAT_APPID` and `AVALON_SECRETS_DIR` (`host init`'s secrets directory
-//!   on a prod host; the offline stack's generated one here), and the secret `DEPLOY_DOCKER_HOST`;
-//! - the stack is brought up from the release clone with `cargo xtask up --no-build`.
+//! The target is the shipped prod overlay and TLS edge model (see `TargetStack`), prepared as a host is:
+//! - `cargo xtask host init --root` makes the secrets directory and a self-signed certificate; the
+//!   environment variables `WECHAT_APPID` and `AVALON_SECRETS_DIR` point at them, and the secret
+//!   `DEPLOY_DOCKER_HOST` at this engine;
+//! - the images this machine can have stand in for the official ones (`NGINX_IMAGE`, `REDIS_IMAGE`, and
+//!   `MONGO_IMAGE` = the MongoDB wire-protocol stand-in), part of the runner's environment as they would
+//!   be on a self-hosted runner of an air-gapped host, with one replica per slot (two stacks share 2 cores);
+//! - per GitHub environment, the runner environment `AVALON_STACK_PROJECT`, `AVALON_HTTP_PORT` and
+//!   `AVALON_HTTPS_PORT` (a real host has one stack per engine on 80/443: two environments share this one);
+//! - the stacks are brought up (setup, not replayed) with `cargo xtask up --env prod` and release 0.81.0's
+//!   images, as the docs' first install does.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod stack_support;
@@ -45,7 +49,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use stack_support::{docker, docker_with_compose_v2, run, workspace_root};
+use stack_support::{docker, docker_with_compose_v2, run, run_ok, workspace_root};
 use workflow_support::actions::LocalActions;
 use workflow_support::replay::{self, Outcome, RunRecord, Runner, StepRecord, Trigger, UsesCall};
 
@@ -159,22 +163,27 @@ jobs:
     assert_eq!(record.conclusion(), "failure");
 }
 
-/// The stack a replay deploys to: everything that differs between this machine's offline stack and a
-/// prod-shaped one. See the file's doc comment.
+/// The stacks a replay deploys to, and what their host supplies. See the file's doc comment.
 struct TargetStack {
-    /// `vars.AVALON_STACK_ENV`: the compose overlay (`offline` here, `prod` for the prod overlay).
+    /// `vars.AVALON_STACK_ENV`: the compose overlay (`prod`, the workflow's default).
     stack_env: &'static str,
-    /// Per GitHub environment: its Compose project and edge port.
-    environments: BTreeMap<&'static str, (String, u16)>,
+    /// Per GitHub environment: its Compose project and edge ports (HTTP, HTTPS).
+    environments: BTreeMap<&'static str, (String, u16, u16)>,
     /// `vars.WECHAT_APPID` / `vars.AVALON_SECRETS_DIR` of the environments.
     wechat_appid: String,
     secrets_dir: PathBuf,
     /// `secrets.DEPLOY_DOCKER_HOST`.
     docker_host: String,
+    /// What the host supplies to every compose command (host init's secrets and certificate, the images
+    /// this machine can have for nginx, redis and MongoDB); the release's api/ws images come on top for `up`.
+    host_env: Vec<(String, String)>,
+    _host: stack_support::prod::ProdHost,
 }
 
 impl TargetStack {
-    fn offline(clone: &Path) -> Self {
+    /// Two prod-overlay stacks (the `staging` and `production` environments) on this engine, prepared by
+    /// `host init --root` as a real host would be.
+    fn prod(scratch: &Path) -> Self {
         let pid = std::process::id();
         let environments = ["staging", "production"]
             .into_iter()
@@ -184,16 +193,25 @@ impl TargetStack {
                     (
                         format!("avalon-replay-{env}-{pid}"),
                         avalon_testkit::free_port(),
+                        avalon_testkit::free_port(),
                     ),
                 )
             })
             .collect();
+        let host = stack_support::prod::ProdHost::init(scratch);
+        let mut host_env = host.env();
+        host_env.extend(stack_support::prod::store_and_edge_images());
+        // One replica per slot: two stacks and their deploys share this machine's two cores.
+        host_env.push(("AVALON_API_REPLICAS".to_owned(), "1".to_owned()));
+        host_env.push(("AVALON_WS_REPLICAS".to_owned(), "1".to_owned()));
         Self {
-            stack_env: "offline",
+            stack_env: "prod",
             environments,
-            wechat_appid: "wxreplay0123456789".to_owned(),
-            secrets_dir: clone.join(".avalon/secrets/offline"),
+            wechat_appid: stack_support::prod::WECHAT_APPID.to_owned(),
+            secrets_dir: host.secrets.clone(),
             docker_host: docker_host(),
+            host_env,
+            _host: host,
         }
     }
 
@@ -378,6 +396,8 @@ impl World {
         // See the file's doc comment: why ci is skipped and the images exported.
         env.insert("AVALON_RELEASE_SKIP_CI".to_owned(), "1".to_owned());
         env.insert("AVALON_RELEASE_EXPORT_IMAGES".to_owned(), "1".to_owned());
+        // The deploy jobs' runner drives the host's engine: the host's settings are its environment.
+        env.extend(self.stack.host_env.iter().cloned());
         env
     }
 
@@ -447,12 +467,13 @@ impl World {
                 .stack
                 .environments
                 .iter()
-                .map(|(env, (project, port))| {
+                .map(|(env, (project, port, https_port))| {
                     (
                         (*env).to_owned(),
                         BTreeMap::from([
                             ("AVALON_STACK_PROJECT".to_owned(), project.clone()),
                             ("AVALON_HTTP_PORT".to_owned(), port.to_string()),
+                            ("AVALON_HTTPS_PORT".to_owned(), https_port.to_string()),
                         ]),
                     )
                 })
@@ -553,7 +574,8 @@ impl World {
             .args(args)
             .current_dir(&self.clone)
             .env("AVALON_PROJECT_ROOT", &self.clone)
-            .env_remove("AVALON_STACK_PROJECT");
+            .env_remove("AVALON_STACK_PROJECT")
+            .envs(self.stack.host_env.iter().cloned());
         command
     }
 
@@ -797,13 +819,13 @@ fn release_and_deploy_workflows_replayed_against_a_stack_with_a_failure_in_each_
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
 
-    let stack = TargetStack::offline(&clone);
+    let stack = TargetStack::prod(scratch.path());
     let cleanup = Cleanup {
         stack_env: stack.stack_env,
         projects: stack
             .environments
             .values()
-            .map(|(p, _)| p.clone())
+            .map(|(p, _, _)| p.clone())
             .collect(),
         clone: clone.clone(),
         image_tags: std::cell::RefCell::new(Vec::new()),
@@ -842,19 +864,31 @@ fn release_and_deploy_workflows_replayed_against_a_stack_with_a_failure_in_each_
         "the tag reached origin"
     );
     for environment in ["staging", "production"] {
-        let (project, port) = world.stack.environments[environment].clone();
-        world.xtask_ok(&[
-            "up",
-            "--env",
-            world.stack.stack_env,
-            "--project",
-            &project,
-            "--http-port",
-            &port.to_string(),
-            "--no-build",
-            "--timeout",
-            "240",
-        ]);
+        let (project, port, https_port) = world.stack.environments[environment].clone();
+        let release_image = |repository: &str| {
+            image_tags(&first_outcome)
+                .into_iter()
+                .find(|tag| tag == &format!("{repository}:0.81.0"))
+                .unwrap_or_else(|| panic!("release 0.81.0 made no {repository} image"))
+        };
+        run_ok(
+            world
+                .xtask(&[
+                    "up",
+                    "--env",
+                    world.stack.stack_env,
+                    "--project",
+                    &project,
+                    "--http-port",
+                    &port.to_string(),
+                    "--https-port",
+                    &https_port.to_string(),
+                    "--timeout",
+                    "240",
+                ])
+                .env("AVALON_API_IMAGE", release_image("avalon-api"))
+                .env("AVALON_WS_IMAGE", release_image("avalon-ws")),
+        );
         world.xtask_ok(&[
             "deploy",
             "--env",

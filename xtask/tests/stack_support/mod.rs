@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod client_hosts;
+pub mod prod;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
