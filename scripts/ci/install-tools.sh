@@ -141,7 +141,8 @@ install_compose_v2() {
 
 main() {
   log "base tools"
-  apt_install ca-certificates curl
+  # iproute2: the prod stack test's clients live in network namespaces of their own (`ip netns`).
+  apt_install ca-certificates curl iproute2
   install_game_server_tools
   install_api_tools
   install_release_tools

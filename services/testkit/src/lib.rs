@@ -57,6 +57,33 @@ pub fn free_port() -> u16 {
         .unwrap_or_else(|err| panic!("no free port: {err}"))
 }
 
+/// `N` distinct free ports for a stack a test brings up minutes later, chosen with every listener open at
+/// once (one `free_port()` after another can draw the same port twice) and below the kernel's ephemeral
+/// range, so an outgoing connection in the meantime cannot take one (`free_port()` draws from that range).
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    const FIRST: u16 = 20_000;
+    const LAST: u16 = 32_000;
+    let span = u32::from(LAST - FIRST);
+    let start = std::process::id() % span;
+    let mut listeners: Vec<TcpListener> = Vec::with_capacity(N);
+    for offset in 0..span {
+        if listeners.len() == N {
+            break;
+        }
+        let port = FIRST + u16::try_from((start + offset * 7) % span).unwrap_or(0);
+        if let Ok(listener) = TcpListener::bind(("0.0.0.0", port)) {
+            listeners.push(listener);
+        }
+    }
+    assert_eq!(listeners.len(), N, "no {N} free ports in {FIRST}-{LAST}");
+    std::array::from_fn(|i| {
+        listeners[i]
+            .local_addr()
+            .map(|addr| addr.port())
+            .unwrap_or_else(|err| panic!("no free port: {err}"))
+    })
+}
+
 /// A child process whose stdout and stderr lines are captured (and echoed, prefixed, for test output).
 pub struct Process {
     pub name: String,
