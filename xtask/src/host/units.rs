@@ -140,7 +140,9 @@ mod tests {
     fn the_backup_environment_names_the_secret_files_host_init_makes() {
         let text =
             std::fs::read_to_string(crate::project::root().join(BACKUP_ENV_TEMPLATE)).unwrap();
-        assert!(text.contains("MONGODB_URI_FILE=/etc/avalon/secrets/mongodb_uri\n"));
         assert!(text.contains("REDIS_PASSWORD_FILE=/etc/avalon/secrets/redis_password\n"));
+        // MongoDB is reached as the container's root user; the app's URI (avalon database only) must not
+        // be the backup tools' connection.
+        assert!(!text.contains("\nMONGODB_URI_FILE=/etc/avalon/secrets/mongodb_uri"));
     }
 }
