@@ -139,8 +139,9 @@ mod tests {
 
     use super::*;
 
-    /// `--env` flags that are not the stack: `config check --env` is APP_ENV (development, production, …).
-    const NOT_THE_STACK: [&str; 1] = ["config check"];
+    /// `--env` flags that are not the stack: `config check --env` is APP_ENV (development, production, …);
+    /// `host init|check --env` is the kind of host being prepared (prod or staging).
+    const NOT_THE_STACK: [&str; 3] = ["config check", "host init", "host check"];
 
     /// Every `--env` that names a stack, with the command path that has it.
     fn stack_env_flags(command: &clap::Command, path: &str, found: &mut Vec<(String, clap::Arg)>) {
