@@ -76,7 +76,16 @@ fn nothing_to_release_is_a_clean_no_op() {
             .unwrap()
             .contains("none is feat, fix, perf or breaking")
     );
-    assert_eq!(repo.snapshot(), before);
+    // The one thing written: the git-ignored outcome record the deploy workflow reads ("nothing released").
+    let after = repo.snapshot();
+    let outcome: serde_json::Value = serde_json::from_slice(
+        after
+            .file(".avalon/release/outcome.json")
+            .expect("outcome.json"),
+    )
+    .unwrap();
+    assert_eq!(outcome["released"], false, "{outcome}");
+    assert_eq!(after.without(".avalon/release/outcome.json"), before);
 }
 
 /// The scratch repository has no `cargo xtask image` (no xtask at all), so the images step fails every

@@ -157,6 +157,31 @@ pub struct Snapshot {
     status: String,
 }
 
+impl Snapshot {
+    /// The snapshot without one file (e.g. the outcome record every release run writes, git-ignored).
+    pub fn without(mut self, relative: &str) -> Snapshot {
+        self.files.remove(Path::new(relative));
+        // `git status --ignored` names the ignored top-level directory once it holds anything.
+        if let Some(top) = Path::new(relative).components().next() {
+            let top = Path::new(top.as_os_str());
+            if !self.files.keys().any(|file| file.starts_with(top)) {
+                let line = format!("!! {}/", top.display());
+                self.status = self
+                    .status
+                    .lines()
+                    .filter(|status| *status != line)
+                    .collect::<Vec<_>>()
+                    .join("\n");
+            }
+        }
+        self
+    }
+
+    pub fn file(&self, relative: &str) -> Option<&[u8]> {
+        self.files.get(Path::new(relative)).map(Vec::as_slice)
+    }
+}
+
 fn collect(root: &Path, dir: &Path, files: &mut BTreeMap<PathBuf, Vec<u8>>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
