@@ -7,10 +7,13 @@
 //! directory (target/debug/xtask, target/release/avalon-*) are put back afterwards, see `TopLevelBinaries`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod stack_support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use sha2::{Digest, Sha256};
+use stack_support::top_level_binaries::TopLevelBinaries;
 
 fn project_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -27,46 +30,6 @@ fn target_dir() -> PathBuf {
         .parent()
         .unwrap()
         .to_path_buf()
-}
-
-/// The clone's build replaces the uplifted binaries (same names, same target dir) that other tests and the
-/// image build use. Cargo replaces them by unlink + link, so a hard link taken before keeps the original;
-/// dropping this puts every original back (or removes what the clone added where nothing was).
-struct TopLevelBinaries {
-    saved: Vec<(PathBuf, Option<PathBuf>)>,
-    _dir: tempfile::TempDir,
-}
-
-impl TopLevelBinaries {
-    fn save(target: &Path) -> Self {
-        let dir = tempfile::tempdir_in(target).unwrap();
-        let saved = ["debug/xtask", "release/avalon-api", "release/avalon-ws"]
-            .iter()
-            .enumerate()
-            .map(|(index, relative)| {
-                let path = target.join(relative);
-                let keep = dir.path().join(index.to_string());
-                let kept = std::fs::hard_link(&path, &keep).is_ok().then_some(keep);
-                (path, kept)
-            })
-            .collect();
-        Self { saved, _dir: dir }
-    }
-}
-
-impl Drop for TopLevelBinaries {
-    fn drop(&mut self) {
-        for (path, kept) in &self.saved {
-            match kept {
-                Some(kept) => {
-                    let _ = std::fs::rename(kept, path);
-                }
-                None => {
-                    let _ = std::fs::remove_file(path);
-                }
-            }
-        }
-    }
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {
@@ -138,7 +101,10 @@ fn release_builds_and_exports_images_for_the_new_version() {
         &["commit", "--quiet", "-m", "feat: release end to end test"],
     );
 
-    let _binaries = TopLevelBinaries::save(&target_dir());
+    let _binaries = TopLevelBinaries::save(
+        &target_dir(),
+        &["debug/xtask", "release/avalon-api", "release/avalon-ws"],
+    );
     let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(["release", "--skip-ci"])
         .current_dir(&clone)

@@ -49,6 +49,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use stack_support::top_level_binaries::TopLevelBinaries;
 use stack_support::{docker, docker_with_compose_v2, run, run_ok, workspace_root};
 use workflow_support::actions::LocalActions;
 use workflow_support::replay::{self, Outcome, RunRecord, Runner, StepRecord, Trigger, UsesCall};
@@ -276,46 +277,6 @@ fn target_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// The release's `cargo build --release` in the clone replaces the binaries cargo places at the top of
-/// the shared target directory; a hard link taken before keeps each original, put back on drop (as in
-/// release_export_end_to_end.rs).
-struct TopLevelBinaries {
-    saved: Vec<(PathBuf, Option<PathBuf>)>,
-    _dir: tempfile::TempDir,
-}
-
-impl TopLevelBinaries {
-    fn save(target: &Path) -> Self {
-        let dir = tempfile::tempdir_in(target).unwrap();
-        let saved = ["release/avalon-api", "release/avalon-ws"]
-            .iter()
-            .enumerate()
-            .map(|(index, relative)| {
-                let path = target.join(relative);
-                let keep = dir.path().join(index.to_string());
-                let kept = std::fs::hard_link(&path, &keep).is_ok().then_some(keep);
-                (path, kept)
-            })
-            .collect();
-        Self { saved, _dir: dir }
-    }
-}
-
-impl Drop for TopLevelBinaries {
-    fn drop(&mut self) {
-        for (path, kept) in &self.saved {
-            match kept {
-                Some(kept) => {
-                    let _ = std::fs::rename(kept, path);
-                }
-                None => {
-                    let _ = std::fs::remove_file(path);
-                }
-            }
-        }
-    }
-}
-
 /// Everything the scenario created, removed whatever happened.
 struct Cleanup {
     stack_env: &'static str,
@@ -511,7 +472,8 @@ impl World {
     /// release.yml on a push to the clone's branch.
     fn release(&mut self) -> (u32, RunRecord) {
         let clone = self.clone.clone();
-        let _binaries = TopLevelBinaries::save(&target_dir());
+        let _binaries =
+            TopLevelBinaries::save(&target_dir(), &["release/avalon-api", "release/avalon-ws"]);
         self.replay(
             "release.yml",
             &clone,

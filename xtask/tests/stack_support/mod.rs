@@ -4,6 +4,7 @@
 
 pub mod client_hosts;
 pub mod prod;
+pub mod top_level_binaries;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
