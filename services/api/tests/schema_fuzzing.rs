@@ -129,6 +129,10 @@ async fn schemathesis_finds_the_served_openapi_document_true_to_the_server() {
                 SEED,
             ])
             .args(["--workers", "2", "--request-timeout", "20"])
+            // Hypothesis' generation health checks time the data generator itself: on two cores busy with
+            // the rest of the suite, `too_slow` once aborted an operation's phase (CI: 44 cases fewer, "1 error")
+            // though every request was answered right. They judge the generator, not the server.
+            .args(["--suppress-health-check", "too_slow,filter_too_much"])
             .args(["--generation-database", "none"])
             .arg("--header")
             .arg(format!("Authorization: Bearer {token}"))
@@ -155,7 +159,7 @@ async fn schemathesis_finds_the_served_openapi_document_true_to_the_server() {
     );
     assert!(
         output.status.success(),
-        "schemathesis found the OpenAPI document and the server disagreeing (output above); server log:\n{}",
+        "schemathesis found the OpenAPI document and the server disagreeing:\n{stdout}\n{stderr}\nserver log:\n{}",
         api.logs()
     );
     assert!(
