@@ -495,6 +495,139 @@ fn killed_api_restarted(chaos: &Chaos) -> Duration {
     );
 }
 
+/// What the edge serves, as `status --json` reads it: `<version> on slot <slot>`.
+fn serving(chaos: &Chaos) -> String {
+    let status: Value =
+        serde_json::from_str(&run_ok(&mut chaos.xtask(&["status", "--json"]))).unwrap();
+    let serving = &status["serving"];
+    assert!(serving["canary"].is_null(), "a canary is open: {serving}");
+    format!(
+        "{} on slot {}",
+        serving["version"].as_str().unwrap_or("-"),
+        serving["slot"].as_str().unwrap_or("-")
+    )
+}
+
+/// The ids of a slot's containers, running or not.
+fn slot_containers(chaos: &Chaos, slot: &str) -> Vec<String> {
+    let status: Value =
+        serde_json::from_str(&run_ok(&mut chaos.xtask(&["status", "--json"]))).unwrap();
+    let services = [format!("api-{slot}"), format!("websocket-{slot}")];
+    let mut ids: Vec<String> = status["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| services.iter().any(|s| c["service"] == s.as_str()))
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Issue 15: rollback after the faulty v4 canary aborted itself, under the same load and players.
+/// 1. A plain `rollback` has nothing to undo (the canary undid itself) and changes nothing.
+/// 2. A rollback to v1 whose kept slot was last started with other environment (a canary of v1 with
+///    `FAULT_INJECT_5XX_RATE=0`, aborted by hand) recreates the slot from the ledger instead of starting
+///    those containers again, and is verified before the live slot is dropped.
+///    Neither may serve a single 500; each prints requests failed, games lost and the final live release.
+fn rollbacks_after_an_abort(
+    players: &mut Players,
+    chaos: &Chaos,
+    token: &str,
+    all: &mut Vec<Figures>,
+) {
+    let live_before = serving(chaos);
+    let nothing = phase(players, chaos, token, "rollback after abort", || {
+        let dry = xtask_ok(chaos, &["rollback", "--dry-run"]);
+        assert!(dry.contains("rollback: nothing to undo"), "{dry}");
+        assert!(!dry.contains("plan:"), "a dry run offered a plan: {dry}");
+        let out = xtask_ok(chaos, &["rollback"]);
+        assert!(out.contains("rollback: nothing to undo"), "{out}");
+        assert!(out.contains("was aborted"), "{out}");
+        let live = serving(chaos);
+        assert_eq!(
+            live, live_before,
+            "a rollback with nothing to undo moved traffic"
+        );
+        format!("nothing to undo; live: {live}")
+    });
+    report_rollback(&nothing);
+    all.push(nothing);
+
+    let recreated = phase(players, chaos, token, "rollback to v1 (env)", || {
+        // A canary of v1 with other environment takes its first step, and is aborted by hand.
+        let out = xtask_ok(
+            chaos,
+            &[
+                "canary",
+                "start",
+                "--image-tag",
+                &tag(1),
+                "--plan",
+                "chaos",
+                "--manual",
+                "--set-env",
+                "FAULT_INJECT_5XX_RATE=0",
+            ],
+        );
+        assert!(out.contains("step 10% passed"), "{out}");
+        let canary_slot = chaos.routing()["canary"][0].as_str().unwrap().to_owned();
+        xtask_ok(chaos, &["canary", "abort"]);
+        let kept = slot_containers(chaos, &canary_slot);
+        let dry = xtask_ok(chaos, &["rollback", "--dry-run"]);
+        assert!(dry.contains("rollback: nothing to undo"), "{dry}");
+        let dry = xtask_ok(chaos, &["rollback", "--dry-run", "--to", &tag(1)]);
+        assert!(
+            dry.contains(&format!("recreate slot {canary_slot}"))
+                && dry.contains("another configuration"),
+            "the kept v1 slot with other environment must be recreated: {dry}"
+        );
+        let spawned = Instant::now();
+        let out = xtask_ok(chaos, &["rollback", "--to", &tag(1)]);
+        assert!(
+            out.contains("is live on slot") && out.contains("verified"),
+            "{out}"
+        );
+        let now = slot_containers(chaos, &canary_slot);
+        assert!(
+            now.iter().all(|id| !kept.contains(id)),
+            "kept containers were reused: before {kept:?}, after {now:?}"
+        );
+        for id in &now {
+            let env = run_ok(&mut docker(&[
+                "inspect",
+                "--format",
+                "{{json .Config.Env}}",
+                id,
+            ]));
+            assert!(!env.contains("FAULT_INJECT_5XX_RATE"), "{id}: {env}");
+        }
+        let live = serving(chaos);
+        assert_eq!(live, format!("{} on slot {canary_slot}", tag(1)));
+        format!(
+            "recreated, verified in {:.1} s; live: {live}",
+            spawned.elapsed().as_secs_f64()
+        )
+    });
+    report_rollback(&recreated);
+    all.push(recreated);
+}
+
+/// Every rollback phase: no request failed (not one 500), no game lost; printed.
+fn report_rollback(figures: &Figures) {
+    println!(
+        "{}: requests failed {} (500s {}), games lost {}, {}",
+        figures.phase,
+        figures.failed() - figures.keepalive_resets(),
+        figures.status("500"),
+        figures.games("started") - figures.games("finished"),
+        figures.measured
+    );
+    assert_eq!(figures.status("500"), 0, "{}: 500s served", figures.phase);
+    figures.assert_no_failed_requests();
+    figures.assert_games_finished();
+}
+
 fn dev_login(chaos: &Chaos) -> String {
     let addr = format!("127.0.0.1:{}", chaos.port).parse().unwrap();
     let body = json!({ "openid": "chaos-load" }).to_string();
@@ -713,6 +846,8 @@ fn deploys_canaries_rollbacks_maintenance_and_crashes_under_load_lose_no_request
         "hung -> replaced took {hung:?} (goal 20 s)"
     );
     all.push(frozen);
+
+    rollbacks_after_an_abort(&mut players, &chaos, &token, &mut all);
 
     println!("\n===== chaos suite: what users saw =====");
     println!(

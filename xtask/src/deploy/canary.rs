@@ -11,10 +11,10 @@ use xshell::Shell;
 
 use super::analysis::{self, Verdict};
 use super::context::{Ctx, Draft, TargetArgs};
-use super::execute::execute;
+use super::execute::{Ran, execute, undo_switch};
 use super::ledger::{Entry, Event, Outcome, Release};
 use super::lock::DeployLock;
-use super::plan::{Action, Live};
+use super::plan::{self, Action, Live};
 use super::slots::{self, Routing, Slot};
 use super::target::Edge;
 use super::watch::watch;
@@ -242,8 +242,10 @@ impl StartCmd {
             );
         }
         println!(
-            "  {}. promote: everyone on {canary}; drain and stop {stable} (kept for rollback)",
-            plan.steps.len() + 2
+            "  {}. promote: everyone on {canary}, verified for {}s like a deploy (a failed judgment puts \
+             everyone back on {stable}); then drain and stop {stable} (kept for rollback)",
+            plan.steps.len() + 2,
+            ctx.config.deploy.verify_window.as_secs()
         );
         println!(
             "  a failed judgment aborts: weight 0, drain {canary}, ledger marked; inconclusive pauses"
@@ -379,32 +381,76 @@ fn advance(sh: &Shell, state: &State, all: bool) -> anyhow::Result<()> {
     }
 }
 
+/// Everyone on the canary, verified like a deploy; a failed verification undoes the promotion as it
+/// undoes a deploy (everyone back on the stable slot, the canary drained and stopped).
 fn promote(sh: &Shell, state: &State) -> anyhow::Result<()> {
-    let drain = state.ctx.config.deploy.drain.as_secs();
-    let actions = [
-        Action::Route {
-            routing: Routing::all_to(state.canary),
-            keep_idle: Some(state.stable),
-        },
-        Action::Route {
-            routing: Routing::all_to(state.canary),
-            keep_idle: None,
-        },
-        Action::DrainAndStop {
-            slot: state.stable,
-            wait_seconds: drain,
-        },
-    ];
-    execute(sh, &state.ctx, &state.edge, &actions, &BTreeMap::new())?;
-    state.record(Event::CanaryPromote, 100, Outcome::Succeeded, None)?;
+    let actions = plan::promote_plan(state.stable, state.canary, &state.ctx.config.deploy);
+    plan::print(
+        &format!(
+            "canary: promote {} on slot {} (stable slot {}):",
+            state.release.version, state.canary, state.stable
+        ),
+        &actions,
+    );
+    let failure = match execute(sh, &state.ctx, &state.edge, &actions, &BTreeMap::new()) {
+        Ok(Ran::Done) => None,
+        Ok(Ran::VerificationFailed(judgment)) => Some((
+            Outcome::RolledBack,
+            format!("promotion verification: {}", judgment.verdict.describe()),
+        )),
+        Err(err) => {
+            eprintln!("promotion failed: {err:#}");
+            Some((Outcome::Failed, format!("promotion: {err:#}")))
+        }
+    };
+    let Some((outcome, note)) = failure else {
+        state.record(Event::CanaryPromote, 100, Outcome::Succeeded, None)?;
+        println!(
+            "canary: {} promoted and verified; slot {} is live",
+            state.release.version, state.canary
+        );
+        return Ok(());
+    };
+    let switched = state
+        .edge
+        .model()
+        .ok()
+        .and_then(|m| slots::routing_of(&m))
+        .is_some_and(|r| r.primary == state.canary);
+    if switched {
+        undo_switch(
+            sh,
+            &state.ctx,
+            &state.edge,
+            state.canary,
+            Some(state.stable),
+        )?;
+    } else {
+        // Not switched: only the canary's share goes, as an abort would send it.
+        abort_routes(sh, state)?;
+    }
+    state.record(Event::CanaryPromote, 0, outcome, Some(note.clone()))?;
+    bail!(
+        "promotion of {} rolled back automatically: {note}; everyone is on slot {} again and slot {} is \
+         stopped (see `cargo xtask releases`)",
+        state.release.version,
+        state.stable,
+        state.canary
+    )
+}
+
+fn abort(sh: &Shell, state: &State, why: String) -> anyhow::Result<()> {
+    abort_routes(sh, state)?;
+    state.record(Event::CanaryAbort, 0, Outcome::Aborted, Some(why.clone()))?;
     println!(
-        "canary: {} promoted; slot {} is live",
-        state.release.version, state.canary
+        "canary: {} aborted ({why}); everyone is on slot {}",
+        state.release.version, state.stable
     );
     Ok(())
 }
 
-fn abort(sh: &Shell, state: &State, why: String) -> anyhow::Result<()> {
+/// Everyone back on the stable slot; the canary drained and stopped.
+fn abort_routes(sh: &Shell, state: &State) -> anyhow::Result<()> {
     let drain = state.ctx.config.deploy.drain.as_secs();
     let actions = [
         Action::Route {
@@ -416,13 +462,7 @@ fn abort(sh: &Shell, state: &State, why: String) -> anyhow::Result<()> {
             wait_seconds: drain,
         },
     ];
-    execute(sh, &state.ctx, &state.edge, &actions, &BTreeMap::new())?;
-    state.record(Event::CanaryAbort, 0, Outcome::Aborted, Some(why.clone()))?;
-    println!(
-        "canary: {} aborted ({why}); everyone is on slot {}",
-        state.release.version, state.stable
-    );
-    Ok(())
+    execute(sh, &state.ctx, &state.edge, &actions, &BTreeMap::new()).map(|_| ())
 }
 
 #[derive(Serialize)]

@@ -2,12 +2,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context as _;
 use clap::Args;
-use sha2::{Digest, Sha256};
 use xshell::Shell;
 
 use super::config::DeployConfig;
+use super::labels::config_digest;
 use super::ledger::{Entry, Event, History, Outcome, Release, to_line};
 use super::ledger_store::{self, DirStore, LedgerStore, VolumeStore};
 use super::lock::{DeployLock, Holding, LockRequest};
@@ -167,36 +166,6 @@ pub struct Draft {
     pub plan: Option<String>,
 }
 
-/// sha256 of the slot's effective compose definition minus the slot-specific names, so the same release
-/// on blue or green has the same digest.
-pub fn config_digest(overlay: &serde_json::Value) -> anyhow::Result<String> {
-    let services = overlay
-        .get("services")
-        .and_then(|s| s.as_object())
-        .context("overlay without services")?;
-    let mut digest = Sha256::new();
-    let mut by_base: Vec<(String, String)> = services
-        .iter()
-        .map(|(name, definition)| {
-            let base = name
-                .trim_end_matches("-blue")
-                .trim_end_matches("-green")
-                .to_owned();
-            let mut definition = definition.clone();
-            if let Some(labels) = definition.get_mut("labels").and_then(|l| l.as_object_mut()) {
-                labels.remove(super::target::SLOT_LABEL);
-            }
-            (base, definition.to_string())
-        })
-        .collect();
-    by_base.sort();
-    for (base, definition) in by_base {
-        digest.update(base.as_bytes());
-        digest.update(definition.as_bytes());
-    }
-    Ok(format!("sha256:{:x}", digest.finalize()))
-}
-
 pub fn who() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("GITHUB_ACTOR"))
@@ -225,27 +194,4 @@ fn from() -> String {
         "checkout {}",
         revision.unwrap_or_else(|| "unknown".to_owned())
     )
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-
-    #[test]
-    fn the_config_digest_is_the_same_on_either_slot_and_changes_with_the_config() {
-        let blue = serde_json::json!({"services": {"api-blue": {"image": "a", "labels": {"avalon.slot": "blue"}}}});
-        let green = serde_json::json!({"services": {"api-green": {"image": "a", "labels": {"avalon.slot": "green"}}}});
-        let other = serde_json::json!({"services": {"api-green": {"image": "a", "environment": {"X": "1"}}}});
-        assert_eq!(
-            config_digest(&blue).unwrap(),
-            config_digest(&green).unwrap()
-        );
-        assert_ne!(
-            config_digest(&green).unwrap(),
-            config_digest(&other).unwrap()
-        );
-        assert!(config_digest(&blue).unwrap().starts_with("sha256:"));
-    }
 }

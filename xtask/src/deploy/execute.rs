@@ -79,6 +79,7 @@ pub fn execute(
             Action::Verify {
                 slot,
                 window_seconds,
+                ..
             } => {
                 let judgment = watch(
                     &ctx.target,

@@ -50,6 +50,9 @@ pub enum Outcome {
     /// Reverted automatically by a failed judgment or verification.
     RolledBack,
     Aborted,
+    /// The route changed and its verification failed, and the command left traffic there on purpose
+    /// (a rollback: switching back would ping-pong between releases); the note says what is live.
+    VerifyFailed,
 }
 
 /// One line of the ledger.

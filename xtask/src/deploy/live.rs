@@ -175,6 +175,7 @@ mod tests {
             image: "img".to_owned(),
             image_id: "sha256:1".to_owned(),
             release: Some(release.to_owned()),
+            config_digest: None,
             state: state.to_owned(),
             health: health.to_owned(),
             restart_count: 0,

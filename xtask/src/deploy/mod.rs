@@ -4,7 +4,8 @@
 //! Commands: `cargo xtask deploy | canary … | rollback | releases | maintenance … | status | heal`.
 //! One file per concern: [`ledger`] + [`ledger_store`] (history on the target), [`config`]
 //! (deploy/deploy.toml), [`plan`] (actions shown by --dry-run and run as shown), [`analysis`] (judgment from
-//! the access log), [`probe`] (synthetic traffic), [`lock`], [`preflight`], [`target`] (Docker + edge).
+//! the access log), [`probe`] (synthetic traffic), [`lock`], [`preflight`], [`target`] (Docker + edge),
+//! [`undo`] and [`kept`] (what a rollback undoes, and whether it reuses a kept slot), [`labels`].
 
 mod analysis;
 mod canary;
@@ -13,6 +14,8 @@ mod context;
 mod deploy_cmd;
 mod execute;
 mod heal;
+mod kept;
+mod labels;
 mod ledger;
 mod ledger_store;
 mod live;
@@ -26,6 +29,7 @@ mod rollback;
 mod slots;
 mod status;
 mod target;
+mod undo;
 mod watch;
 
 pub use canary::Canary;

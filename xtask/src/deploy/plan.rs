@@ -1,11 +1,14 @@
-//! Deploy and rollback as a list of actions, built before anything changes. `--dry-run` prints the list;
-//! a real run executes the very same list, so the plan shown is the plan run.
+//! Deploy, rollback and promotion as a list of actions, built before anything changes. `--dry-run` prints
+//! the list; a real run executes the very same list, so the plan shown is the plan run. Every change of
+//! the route that sends everyone to another slot is followed by the same verification (a watched window
+//! and its judgment) before the slot traffic left is dropped.
 
 use std::fmt;
 use std::time::Duration;
 
 use serde::Serialize;
 
+use super::kept::Kept;
 use super::ledger::Release;
 use super::slots::{Routing, Slot};
 use super::target::KeptContainer;
@@ -45,13 +48,29 @@ pub enum Action {
     },
     /// Send everything back to the services of the unslotted stack.
     RouteUnslotted,
-    /// Watch `slot` for a while (probe traffic included) and judge it; a failure undoes the change.
-    Verify { slot: Slot, window_seconds: u64 },
+    /// Watch `slot` for a while (probe traffic included) and judge it; nothing after it runs on a failure,
+    /// and the command does what `on_failure` says.
+    Verify {
+        slot: Slot,
+        window_seconds: u64,
+        on_failure: OnFailure,
+    },
     /// Let nginx's old workers finish, then stop the slot (SIGTERM: readiness 503, WebSocket clients are
     /// told to reconnect, in-flight requests finish). The containers are kept for an instant rollback.
     DrainAndStop { slot: Slot, wait_seconds: u64 },
     /// The same for the unslotted `api`/`websocket` services after the first slotted deploy.
     DrainAndStopUnslotted { wait_seconds: u64 },
+}
+
+/// What a command does when the verification after its switch fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    /// Everyone goes back to where they were and the new slot stops (a deploy, a promotion).
+    Undo,
+    /// Traffic stays where it is, the previous slot keeps running at 0 %, and the command fails loudly
+    /// (a rollback: switching back would ping-pong between two releases).
+    Stop,
 }
 
 impl fmt::Display for Action {
@@ -98,10 +117,16 @@ impl fmt::Display for Action {
             Action::Verify {
                 slot,
                 window_seconds,
+                on_failure,
             } => write!(
                 f,
-                "verify slot {slot} for {window_seconds}s from the access log (probe traffic included); \
-                 a failed judgment undoes the deploy"
+                "verify slot {slot} for {window_seconds}s from the access log (probe traffic included); {}",
+                match on_failure {
+                    OnFailure::Undo => "a failed judgment undoes the switch",
+                    OnFailure::Stop =>
+                        "a failed judgment stops here: traffic stays, the slot left keeps running, \
+                         the command fails (no switching back and forth)",
+                }
             ),
             Action::DrainAndStop { slot, wait_seconds } => write!(
                 f,
@@ -143,6 +168,7 @@ pub fn deploy_plan(
         actions.push(Action::Verify {
             slot: target,
             window_seconds: secs(timing.verify_window),
+            on_failure: OnFailure::Undo,
         });
     }
     match live {
@@ -164,18 +190,7 @@ pub fn deploy_plan(
     (target, actions)
 }
 
-/// What the slot a rollback returns to holds of the wanted release.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Kept {
-    /// Its containers run another release or none: start it from the ledger's digests.
-    Gone,
-    /// Its containers were stopped after a drain: start them again.
-    Stopped(Vec<KeptContainer>),
-    /// Still running (e.g. an aborted canary's stable slot): only traffic moves.
-    Running,
-}
-
-/// How a rollback gets the other slot back in front of users.
+/// How a rollback gets the other slot back in front of users, verified like a deploy.
 /// `live_intact`: every container of the live slot runs. When one does not (a release that broke after its
 /// switch), its name no longer resolves on the edge's network, so nginx would reject any tree that keeps the
 /// slot in the upstreams: the route goes straight to the target alone.
@@ -189,7 +204,7 @@ pub fn rollback_plan(
     let target = live.other();
     let mut actions = Vec::new();
     match kept {
-        Kept::Gone => actions.push(Action::StartSlot {
+        Kept::Recreate(_) => actions.push(Action::StartSlot {
             slot: target,
             release: release.clone(),
             timeout_seconds: timing.ready_timeout.as_secs(),
@@ -201,21 +216,55 @@ pub fn rollback_plan(
         }),
         Kept::Running => {}
     }
+    let verify = Action::Verify {
+        slot: target,
+        window_seconds: timing.verify_window.as_secs(),
+        on_failure: OnFailure::Stop,
+    };
+    let alone = Action::Route {
+        routing: Routing::all_to(target),
+        keep_idle: None,
+    };
     if live_intact {
         actions.push(Action::Route {
             routing: Routing::all_to(target),
             keep_idle: Some(live),
         });
+        actions.push(verify);
+        actions.push(alone);
+    } else {
+        actions.push(alone);
+        actions.push(verify);
     }
-    actions.push(Action::Route {
-        routing: Routing::all_to(target),
-        keep_idle: None,
-    });
     actions.push(Action::DrainAndStop {
         slot: live,
         wait_seconds: timing.drain.as_secs(),
     });
     actions
+}
+
+/// A canary's promotion, verified like a deploy: everyone on the canary with the stable slot still in
+/// the upstreams at 0 %, the canary watched and judged, then the stable slot dropped, drained and stopped.
+pub fn promote_plan(stable: Slot, canary: Slot, timing: &super::config::Timing) -> Vec<Action> {
+    vec![
+        Action::Route {
+            routing: Routing::all_to(canary),
+            keep_idle: Some(stable),
+        },
+        Action::Verify {
+            slot: canary,
+            window_seconds: timing.verify_window.as_secs(),
+            on_failure: OnFailure::Undo,
+        },
+        Action::Route {
+            routing: Routing::all_to(canary),
+            keep_idle: None,
+        },
+        Action::DrainAndStop {
+            slot: stable,
+            wait_seconds: timing.drain.as_secs(),
+        },
+    ]
 }
 
 pub fn print(title: &str, actions: &[Action]) {
@@ -309,7 +358,13 @@ mod tests {
             ),
             "{stopped:?}"
         );
-        let gone = rollback_plan(Slot::Green, true, Kept::Gone, &release(), &timing());
+        let gone = rollback_plan(
+            Slot::Green,
+            true,
+            Kept::Recreate("another configuration".to_owned()),
+            &release(),
+            &timing(),
+        );
         assert!(
             matches!(
                 gone[0],
@@ -339,5 +394,92 @@ mod tests {
             ),
             "{broken:?}"
         );
+    }
+
+    /// The kinds of a plan's actions, in order, with a Verify's slot and what its failure does.
+    fn shape(actions: &[Action]) -> Vec<String> {
+        actions
+            .iter()
+            .map(|action| match action {
+                Action::StartSlot { slot, .. } => format!("start {slot}"),
+                Action::RestartSlot { slot, .. } => format!("restart {slot}"),
+                Action::Route {
+                    routing,
+                    keep_idle: Some(idle),
+                } => format!("route {} keeping {idle}", routing.describe()),
+                Action::Route { routing, .. } => format!("route {}", routing.describe()),
+                Action::RouteUnslotted => "route unslotted".to_owned(),
+                Action::Verify {
+                    slot, on_failure, ..
+                } => format!("verify {slot} {on_failure:?}"),
+                Action::DrainAndStop { slot, .. } => format!("drain {slot}"),
+                Action::DrainAndStopUnslotted { .. } => "drain unslotted".to_owned(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_rollback_is_verified_after_its_switch_and_a_failure_stops_rather_than_switching_back() {
+        for kept in [
+            Kept::Running,
+            Kept::Stopped(Vec::new()),
+            Kept::Recreate("no containers".to_owned()),
+        ] {
+            let first = match kept {
+                Kept::Running => None,
+                Kept::Stopped(_) => Some("restart blue"),
+                Kept::Recreate(_) => Some("start blue"),
+            };
+            let actions = rollback_plan(Slot::Green, true, kept, &release(), &timing());
+            let expected: Vec<&str> = first
+                .into_iter()
+                .chain([
+                    "route blue 100% keeping green",
+                    "verify blue Stop",
+                    "route blue 100%",
+                    "drain green",
+                ])
+                .collect();
+            assert_eq!(shape(&actions), expected);
+        }
+        // The live slot broke: straight to the target alone, then the same verification.
+        assert_eq!(
+            shape(&rollback_plan(
+                Slot::Green,
+                false,
+                Kept::Running,
+                &release(),
+                &timing()
+            )),
+            ["route blue 100%", "verify blue Stop", "drain green"]
+        );
+        let printed =
+            rollback_plan(Slot::Green, true, Kept::Running, &release(), &timing())[1].to_string();
+        assert!(
+            printed.starts_with("verify slot blue for 30s") && printed.contains("stops here"),
+            "{printed}"
+        );
+    }
+
+    #[test]
+    fn a_promotion_is_verified_like_a_deploy_before_the_stable_slot_is_dropped() {
+        let actions = promote_plan(Slot::Blue, Slot::Green, &timing());
+        assert_eq!(
+            shape(&actions),
+            [
+                "route green 100% keeping blue",
+                "verify green Undo",
+                "route green 100%",
+                "drain blue"
+            ]
+        );
+        assert!(
+            actions[1].to_string().contains("undoes the switch"),
+            "{}",
+            actions[1]
+        );
+        // And a deploy's verification undoes, the same action.
+        let (_, deploy) = deploy_plan(Live::Slot(Slot::Blue), &release(), &timing());
+        assert_eq!(shape(&deploy)[2], "verify green Undo");
     }
 }

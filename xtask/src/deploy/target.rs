@@ -44,6 +44,9 @@ pub struct ContainerInfo {
     pub image_id: String,
     /// The release label set when a slot was started.
     pub release: Option<String>,
+    /// The config digest of the overlay the slot was started with (its label; `None` on containers
+    /// started before xtask wrote one, or not by a slot start).
+    pub config_digest: Option<String>,
     pub state: String,
     /// `healthy`, `unhealthy`, `starting`, or `none` without a healthcheck.
     pub health: String,
@@ -188,8 +191,7 @@ struct InspectMount {
     destination: String,
 }
 
-pub const SLOT_LABEL: &str = "avalon.slot";
-pub const RELEASE_LABEL: &str = "avalon.release";
+pub use super::labels::{CONFIG_LABEL, RELEASE_LABEL, SLOT_LABEL};
 
 /// Parses `docker inspect` output into container facts.
 #[cfg(test)]
@@ -223,6 +225,7 @@ fn container_info(raw: Inspect) -> ContainerInfo {
         image: raw.config.image,
         image_id: raw.image,
         release: labels.get(RELEASE_LABEL).cloned(),
+        config_digest: labels.get(CONFIG_LABEL).cloned(),
         state: raw.state.status,
         health: raw
             .state
@@ -436,14 +439,19 @@ impl Target {
     /// Writes the compose overlay that adds `slot`'s services: copies of the stack's own `api` and
     /// `websocket` (as the env overlay resolves them) with the release's images, slot labels, no published
     /// ports, and `extra_env` (e.g. a fault switch for a canary rehearsal).
+    /// The containers are labelled with the overlay's config digest, computed for `release` as the ledger
+    /// records it; compose is then given `composable`'s image references (see [`Self::composable_release`]).
     pub fn write_slot_overlay(
         &self,
         sh: &Shell,
         slot: Slot,
         release: &Release,
+        composable: &Release,
         extra_env: &BTreeMap<String, String>,
     ) -> anyhow::Result<PathBuf> {
-        let overlay = self.slot_overlay_json(sh, slot, release, extra_env)?;
+        let mut overlay = self.slot_overlay_json(sh, slot, release, extra_env)?;
+        super::labels::stamp_config_digest(&mut overlay)?;
+        use_images(&mut overlay, slot, composable);
         let dir = crate::project::root()
             .join(".avalon/deploy")
             .join(&self.project);
@@ -536,8 +544,9 @@ impl Target {
         extra_env: &BTreeMap<String, String>,
         timeout: Duration,
     ) -> anyhow::Result<()> {
-        let release = &self.composable_release(release)?;
-        let overlay = self.write_slot_overlay(sh, slot, release, extra_env)?;
+        let composable = self.composable_release(release)?;
+        let overlay = self.write_slot_overlay(sh, slot, release, &composable, extra_env)?;
+        let release = &composable;
         let stack = self.stack(Some(release));
         let base = crate::project::root().join("docker/compose.yml");
         let env_file = self.env.overlay();
@@ -959,6 +968,21 @@ pub fn slot_overlay(
         overlay["secrets"] = secrets.into();
     }
     Ok(overlay)
+}
+
+/// Sets the image of the slot's services to `release`'s references.
+fn use_images(overlay: &mut serde_json::Value, slot: Slot, release: &Release) {
+    for (base, service) in [
+        ("api", slot.api_service()),
+        ("websocket", slot.ws_service()),
+    ] {
+        if let (Some(image), Some(definition)) = (
+            release.images.get(base),
+            overlay.pointer_mut(&format!("/services/{service}")),
+        ) {
+            definition["image"] = image.clone().into();
+        }
+    }
 }
 
 /// Points the service's bind mounts and file secrets at the host paths the running stack uses
