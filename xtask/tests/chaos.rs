@@ -726,10 +726,8 @@ fn deploys_canaries_rollbacks_maintenance_and_crashes_under_load_lose_no_request
     rolled_back.assert_no_failed_requests();
     rolled_back.assert_games_finished();
     assert_eq!(chaos.routing()["primary"], "blue");
-    assert!(
-        rollback_time <= Duration::from_secs(3),
-        "rollback took {rollback_time:?} (goal 3 s)"
-    );
+    // Checked after the last phase (below), so that one slow switch on a busy machine does not hide what
+    // the phases after it measure.
     all.push(rolled_back);
 
     let promoted = phase(&mut players, &chaos, &token, "canary v3 -> promote", || {
@@ -864,4 +862,8 @@ fn deploys_canaries_rollbacks_maintenance_and_crashes_under_load_lose_no_request
     );
     let ledger = run_ok(&mut chaos.xtask(&["releases"]));
     println!("{ledger}");
+    assert!(
+        rollback_time <= Duration::from_secs(3),
+        "rollback took {rollback_time:?} (goal 3 s)"
+    );
 }
