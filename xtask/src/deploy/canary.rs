@@ -200,7 +200,9 @@ impl StartCmd {
                 "a canary needs a slotted stack with a live slot; run `cargo xtask deploy` once first"
             );
         };
-        if slots::routing_of(&model).is_some_and(|r| r.canary.is_some())
+        // A slot kept in the upstreams at 0 % (a rollback that stopped on its verification leaves the slot
+        // it left there) is no canary: like a deploy, a canary replaces it.
+        if slots::routing_of(&model).is_some_and(|r| r.canary.is_some_and(|(_, w)| w > 0))
             || ctx.history(&containers)?.canary_in_progress().is_some()
         {
             bail!(
