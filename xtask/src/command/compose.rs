@@ -1,0 +1,141 @@
+//! `docker compose` argv for one stack: which project, which files, which variables compose
+//! interpolates into them (pure, tested as argv).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::docker::DockerCli;
+use super::invocation::Invocation;
+
+/// A Compose project as a list of files, with the variables compose interpolates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compose {
+    pub docker: DockerCli,
+    pub project: String,
+    pub files: Vec<PathBuf>,
+    pub vars: BTreeMap<String, String>,
+    /// Where compose runs (the checkout's root, as every `cargo xtask` command).
+    pub dir: PathBuf,
+}
+
+impl Compose {
+    /// `docker compose --project-name P --file F… ARGS…`; the variables go into the child's environment.
+    fn invocation<const N: usize>(&self, args: [&str; N]) -> Invocation {
+        let mut invocation =
+            self.docker
+                .invocation()
+                .args(["compose", "--project-name", self.project.as_str()]);
+        for file in &self.files {
+            invocation = invocation.arg("--file").arg(file.display().to_string());
+        }
+        for (key, value) in &self.vars {
+            invocation = invocation.env(key, value.clone());
+        }
+        invocation.current_dir(self.dir.clone()).args(args)
+    }
+
+    /// `… config --format json`: the model as compose resolves it (reads only).
+    pub fn config_json(&self) -> Invocation {
+        self.invocation(["config", "--format", "json"]).read_only()
+    }
+
+    /// `… up --detach --no-deps --force-recreate --wait --wait-timeout SECS SERVICE…`: (re)creates just
+    /// these services and waits for their healthchecks. The project's other containers (the other slot,
+    /// say) are not in these files: COMPOSE_IGNORE_ORPHANS keeps compose from warning about them.
+    pub fn recreate_and_wait(&self, services: &[String], timeout_secs: u64) -> Invocation {
+        self.invocation([
+            "up",
+            "--detach",
+            "--no-deps",
+            "--force-recreate",
+            "--wait",
+            "--wait-timeout",
+        ])
+        .arg(timeout_secs.to_string())
+        .args(services.iter().cloned())
+        .env("COMPOSE_IGNORE_ORPHANS", "true")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::Effect;
+
+    fn compose() -> Compose {
+        Compose {
+            docker: DockerCli::default(),
+            project: "avalon-offline".to_owned(),
+            files: vec![
+                PathBuf::from("/repo/docker/compose.yml"),
+                PathBuf::from("/repo/docker/compose.offline.yml"),
+            ],
+            vars: BTreeMap::from([("AVALON_API_IMAGE".to_owned(), "avalon-api:1.2.0".to_owned())]),
+            dir: PathBuf::from("/repo"),
+        }
+    }
+
+    #[test]
+    fn config_reads_the_resolved_model() {
+        let config = compose().config_json();
+        assert_eq!(
+            config.args,
+            [
+                "compose",
+                "--project-name",
+                "avalon-offline",
+                "--file",
+                "/repo/docker/compose.yml",
+                "--file",
+                "/repo/docker/compose.offline.yml",
+                "config",
+                "--format",
+                "json"
+            ]
+        );
+        assert_eq!(config.effect, Effect::ReadOnly);
+        assert_eq!(config.dir.as_deref(), Some(std::path::Path::new("/repo")));
+        assert_eq!(
+            config.env_vars(),
+            [("AVALON_API_IMAGE".to_owned(), "avalon-api:1.2.0".to_owned())]
+        );
+    }
+
+    #[test]
+    fn a_slot_is_recreated_and_waited_for() {
+        let mut compose = compose();
+        compose.files.push(PathBuf::from(
+            "/repo/.avalon/deploy/p/compose.slot-green.json",
+        ));
+        let up =
+            compose.recreate_and_wait(&["api-green".to_owned(), "websocket-green".to_owned()], 90);
+        assert_eq!(
+            up.args,
+            [
+                "compose",
+                "--project-name",
+                "avalon-offline",
+                "--file",
+                "/repo/docker/compose.yml",
+                "--file",
+                "/repo/docker/compose.offline.yml",
+                "--file",
+                "/repo/.avalon/deploy/p/compose.slot-green.json",
+                "up",
+                "--detach",
+                "--no-deps",
+                "--force-recreate",
+                "--wait",
+                "--wait-timeout",
+                "90",
+                "api-green",
+                "websocket-green"
+            ]
+        );
+        assert_eq!(up.effect, Effect::Changes);
+        assert!(
+            up.env_vars()
+                .contains(&("COMPOSE_IGNORE_ORPHANS".to_owned(), "true".to_owned()))
+        );
+    }
+}
