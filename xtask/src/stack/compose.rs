@@ -124,6 +124,44 @@ impl Stack {
             .unwrap_or_else(|| "443".to_owned())
     }
 
+    /// The same project for the command layer: `docker compose -p <project> -f docker/compose.yml -f
+    /// docker/compose.<env>.yml`, with these variables, from the checkout's root.
+    pub fn command(&self, docker: &crate::command::DockerCli) -> crate::command::Compose {
+        crate::command::Compose {
+            docker: docker.clone(),
+            project: self.project.clone(),
+            files: vec![
+                project::root().join("docker/compose.yml"),
+                self.env.overlay(),
+            ],
+            vars: self.vars.clone(),
+            dir: project::root(),
+        }
+    }
+
+    /// `… up --detach --remove-orphans --wait --wait-timeout SECS`: starts every service and waits until
+    /// each is healthy (printed, as xshell prints every command it runs).
+    pub fn up(&self, sh: &Shell, timeout_secs: u64) -> xshell::Result<()> {
+        let timeout = timeout_secs.to_string();
+        self.compose(
+            sh,
+            &[
+                "up",
+                "--detach",
+                "--remove-orphans",
+                "--wait",
+                "--wait-timeout",
+                &timeout,
+            ],
+        )
+        .run()
+    }
+
+    /// `… down --remove-orphans --timeout 40 [--volumes]`.
+    pub fn down(&self, sh: &Shell, volumes: bool) -> xshell::Result<()> {
+        self.compose(sh, &down_args(volumes)).run()
+    }
+
     /// `docker compose -p <project> -f docker/compose.yml -f docker/compose.<env>.yml <args>`.
     pub fn compose<'a>(&self, sh: &'a Shell, args: &[&str]) -> Cmd<'a> {
         let base = project::root().join("docker/compose.yml");
@@ -138,4 +176,14 @@ impl Stack {
         }
         command
     }
+}
+
+/// The arguments of `docker compose down` for a stack (its containers stop within 40 s: the services'
+/// drain fits in that).
+pub fn down_args(volumes: bool) -> Vec<&'static str> {
+    let mut args = vec!["down", "--remove-orphans", "--timeout", "40"];
+    if volumes {
+        args.push("--volumes");
+    }
+    args
 }
