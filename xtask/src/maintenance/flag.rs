@@ -97,6 +97,7 @@ impl MaintenanceFlag {
         let container = self.docker.resolve(&self.container)?;
         let reply = self
             .redis_cli(&container, ["GET", FLAG_KEY])
+            .read_only()
             .capture(None)?;
         let reply = reply.trim();
         if reply.is_empty() {
