@@ -45,33 +45,23 @@ fn every_shell_script_is_shellcheck_clean() {
         return;
     }
     // The edge scripts run under the container's `sh` (busybox in the alpine and offline images).
+    let (inside, on_hosts): (Vec<&PathBuf>, Vec<&PathBuf>) = found
+        .iter()
+        .partition(|path| path.starts_with(root.join("xtask")));
+    shellcheck(&root, &["--shell", "sh"], &inside);
+    shellcheck(&root, &[], &on_hosts);
+}
+
+fn shellcheck(root: &Path, options: &[&str], files: &[&PathBuf]) {
     let output = Command::new("shellcheck")
-        .current_dir(&root)
-        .args(["--shell", "sh"])
-        .args(
-            found
-                .iter()
-                .filter(|path| path.starts_with(root.join("xtask"))),
-        )
+        .current_dir(root)
+        .args(options)
+        .args(files)
         .output()
         .unwrap();
     assert!(
         output.status.success(),
-        "shellcheck findings (sh):\n{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    let output = Command::new("shellcheck")
-        .current_dir(&root)
-        .args(
-            found
-                .iter()
-                .filter(|path| !path.starts_with(root.join("xtask"))),
-        )
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "shellcheck findings:\n{}",
+        "shellcheck {options:?} findings:\n{}",
         String::from_utf8_lossy(&output.stdout)
     );
 }

@@ -75,23 +75,23 @@ mod tests {
         }
     }
 
+    /// `docker compose` of [`compose`]'s project and files, before the subcommand.
+    const PROJECT: [&str; 7] = [
+        "compose",
+        "--project-name",
+        "avalon-offline",
+        "--file",
+        "/repo/docker/compose.yml",
+        "--file",
+        "/repo/docker/compose.offline.yml",
+    ];
+
     #[test]
     fn config_reads_the_resolved_model() {
         let config = compose().config_json();
         assert_eq!(
             config.args,
-            [
-                "compose",
-                "--project-name",
-                "avalon-offline",
-                "--file",
-                "/repo/docker/compose.yml",
-                "--file",
-                "/repo/docker/compose.offline.yml",
-                "config",
-                "--format",
-                "json"
-            ]
+            [&PROJECT[..], &["config", "--format", "json"]].concat()
         );
         assert_eq!(config.effect, Effect::ReadOnly);
         assert_eq!(config.dir.as_deref(), Some(std::path::Path::new("/repo")));
@@ -112,25 +112,22 @@ mod tests {
         assert_eq!(
             up.args,
             [
-                "compose",
-                "--project-name",
-                "avalon-offline",
-                "--file",
-                "/repo/docker/compose.yml",
-                "--file",
-                "/repo/docker/compose.offline.yml",
-                "--file",
-                "/repo/.avalon/deploy/p/compose.slot-green.json",
-                "up",
-                "--detach",
-                "--no-deps",
-                "--force-recreate",
-                "--wait",
-                "--wait-timeout",
-                "90",
-                "api-green",
-                "websocket-green"
+                &PROJECT[..],
+                &[
+                    "--file",
+                    "/repo/.avalon/deploy/p/compose.slot-green.json",
+                    "up",
+                    "--detach",
+                    "--no-deps",
+                    "--force-recreate",
+                    "--wait",
+                    "--wait-timeout",
+                    "90",
+                    "api-green",
+                    "websocket-green",
+                ],
             ]
+            .concat()
         );
         assert_eq!(up.effect, Effect::Changes);
         assert!(
