@@ -158,10 +158,18 @@ impl DockerCli {
         for (name, value) in inner.secret_env {
             outer = outer.arg("-e").arg(name.clone()).secret_env(&name, value);
         }
-        outer
+        outer = outer
             .arg(container_id.to_owned())
-            .arg(inner.program.to_string_lossy().into_owned())
-            .args(inner.args)
+            .arg(inner.program.to_string_lossy().into_owned());
+        // A script passed to the inner program is printed by its label here too.
+        let offset = outer.args.len();
+        outer.labelled.extend(
+            inner
+                .labelled
+                .iter()
+                .map(|(at, label)| (offset + at, *label)),
+        );
+        outer.args(inner.args)
     }
 
     /// `docker cp CONTAINER:PATH -`: a path of a container as a tar stream on stdout.
@@ -498,5 +506,20 @@ mod tests {
         assert_eq!(outer.effect, Effect::ReadOnly);
         let change = docker.exec("c1", Invocation::new("redis-cli").arg("SET"));
         assert_eq!(change.effect, Effect::Changes);
+        let scripted = docker.exec(
+            "c1",
+            Invocation::new("sh")
+                .arg("-c")
+                .labelled_arg("\"$SCRIPT\"", "exec \"$0\" \"$@\"\n")
+                .args(["redis-cli", "GET", "k"]),
+        );
+        assert_eq!(
+            scripted.args[6..],
+            ["-c", "exec \"$0\" \"$@\"\n", "redis-cli", "GET", "k"]
+        );
+        assert_eq!(
+            scripted.to_string(),
+            "docker --context prod exec -i c1 sh -c \"$SCRIPT\" redis-cli GET k"
+        );
     }
 }

@@ -28,7 +28,7 @@ pub struct Invocation {
     pub(super) secret_env: Vec<(String, SecretValue)>,
     /// Arguments printed as a label instead of their text (index into `args`, label): a script of a
     /// hundred lines would bury the command around it.
-    labelled: Vec<(usize, &'static str)>,
+    pub(super) labelled: Vec<(usize, &'static str)>,
 }
 
 /// A value that never prints.

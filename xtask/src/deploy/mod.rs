@@ -37,7 +37,8 @@ pub use deploy_cmd::Deploy;
 pub use releases::Releases;
 pub use rollback::Rollback;
 pub use status::Status;
-// What `heal` (crate::heal) reads: the stack through the same target and context as every deploy command.
+// What `heal` and `maintenance` (crate::heal, crate::maintenance) read: the stack through the same target and
+// context as every deploy command.
 #[cfg(test)]
 pub(crate) use containers::parse_inspect;
 pub(crate) use context::{Ctx, TargetArgs};

@@ -117,7 +117,7 @@ impl MaintenanceFlag {
                 .secret_env("REDISCLI_AUTH", password.clone()),
             None => Invocation::new("sh")
                 .arg("-c")
-                .arg(REDIS_SECRET_FILE_SCRIPT)
+                .labelled_arg("\"$REDIS_SECRET_FILE_SCRIPT\"", REDIS_SECRET_FILE_SCRIPT)
                 .arg("redis-cli")
                 .args(command),
         };
