@@ -39,6 +39,39 @@ impl Compose {
         self.invocation(["config", "--format", "json"]).read_only()
     }
 
+    /// `… up --detach --remove-orphans --wait --wait-timeout SECS`: starts every service of the project and
+    /// waits until each is healthy.
+    pub fn up_and_wait(&self, timeout_secs: u64) -> Invocation {
+        self.invocation([
+            "up",
+            "--detach",
+            "--remove-orphans",
+            "--wait",
+            "--wait-timeout",
+        ])
+        .arg(timeout_secs.to_string())
+    }
+
+    /// `… down --remove-orphans --timeout 40 [--volumes]` (the services' drain fits in 40 s).
+    pub fn down(&self, volumes: bool) -> Invocation {
+        let down = self.invocation(["down", "--remove-orphans", "--timeout", "40"]);
+        if volumes { down.arg("--volumes") } else { down }
+    }
+
+    /// `… ps --all --format json`.
+    pub fn ps_json(&self) -> Invocation {
+        self.invocation(["ps", "--all", "--format", "json"])
+            .read_only()
+    }
+
+    /// `… logs --no-color --tail N SERVICE`.
+    pub fn service_logs(&self, service: &str, tail: u32) -> Invocation {
+        self.invocation(["logs", "--no-color", "--tail"])
+            .arg(tail.to_string())
+            .arg(service)
+            .read_only()
+    }
+
     /// `… up --detach --no-deps --force-recreate --wait --wait-timeout SECS SERVICE…`: (re)creates just
     /// these services and waits for their healthchecks. The project's other containers (the other slot,
     /// say) are not in these files: COMPOSE_IGNORE_ORPHANS keeps compose from warning about them.
@@ -99,6 +132,48 @@ mod tests {
             config.env_vars(),
             [("AVALON_API_IMAGE".to_owned(), "avalon-api:1.2.0".to_owned())]
         );
+    }
+
+    #[test]
+    fn the_stack_comes_up_goes_down_and_is_looked_at() {
+        let cases: [(Invocation, &[&str], Effect); 5] = [
+            (
+                compose().up_and_wait(240),
+                &[
+                    "up",
+                    "--detach",
+                    "--remove-orphans",
+                    "--wait",
+                    "--wait-timeout",
+                    "240",
+                ],
+                Effect::Changes,
+            ),
+            (
+                compose().down(false),
+                &["down", "--remove-orphans", "--timeout", "40"],
+                Effect::Changes,
+            ),
+            (
+                compose().down(true),
+                &["down", "--remove-orphans", "--timeout", "40", "--volumes"],
+                Effect::Changes,
+            ),
+            (
+                compose().ps_json(),
+                &["ps", "--all", "--format", "json"],
+                Effect::ReadOnly,
+            ),
+            (
+                compose().service_logs("api", 40),
+                &["logs", "--no-color", "--tail", "40", "api"],
+                Effect::ReadOnly,
+            ),
+        ];
+        for (invocation, subcommand, effect) in cases {
+            assert_eq!(invocation.args, [&PROJECT[..], subcommand].concat());
+            assert_eq!(invocation.effect, effect, "{invocation}");
+        }
     }
 
     #[test]

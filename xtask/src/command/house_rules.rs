@@ -52,8 +52,8 @@ fn defines_flags(text: &str) -> bool {
 }
 
 /// Where the file runs docker itself: an xshell `cmd!` of `docker …`, a `Command::new("docker")`, a raw
-/// `DockerCli::invocation()`, a compose run through `Stack::compose`, or a method of a `docker` value
-/// (the command layer's builders) other than `clone`.
+/// `DockerCli::invocation()`, an xshell compose (`.compose(sh, …)`, as the stack once had), or a method of
+/// a `docker` value (the command layer's builders) other than `clone`.
 fn runs_docker(text: &str) -> Option<String> {
     for (at, _) in text.match_indices("cmd!(") {
         let rest = &text[at..];

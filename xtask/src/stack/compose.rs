@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::ValueEnum;
-use xshell::{Cmd, Shell, cmd};
 
+use crate::command::DockerCli;
 use crate::project;
 
 /// The variable every command's `--env` falls back to (up, down, ps, logs, deploy, canary, rollback,
@@ -139,51 +139,33 @@ impl Stack {
         }
     }
 
-    /// `… up --detach --remove-orphans --wait --wait-timeout SECS`: starts every service and waits until
-    /// each is healthy (printed, as xshell prints every command it runs).
-    pub fn up(&self, sh: &Shell, timeout_secs: u64) -> xshell::Result<()> {
-        let timeout = timeout_secs.to_string();
-        self.compose(
-            sh,
-            &[
-                "up",
-                "--detach",
-                "--remove-orphans",
-                "--wait",
-                "--wait-timeout",
-                &timeout,
-            ],
-        )
-        .run()
+    /// `docker compose up` of the whole stack, waiting until every service is healthy (printed: it changes
+    /// the target).
+    pub fn up(&self, timeout_secs: u64) -> anyhow::Result<()> {
+        self.command(&DockerCli::default())
+            .up_and_wait(timeout_secs)
+            .stream(None, &mut std::io::stdout())
     }
 
-    /// `… down --remove-orphans --timeout 40 [--volumes]`.
-    pub fn down(&self, sh: &Shell, volumes: bool) -> xshell::Result<()> {
-        self.compose(sh, &down_args(volumes)).run()
+    /// `docker compose down` of the stack, with its named volumes when `volumes`.
+    pub fn down_command(&self, volumes: bool) -> crate::command::Invocation {
+        self.command(&DockerCli::default()).down(volumes)
     }
 
-    /// `docker compose -p <project> -f docker/compose.yml -f docker/compose.<env>.yml <args>`.
-    pub fn compose<'a>(&self, sh: &'a Shell, args: &[&str]) -> Cmd<'a> {
-        let base = project::root().join("docker/compose.yml");
-        let overlay = self.env.overlay();
-        let project = &self.project;
-        let mut command = cmd!(
-            sh,
-            "docker compose --project-name {project} --file {base} --file {overlay} {args...}"
-        );
-        for (key, value) in &self.vars {
-            command = command.env(key, value);
-        }
-        command
+    pub fn down(&self, volumes: bool) -> anyhow::Result<()> {
+        self.down_command(volumes)
+            .stream(None, &mut std::io::stdout())
     }
-}
 
-/// The arguments of `docker compose down` for a stack (its containers stop within 40 s: the services'
-/// drain fits in that).
-pub fn down_args(volumes: bool) -> Vec<&'static str> {
-    let mut args = vec!["down", "--remove-orphans", "--timeout", "40"];
-    if volumes {
-        args.push("--volumes");
+    /// `docker compose ps --all --format json` of the stack (reads only).
+    pub fn ps_json(&self) -> anyhow::Result<String> {
+        self.command(&DockerCli::default()).ps_json().capture(None)
     }
-    args
+
+    /// The last `tail` log lines of one service (reads only; printed with `-v`).
+    pub fn print_service_logs(&self, service: &str, tail: u32) -> anyhow::Result<()> {
+        self.command(&DockerCli::default())
+            .service_logs(service, tail)
+            .stream(None, &mut std::io::stdout())
+    }
 }

@@ -135,10 +135,10 @@ impl Up {
         );
 
         let started = Instant::now();
-        let result = stack.up(sh, self.timeout);
-        let services = health::services(sh, &stack)?;
+        let result = stack.up(self.timeout);
+        let services = health::services(&stack)?;
         if let Err(err) = result {
-            health::print_unhealthy(sh, &stack, &services);
+            health::print_unhealthy(&stack, &services);
             bail!(
                 "up: the {} stack was not healthy within {}s ({err}); see the log lines above, \
                  `cargo xtask ps --env {}` and `cargo xtask down --env {}`",
@@ -155,7 +155,7 @@ impl Up {
             .map(|service| service.service.as_str())
             .collect();
         if !unhealthy.is_empty() {
-            health::print_unhealthy(sh, &stack, &services);
+            health::print_unhealthy(&stack, &services);
             bail!("up: not healthy: {}", unhealthy.join(", "));
         }
         let port = stack.http_port();
@@ -254,27 +254,21 @@ impl Up {
 }
 
 impl Down {
-    pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+    pub fn run(self) -> anyhow::Result<()> {
         let stack = stack_for_inspection(&self.stack);
         if self.dry_run {
-            println!(
-                "would run: docker compose --project-name {} … {}",
-                stack.project,
-                compose::down_args(self.volumes).join(" ")
-            );
+            println!("would run: {}", stack.down_command(self.volumes));
             return Ok(());
         }
-        stack
-            .down(sh, self.volumes)
-            .context("docker compose down")?;
+        stack.down(self.volumes).context("docker compose down")?;
         Ok(())
     }
 }
 
 impl Ps {
-    pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+    pub fn run(self) -> anyhow::Result<()> {
         let stack = stack_for_inspection(&self.stack);
-        let services = health::services(sh, &stack)?;
+        let services = health::services(&stack)?;
         if self.json {
             println!("{}", serde_json::to_string_pretty(&services)?);
         } else {
