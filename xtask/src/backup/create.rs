@@ -18,7 +18,8 @@ use super::encryption::Recipients;
 use super::lock::BackupLock;
 use super::manifest::{MANIFEST_SCHEMA_VERSION, Manifest, ManifestNamespace};
 use super::pipeline::ArchiveWriter;
-use super::target::{OplogMode, ResolvedTarget, ServerFacts, TargetArgs};
+use super::target::{OplogMode, ResolvedTarget, ServerFacts};
+use super::target_args::TargetArgs;
 use super::{BackupDirArg, human_bytes};
 
 #[derive(Args, Debug)]

@@ -24,6 +24,7 @@ mod status;
 mod store;
 pub mod synthetic;
 mod target;
+mod target_args;
 mod verify;
 
 use std::path::PathBuf;
@@ -272,7 +273,7 @@ mod tests {
         "wechat_secret",
     ];
     /// What the backup tools read through `secret_from_env` (`NAME` or `NAME_FILE`): the connection
-    /// string (backup/target.rs) and the Redis password of the maintenance switch (maintenance_flag.rs).
+    /// string (backup/target.rs) and the Redis password of the maintenance switch (maintenance/flag.rs).
     const BACKUP_SECRETS: [&str; 2] = ["MONGODB_URI", "REDIS_PASSWORD"];
 
     #[test]

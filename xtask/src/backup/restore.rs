@@ -12,10 +12,11 @@ use super::encryption::Identities;
 use super::lock::BackupLock;
 use super::restore_test::open_archive;
 use super::store::BackupDir;
-use super::target::{ResolvedTarget, RestoreOptions, TargetArgs};
+use super::target::{ResolvedTarget, RestoreOptions};
+use super::target_args::TargetArgs;
 use super::verify::verify_backup;
 use crate::container_exec::ContainerRef;
-use crate::maintenance_flag::MaintenanceFlag;
+use crate::maintenance::MaintenanceFlag;
 
 #[derive(Args, Debug)]
 pub struct Restore {

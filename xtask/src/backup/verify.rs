@@ -16,7 +16,7 @@ use super::encryption::Identities;
 use super::manifest::Manifest;
 use super::restore_test::{RestoreTestReport, restore_test};
 use super::store::{BackupDir, StoredBackup};
-use super::target::TargetArgs;
+use super::target_args::TargetArgs;
 use super::{BackupDirArg, human_bytes};
 
 #[derive(Args, Debug)]

@@ -128,7 +128,7 @@ mod tests {
                 r#","avalon.config-digest":"{d}""#
             ))
         );
-        super::super::target::parse_inspect(&json)
+        super::super::containers::parse_inspect(&json)
             .unwrap()
             .remove(0)
     }

@@ -11,8 +11,8 @@
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 
-/// Which slot a container belongs to.
-pub const SLOT_LABEL: &str = "avalon.slot";
+/// Which slot a container belongs to (defined by `stack`, which reads it without knowing deploys).
+pub use crate::stack::SLOT_LABEL;
 /// The version of the release a slot was started with.
 pub const RELEASE_LABEL: &str = "avalon.release";
 /// The config digest of the overlay a slot was started with ([`config_digest`]).

@@ -19,6 +19,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 
+use crate::command::Effect;
 use crate::container_exec::{DockerCli, Invocation};
 
 pub trait LedgerStore {
@@ -84,7 +85,13 @@ pub struct VolumeStore {
 pub const MOUNT: &str = "/ledger";
 
 impl VolumeStore {
-    fn with_helper<T>(&self, work: impl FnOnce(&str) -> anyhow::Result<T>) -> anyhow::Result<T> {
+    /// Runs `work` with a container that mounts the volume. The helper of a read is part of the read: it
+    /// never runs and is removed at once, so it is printed only with `-v`, as the read itself.
+    fn with_helper<T>(
+        &self,
+        effect: Effect,
+        work: impl FnOnce(&str) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
         if let Some(container) = &self.via {
             return work(container);
         }
@@ -95,20 +102,14 @@ impl VolumeStore {
             time::OffsetDateTime::now_utc().unix_timestamp_nanos() % 1_000_000_000
         );
         self.docker
-            .invocation()
-            .args([
-                "container",
-                "create",
-                "--name",
+            .create_volume_holder(
                 &name,
-                "--label",
-                "avalon.role=ledger-helper",
-            ])
-            .args([
-                "--volume",
-                &format!("{}:{MOUNT}", self.volume),
+                "ledger-helper",
+                &self.volume,
+                MOUNT,
                 &self.helper_image,
-            ])
+            )
+            .with_effect(effect)
             .capture(None)
             .with_context(|| {
                 format!(
@@ -119,8 +120,8 @@ impl VolumeStore {
         let result = work(&name);
         let removed = self
             .docker
-            .invocation()
-            .args(["container", "rm", "--force", &name])
+            .remove_container(&name)
+            .with_effect(effect)
             .capture(None);
         if let Err(err) = removed {
             eprintln!("warning: helper container {name} was not removed: {err:#}");
@@ -131,20 +132,17 @@ impl VolumeStore {
 
 impl LedgerStore for VolumeStore {
     fn read(&self) -> anyhow::Result<String> {
-        self.with_helper(|helper| {
-            let source = format!("{helper}:{MOUNT}/.");
-            let tar = capture_bytes(&self.docker.invocation().args(["cp", &source, "-"]))?;
+        self.with_helper(Effect::ReadOnly, |helper| {
+            let tar = capture_bytes(&self.docker.copy_out(helper, &format!("{MOUNT}/.")))?;
             entries_from_tar(&tar)
         })
     }
 
     fn append(&self, seq: u64, line: &str) -> anyhow::Result<()> {
         let tar = entry_tar(seq, line)?;
-        self.with_helper(|helper| {
-            let destination = format!("{helper}:{MOUNT}");
+        self.with_helper(Effect::Changes, |helper| {
             self.docker
-                .invocation()
-                .args(["cp", "-", &destination])
+                .copy_in(helper, MOUNT)
                 .capture(Some(&tar))
                 .map(|_| ())
         })

@@ -1,31 +1,35 @@
 //! Blue/green deploys, canaries with automated judgment, rollback, the release ledger, maintenance,
 //! status and healing for the Compose stack (docs/operations.md; design: design.md §4).
 //!
-//! Commands: `cargo xtask deploy | canary … | rollback | releases | maintenance … | status | heal`.
+//! Commands: `cargo xtask deploy | canary … | rollback | releases | status`; `heal` ([`crate::heal`]) and
+//! `maintenance` ([`crate::maintenance`]) have homes of their own and reach the stack through this module's
+//! context and target.
 //! One file per concern: [`ledger`] + [`ledger_store`] (history on the target), [`config`]
 //! (deploy/deploy.toml), [`plan`] (actions shown by --dry-run and run as shown), [`analysis`] (judgment from
-//! the access log), [`probe`] (synthetic traffic), [`lock`], [`preflight`], [`target`] (Docker + edge),
+//! the access log), [`probe`] (synthetic traffic), [`lock`], [`preflight`], [`target`] (the stack through
+//! Docker: [`containers`] what a listing says, [`slot_overlay`] a slot's compose overlay, [`edge`] nginx),
 //! [`undo`] and [`kept`] (what a rollback undoes, and whether it reuses a kept slot), [`labels`].
 
 mod analysis;
 mod canary;
 mod config;
+mod containers;
 mod context;
 mod deploy_cmd;
+mod edge;
 mod execute;
-mod heal;
 mod kept;
 mod labels;
 mod ledger;
 mod ledger_store;
 mod live;
 mod lock;
-mod maintenance;
 mod plan;
 mod preflight;
 mod probe;
 mod releases;
 mod rollback;
+mod slot_overlay;
 mod slots;
 mod status;
 mod target;
@@ -34,17 +38,16 @@ mod watch;
 
 pub use canary::Canary;
 pub use deploy_cmd::Deploy;
-pub use heal::Heal;
-pub use maintenance::Maintenance;
 pub use releases::Releases;
 pub use rollback::Rollback;
 pub use status::Status;
-pub use target::SLOT_LABEL;
-
-/// The slot names (`blue`, `green`): a deploy's services are `<service>-<slot>`.
-pub fn slot_names() -> Vec<&'static str> {
-    slots::ALL.iter().map(|slot| slot.name()).collect()
-}
+// What `heal` and `maintenance` (crate::heal, crate::maintenance) read: the stack through the same target and
+// context as every deploy command.
+#[cfg(test)]
+pub(crate) use containers::parse_inspect;
+pub(crate) use context::{Ctx, TargetArgs};
+pub(crate) use slots::{Slot, UNSLOTTED_SERVICES, routing_of};
+pub(crate) use target::{ContainerInfo, Snapshot};
 
 /// A ledger time as operators read it in tables: `2026-11-26 06:33:13` (UTC).
 pub(crate) fn table_time(at: time::OffsetDateTime) -> String {

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::containers::KeptContainer;
 use super::kept::Kept;
 use super::ledger::Release;
 use super::slots::{Routing, Slot};
-use super::target::KeptContainer;
 
 /// Where traffic goes now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

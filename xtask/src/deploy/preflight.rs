@@ -96,18 +96,14 @@ pub fn ensure_images(
 fn image_present(target: &Target, reference: &str) -> bool {
     target
         .docker
-        .invocation()
-        .args(["image", "inspect", "--format", "{{.Id}}", reference])
+        .image_id(reference)
         .output(None)
         .is_ok_and(|captured| captured.success())
 }
 
 /// The pull, run by the target's engine; printed before it runs (it changes the target's image store).
 pub fn pull_invocation(target: &Target, reference: &str) -> crate::container_exec::Invocation {
-    target
-        .docker
-        .invocation()
-        .args(["image", "pull", "--quiet", reference])
+    target.docker.pull_image(reference)
 }
 
 /// The services' validator over each service's effective environment; every violation is listed.
@@ -173,12 +169,7 @@ fn not_on_this_machine(env: &BTreeMap<String, String>) -> Vec<String> {
 /// Free space on the filesystem of the engine's DockerRootDir, when the engine is local. None when it
 /// cannot be measured from here (a remote engine): reported, not fatal.
 pub fn free_disk_mib(target: &Target) -> Option<u64> {
-    let info = target
-        .docker
-        .invocation()
-        .args(["info", "--format", "{{.DockerRootDir}}"])
-        .capture(None)
-        .ok()?;
+    let info = target.docker.root_dir().capture(None).ok()?;
     let root = info.trim();
     // A local engine: statvfs via df on the host. Through DOCKER_HOST the root dir is remote, so skip.
     if std::env::var_os("DOCKER_HOST").is_some_and(|h| !h.to_string_lossy().starts_with("unix://"))

@@ -25,7 +25,7 @@ pub fn run(host: &HostArgs) -> anyhow::Result<()> {
     certs::check_domain(&host.domain)?;
     let sh = xshell::Shell::new()?;
     let prepared = init::prepare(host, &[], None)?;
-    let items = survey(&sh, &prepared, host.verbose);
+    let items = survey(&sh, &prepared, crate::command::verbose());
     let failing: Vec<&str> = items
         .iter()
         .filter(|item| item.status.fails())

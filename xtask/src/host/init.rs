@@ -81,7 +81,7 @@ pub fn run(cmd: Init) -> anyhow::Result<()> {
     let sh = xshell::Shell::new()?;
     let root = Root::new(&host.root);
     if root.is_live_system() {
-        require_engine(&sh, &root, host.verbose)?;
+        require_engine(&sh, &root, crate::command::verbose())?;
     }
 
     let prepared = prepare(host, &sets, wechat_secret.as_deref())?;
@@ -97,7 +97,7 @@ pub fn run(cmd: Init) -> anyhow::Result<()> {
         &prepared.root,
         &changes,
         &mut notes,
-        host.verbose,
+        crate::command::verbose(),
     ));
     if !prepared.root.is_live_system() {
         notes.push(format!(
@@ -121,7 +121,7 @@ pub fn run(cmd: Init) -> anyhow::Result<()> {
     }
     plan::apply(&prepared.root, &changes, host.json)?;
     let after = prepare(host, &[], None)?;
-    let remaining: Vec<Item> = checks::survey(&sh, &after, host.verbose)
+    let remaining: Vec<Item> = checks::survey(&sh, &after, crate::command::verbose())
         .into_iter()
         .filter(|item| item.status.fails())
         .collect();

@@ -64,9 +64,6 @@ pub struct HostArgs {
     /// Print a JSON report instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Also print the read-only commands run (docker version, openssl, systemctl is-enabled).
-    #[arg(long, short)]
-    pub verbose: bool,
 }
 
 #[derive(Args)]

@@ -411,12 +411,7 @@ fn import(
         "LABEL org.opencontainers.image.description=\"{}\"",
         recipe.description.replace('"', "'")
     ));
-    let change_args: Vec<String> = changes
-        .into_iter()
-        .flat_map(|change| ["--change".to_owned(), change])
-        .collect();
-    let image = &recipe.image;
-    cmd!(sh, "docker import {change_args...} {tarball} {image}").run()?;
+    docker::import(sh, &changes, &tarball, &recipe.image)?;
     fs::remove_file(&tarball)?;
     Ok(())
 }

@@ -268,12 +268,7 @@ impl<'a> Plan<'a> {
         let mut images = Vec::new();
         for service in self.services {
             let args = self.docker_build_args(service);
-            let mut docker_build = cmd!(sh, "docker {args...}");
-            if self.quiet {
-                docker_build = docker_build.ignore_stdout();
-            }
-            docker_build
-                .run()
+            docker::build(sh, &args, self.quiet)
                 .with_context(|| format!("docker build of {}", service.binary))?;
             let primary = self.references(service).remove(0);
             let facts = docker::inspect(sh, &primary)?

@@ -1,4 +1,8 @@
-//! Small questions asked of the Docker CLI, shared by the image and stack commands.
+//! The Docker CLI of the image commands, on the engine that builds and holds the images: small questions
+//! (shared with the stack commands) and the commands that change its image store, each printed as it runs.
+//! The command files (build, push, export, import, base) orchestrate and never run `docker` themselves.
+
+use std::path::Path;
 
 use anyhow::Context;
 use serde::Deserialize;
@@ -72,4 +76,39 @@ pub fn require_compose_v2(sh: &Shell) -> anyhow::Result<String> {
         anyhow::bail!("`docker compose` is version {version}; Compose v2 is required");
     }
     Ok(version)
+}
+
+/// `docker ARGS…` of a `docker build` the caller planned; its output is hidden when `quiet`.
+pub fn build(sh: &Shell, args: &[String], quiet: bool) -> xshell::Result<()> {
+    let build = cmd!(sh, "docker {args...}");
+    if quiet {
+        build.ignore_stdout().run()
+    } else {
+        build.run()
+    }
+}
+
+/// `docker tag SOURCE TARGET && docker push TARGET`.
+pub fn tag_and_push(sh: &Shell, source: &str, target: &str) -> xshell::Result<()> {
+    cmd!(sh, "docker tag {source} {target}").run()?;
+    cmd!(sh, "docker push {target}").run()
+}
+
+/// `docker save --output FILE REF`.
+pub fn save(sh: &Shell, file: &Path, reference: &str) -> xshell::Result<()> {
+    cmd!(sh, "docker save --output {file} {reference}").run()
+}
+
+/// `docker load --input FILE`.
+pub fn load(sh: &Shell, file: &Path) -> xshell::Result<()> {
+    cmd!(sh, "docker load --input {file}").run()
+}
+
+/// `docker import [--change C]… TARBALL IMAGE`.
+pub fn import(sh: &Shell, changes: &[String], tarball: &Path, image: &str) -> xshell::Result<()> {
+    let change_args: Vec<String> = changes
+        .iter()
+        .flat_map(|change| ["--change".to_owned(), change.clone()])
+        .collect();
+    cmd!(sh, "docker import {change_args...} {tarball} {image}").run()
 }

@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
-use xshell::{Shell, cmd};
+use xshell::Shell;
 
 use super::build::identity;
 use super::docker;
@@ -95,8 +95,7 @@ impl Push {
                 if docker::inspect(sh, &local)?.is_none() {
                     bail!("{local} does not exist: run `cargo xtask image build` first");
                 }
-                cmd!(sh, "docker tag {local} {remote}").run()?;
-                cmd!(sh, "docker push {remote}").run()?;
+                docker::tag_and_push(sh, &local, &remote)?;
                 let digest = docker::inspect(sh, &remote)?
                     .and_then(|facts| facts.repo_digests.into_iter().next());
                 pushed.push(Pushed {
@@ -158,7 +157,7 @@ fn export_one(
         std::fs::create_dir_all(parent)?;
     }
     let partial = file.with_extension("tar.partial");
-    cmd!(sh, "docker save --output {partial} {reference}").run()?;
+    docker::save(sh, &partial, reference)?;
     std::fs::rename(&partial, file)?;
     let (sha256, size_bytes) = sha256_file(file)?;
     let name = file_name(file)?;
@@ -191,7 +190,7 @@ impl Import {
                 );
                 continue;
             }
-            cmd!(sh, "docker load --input {file}").run()?;
+            docker::load(sh, file)?;
         }
         Ok(())
     }

@@ -14,17 +14,16 @@
 //! The helper needs `sh` and the busybox (or coreutils) tools the script names; the official
 //! `nginx:*-alpine` images and the offline image (`docker/offline/nginx.json`) carry them.
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout};
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
+use super::layout::{LIVE, TREES};
 use super::model::EdgeModel;
 use super::render::{MODEL_FILE, render};
-use super::target::{LIVE, TREES};
-use crate::container_exec::{Captured, DockerCli, Invocation};
+pub use super::staged::StagedTree;
+use crate::command::{Captured, DockerCli, EdgeWriter, Invocation};
 
 /// The operations on the state directory, run by the helper as `sh -c EDGE_SCRIPT edge OP DIR …`.
 ///
@@ -46,140 +45,16 @@ use crate::container_exec::{Captured, DockerCli, Invocation};
 ///
 /// Everything written is given to the owner of the state directory (`chown`), so the operator who ran
 /// `cargo xtask up` can still re-render and clean it.
-pub const EDGE_SCRIPT: &str = r#"set -eu
-op=$1
-dir=$2
-cd "$dir"
-# Whatever the helper writes belongs to the directory's owner, as if that user had written it.
-owner=$(stat -c %u:%g .)
-own_all() {
-    chown -h -R "$owner" . || echo "warning: cannot give $dir back to $owner" >&2
-}
-
-swap_to() {
-    if [ ! -d "trees/$1" ]; then echo "no tree trees/$1" >&2; return 3; fi
-    rm -f .live.new
-    ln -s "trees/$1" .live.new
-    mv -f -T .live.new live
-    echo "@@avalon-swapped"
-    excess=$(( $(ls trees | wc -l) - $3 ))
-    for tree in $(ls trees | sort); do
-        [ "$excess" -gt 0 ] || break
-        if [ "$tree" != "$1" ] && [ "$tree" != "$2" ]; then
-            rm -rf "trees/$tree" || echo "warning: cannot remove trees/$tree" >&2
-            excess=$((excess - 1))
-        fi
-    done
-}
-
-adopt_flat() {
-    if [ ! -L live ] && [ -e nginx.conf ]; then
-        rm -rf trees/0000-initial
-        mkdir -p trees/0000-initial
-        for entry in *; do
-            if [ "$entry" != trees ]; then cp -a "$entry" trees/0000-initial/; fi
-        done
-        rm -f .live.new
-        ln -s trees/0000-initial .live.new
-        mv -f -T .live.new live
-    fi
-    for path in live/*; do
-        if [ ! -e "$path" ]; then continue; fi
-        entry=${path#live/}
-        if [ -L "$entry" ]; then continue; fi
-        rm -f ".$entry.link"
-        ln -s "live/$entry" ".$entry.link"
-        if [ -d "$entry" ]; then rm -rf ".flat-$entry"; mv "$entry" ".flat-$entry"; fi
-        mv -f -T ".$entry.link" "$entry"
-    done
-}
-
-# Unpacks the tar on stdin (it holds NAME/...) into trees/ and runs nginx -t on trees/NAME; a rejected tree
-# is removed. Called where `set -e` does not apply, so every step checks for itself.
-unpack_and_check() {
-    mkdir -p trees || return $?
-    rm -rf "trees/$1" || return $?
-    status=0
-    tar -x -f - -C trees || status=$?
-    if [ "$status" -ne 0 ]; then rm -rf "trees/$1"; return "$status"; fi
-    nginx -t -p "$dir/trees/$1/" -c nginx.conf 2>&1 || status=$?
-    if [ "$status" -ne 0 ]; then rm -rf "trees/$1"; fi
-    return "$status"
-}
-
-make_live() {
-    adopt_flat
-    # In the flat-linked layout, an entry the new tree adds needs its link before nginx reads it.
-    if [ -L nginx.conf ]; then
-        for path in "trees/$1"/*; do
-            entry=${path##*/}
-            if [ ! -e "$entry" ] && [ ! -L "$entry" ]; then ln -s "live/$entry" "$entry"; fi
-        done
-    fi
-    previous=""
-    if [ -L live ]; then previous=$(readlink live); previous=${previous#trees/}; fi
-    echo "@@avalon-previous $previous"
-    swap_to "$1" "$previous" "$2"
-    own_all
-}
-
-case "$op" in
-check)
-    status=0
-    unpack_and_check "$3" || status=$?
-    rm -rf "trees/$3"
-    exit "$status"
-    ;;
-stage)
-    name=$3
-    read -r size
-    status=0
-    head -c "$size" | unpack_and_check "$name" || status=$?
-    if [ "$status" -ne 0 ]; then exit "$status"; fi
-    echo "@@avalon-staged"
-    go=""
-    read -r go || true
-    if [ "$go" != go ]; then
-        rm -rf "trees/$name"
-        echo "the staged tree $name was discarded" >&2
-        exit 4
-    fi
-    make_live "$name" "$4"
-    ;;
-swap)
-    swap_to "$3" "$4" "$5"
-    own_all
-    ;;
-adopt)
-    adopt_flat
-    own_all
-    ;;
-*)
-    echo "unknown operation $op" >&2
-    exit 2
-    ;;
-esac
-"#;
-
-/// Printed by [`EDGE_SCRIPT`] once `live` points at the new tree.
-const SWAPPED: &str = "@@avalon-swapped";
-
-/// Printed by [`EDGE_SCRIPT`] when a staged tree passed `nginx -t` and waits for `go`.
-const STAGED: &str = "@@avalon-staged";
+///
+/// The script is `nginx/edge.sh` (shellchecked as a file of its own).
+pub const EDGE_SCRIPT: &str = include_str!("edge.sh");
 
 /// Marks the end of one answer in [`VERIFY_SCRIPT`]'s output.
 const ANSWER_END: &str = "@@avalon-answer-end";
 
 /// `sh -c VERIFY_SCRIPT verify COUNT URL`: COUNT requests, each on a fresh connection, each answer
 /// (server headers from `wget -S`, then the body) followed by [`ANSWER_END`].
-const VERIFY_SCRIPT: &str = r#"i=0
-while [ "$i" -lt "$1" ]; do
-    wget -S -O - "$2" 2>&1 || true
-    echo
-    echo "@@avalon-answer-end"
-    i=$((i + 1))
-done
-"#;
+const VERIFY_SCRIPT: &str = include_str!("edge-verify.sh");
 
 /// An nginx container and the state directory it mounts.
 #[derive(Debug, Clone)]
@@ -224,8 +99,7 @@ impl EngineEdge {
         container_dir: &Path,
     ) -> anyhow::Result<Self> {
         let json = docker
-            .invocation()
-            .args(["container", "inspect", container])
+            .inspect_containers(&[container.to_owned()])
             .capture(None)
             .with_context(|| format!("cannot inspect the edge container {container}"))?;
         let inspected: Vec<serde_json::Value> =
@@ -340,33 +214,10 @@ impl EngineEdge {
         let rendered = render(model, &scratch.path().join(name))?;
         let archive = tree_archive(&rendered.dir, name)?;
         let keep = keep.to_string();
-        let mut child = self
+        let child = self
             .helper_invocation(&["stage", name, &keep], true)
             .spawn_piped()?;
-        let stderr = child.stderr.take().map(|mut pipe| {
-            std::thread::spawn(move || {
-                let mut text = String::new();
-                let _ = pipe.read_to_string(&mut text);
-                text
-            })
-        });
-        let mut staged = StagedTree {
-            name: name.to_owned(),
-            stdin: child.stdin.take(),
-            stdout: child.stdout.take().map(BufReader::new),
-            stderr,
-            child,
-            output: String::new(),
-            went_live: false,
-        };
-        // A helper that fails early closes its stdin: what it printed says why, not the broken pipe.
-        let _ = staged.send(format!("{}\n", archive.len()).as_bytes());
-        let _ = staged.send(&archive);
-        if staged.read_until_staged()? {
-            return Ok(staged);
-        }
-        let (output, _) = staged.finish()?;
-        bail!("nginx -t rejected the tree:\n{}", output.trim_end())
+        StagedTree::send(name, child, &archive)
     }
 
     /// Sends the rendered tree to the helper; its output and whether it succeeded.
@@ -404,8 +255,7 @@ impl EngineEdge {
     /// A graceful reload: SIGHUP to nginx's master (PID 1 of the container).
     pub fn signal_reload(&self) -> anyhow::Result<()> {
         self.docker
-            .invocation()
-            .args(["container", "kill", "--signal", "HUP", &self.container])
+            .signal_container(&self.container, "HUP")
             .capture(None)
             .map(|_| ())
             .with_context(|| format!("cannot signal the edge container {}", self.container))
@@ -420,13 +270,14 @@ impl EngineEdge {
         count: u32,
     ) -> anyhow::Result<Vec<(u16, String)>> {
         let url = format!("http://127.0.0.1:{port}{path}");
-        let count = count.to_string();
         let result = self
             .docker
-            .invocation()
-            .args(["container", "exec", &self.container, "sh", "-c"])
-            .labelled_arg("\"$VERIFY_SCRIPT\"", VERIFY_SCRIPT)
-            .args(["verify", &count, &url])
+            .edge_requests(
+                &self.container,
+                ("\"$VERIFY_SCRIPT\"", VERIFY_SCRIPT),
+                count,
+                &url,
+            )
             .output(None)?;
         if !result.success() {
             bail!(
@@ -452,8 +303,7 @@ impl EngineEdge {
         let source = format!("{}:{}", self.container, path.display());
         let result = self
             .docker
-            .invocation()
-            .args(["cp", &source, "-"])
+            .copy_out(&self.container, &path.to_string_lossy())
             .output(None)?;
         if result.success() {
             return Ok(Some(result.stdout));
@@ -471,149 +321,24 @@ impl EngineEdge {
     }
 
     fn helper_invocation(&self, args: &[&str], interactive: bool) -> Invocation {
-        let dir = self.container_dir.to_string_lossy().into_owned();
-        let mut invocation = self.docker.invocation().args(["run", "--rm"]);
-        if interactive {
-            invocation = invocation.arg("--interactive");
-        }
-        invocation
-            .args([
-                "--label",
-                "avalon.role=edge-writer",
-                "--network",
-                &format!("container:{}", self.container),
-                "--mount",
-                &format!("{},destination={dir}", self.mount),
-            ])
-            .args(
-                self.other_mounts
-                    .iter()
-                    .flat_map(|spec| ["--mount".to_owned(), spec.clone()]),
-            )
-            .args(["--user", "0:0", "--entrypoint", "sh", &self.image, "-c"])
-            .labelled_arg("\"$EDGE_SCRIPT\"", EDGE_SCRIPT)
-            .arg("edge")
-            .arg(args[0])
-            .arg(dir)
-            .args(args[1..].iter().copied())
-    }
-}
-
-/// A tree that passed `nginx -t` in a helper that now waits: [`Self::make_live`] swaps it in at once;
-/// dropping it removes the tree and ends the helper.
-pub struct StagedTree {
-    name: String,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: Option<BufReader<ChildStdout>>,
-    stderr: Option<std::thread::JoinHandle<String>>,
-    /// What the helper printed so far (nginx's output).
-    output: String,
-    /// Whether `live` points at the tree now.
-    went_live: bool,
-}
-
-impl StagedTree {
-    fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        match self.stdin.as_mut() {
-            Some(pipe) => pipe.write_all(bytes).and_then(|()| pipe.flush()),
-            None => Err(std::io::ErrorKind::BrokenPipe.into()),
-        }
-    }
-
-    /// Reads the helper's output until it says the tree is staged (`true`) or stops talking (`false`).
-    fn read_until_staged(&mut self) -> anyhow::Result<bool> {
-        let Some(stdout) = self.stdout.as_mut() else {
-            return Ok(false);
+        let dir = self.container_dir.to_string_lossy();
+        let writer = EdgeWriter {
+            container: &self.container,
+            image: &self.image,
+            state_mount: &self.mount,
+            dir: &dir,
+            other_mounts: &self.other_mounts,
         };
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if stdout
-                .read_line(&mut line)
-                .context("cannot read the edge helper's output")?
-                == 0
-            {
-                return Ok(false);
-            }
-            if line.trim_end() == STAGED {
-                return Ok(true);
-            }
-            self.output.push_str(&line);
-        }
-    }
-
-    /// Closes the helper's input, reads the rest of its output and waits for it: (output, success).
-    fn finish(&mut self) -> anyhow::Result<(String, bool)> {
-        drop(self.stdin.take());
-        let mut rest = String::new();
-        if let Some(mut stdout) = self.stdout.take() {
-            let _ = stdout.read_to_string(&mut rest);
-        }
-        let stderr = self
-            .stderr
-            .take()
-            .and_then(|reader| reader.join().ok())
-            .unwrap_or_default();
-        let status = self
-            .child
-            .wait()
-            .context("cannot wait for the edge helper")?;
-        let output = format!("{}{rest}{stderr}", self.output);
-        self.output.clear();
-        Ok((output, status.success()))
-    }
-
-    /// Makes the tree live (one rename). Returns nginx's output, the tree that was live before, and the
-    /// helper itself: it still prunes and hands files back to their owner, which nothing waits for (a
-    /// failure there only warns, when the returned tree is dropped).
-    pub fn make_live(mut self) -> anyhow::Result<(String, Option<String>, Box<StagedTree>)> {
-        let said_go = self.send(b"go\n");
-        let mut swapped = false;
-        if let Some(stdout) = self.stdout.as_mut() {
-            let mut line = String::new();
-            while stdout.read_line(&mut line).unwrap_or(0) > 0 {
-                if line.trim_end() == SWAPPED {
-                    swapped = true;
-                    break;
-                }
-                self.output.push_str(&line);
-                line.clear();
-            }
-        }
-        if swapped {
-            let (output, previous) = split_previous(&std::mem::take(&mut self.output));
-            self.went_live = true;
-            return Ok((output, previous, Box::new(self)));
-        }
-        let (output, _) = self.finish()?;
-        bail!(
-            "the edge helper failed before making {} live ({}):\n{}",
-            self.name,
-            said_go.map_or_else(
-                |err| format!("it stopped reading: {err}"),
-                |()| "after go".to_owned()
-            ),
-            output.trim_end()
+        let (op, rest) = args
+            .split_first()
+            .map_or(("", &[][..]), |(op, rest)| (*op, rest));
+        self.docker.edge_writer(
+            &writer,
+            ("\"$EDGE_SCRIPT\"", EDGE_SCRIPT),
+            op,
+            rest,
+            interactive,
         )
-    }
-}
-
-impl Drop for StagedTree {
-    fn drop(&mut self) {
-        // Without `go` the helper removes the tree and exits; after it, it finishes pruning.
-        if self.stdin.is_some() || self.stdout.is_some() {
-            match self.finish() {
-                Ok((_, true)) => {}
-                Ok((output, false)) if self.went_live => eprintln!(
-                    "warning: the edge helper failed after {} went live (pruning or ownership):\n{}",
-                    self.name,
-                    output.trim_end()
-                ),
-                Ok(_) => {}
-                Err(err) => eprintln!("warning: {err:#}"),
-            }
-        }
     }
 }
 
@@ -653,22 +378,6 @@ fn tree_archive(dir: &Path, name: &str) -> anyhow::Result<Vec<u8>> {
         .context("cannot finish the tree archive")
 }
 
-/// The `@@avalon-previous NAME` line of an `install` run, taken out of nginx's output (with the
-/// `@@avalon-swapped` marker).
-fn split_previous(output: &str) -> (String, Option<String>) {
-    let mut previous = None;
-    let mut rest = String::new();
-    for line in output.lines() {
-        if let Some(name) = line.strip_prefix("@@avalon-previous") {
-            previous = Some(name.trim().to_owned()).filter(|n| !n.is_empty());
-        } else if line != SWAPPED {
-            rest.push_str(line);
-            rest.push('\n');
-        }
-    }
-    (rest, previous)
-}
-
 /// Splits [`VERIFY_SCRIPT`]'s output into (status, body) answers.
 fn parse_answers(output: &str) -> Vec<(u16, String)> {
     output
@@ -691,8 +400,10 @@ fn parse_answers(output: &str) -> Vec<(u16, String)> {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use std::io::{BufRead, BufReader, Read, Write};
     use std::process::Command;
 
+    use super::super::staged::{STAGED, SWAPPED, split_previous};
     use super::*;
 
     /// EDGE_SCRIPT under this machine's `sh` on a scratch state directory, all streams piped; `nginx` is

@@ -12,9 +12,11 @@
 mod audit;
 mod edge_errors;
 mod engine;
+mod layout;
 mod model;
 mod reload;
 mod render;
+mod staged;
 mod target;
 mod verify;
 
@@ -28,6 +30,7 @@ use xshell::Shell;
 
 // The whole API is re-exported for the deploy and canary modules, whether or not a command here uses it.
 pub use engine::EngineEdge;
+pub use layout::LIVE;
 #[allow(unused_imports)]
 pub use model::{
     API_BODY_LIMIT_RANGE, Canary, EdgeModel, Listen, Maintenance, ModelError, Paths, Problem,
@@ -39,7 +42,7 @@ pub use reload::{
 };
 #[allow(unused_imports)]
 pub use render::{MODEL_FILE, RenderedTree, config_id, read_tree_model, render};
-pub use target::{LIVE, Target, check_local};
+pub use target::{Target, check_local};
 
 #[derive(Subcommand)]
 pub enum Nginx {

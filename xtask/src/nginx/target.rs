@@ -16,16 +16,9 @@ use anyhow::{Context, bail};
 use xshell::{Shell, cmd};
 
 use super::engine::{EngineEdge, StagedTree};
+use super::layout::{KEEP_TREES, LIVE, TREES};
 use super::model::EdgeModel;
 use super::render::{read_tree_model, render};
-
-/// How many rendered trees to keep (the live one always survives).
-pub const KEEP_TREES: usize = 5;
-
-/// The symlink nginx runs from.
-pub const LIVE: &str = "live";
-/// Where rendered trees are kept.
-pub const TREES: &str = "trees";
 
 #[derive(Debug, Clone)]
 pub enum Target {

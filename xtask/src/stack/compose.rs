@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::ValueEnum;
-use xshell::{Cmd, Shell, cmd};
 
+use crate::command::DockerCli;
 use crate::project;
 
 /// The variable every command's `--env` falls back to (up, down, ps, logs, deploy, canary, rollback,
@@ -124,18 +124,48 @@ impl Stack {
             .unwrap_or_else(|| "443".to_owned())
     }
 
-    /// `docker compose -p <project> -f docker/compose.yml -f docker/compose.<env>.yml <args>`.
-    pub fn compose<'a>(&self, sh: &'a Shell, args: &[&str]) -> Cmd<'a> {
-        let base = project::root().join("docker/compose.yml");
-        let overlay = self.env.overlay();
-        let project = &self.project;
-        let mut command = cmd!(
-            sh,
-            "docker compose --project-name {project} --file {base} --file {overlay} {args...}"
-        );
-        for (key, value) in &self.vars {
-            command = command.env(key, value);
+    /// The same project for the command layer: `docker compose -p <project> -f docker/compose.yml -f
+    /// docker/compose.<env>.yml`, with these variables, from the checkout's root.
+    pub fn command(&self, docker: &crate::command::DockerCli) -> crate::command::Compose {
+        crate::command::Compose {
+            docker: docker.clone(),
+            project: self.project.clone(),
+            files: vec![
+                project::root().join("docker/compose.yml"),
+                self.env.overlay(),
+            ],
+            vars: self.vars.clone(),
+            dir: project::root(),
         }
-        command
+    }
+
+    /// `docker compose up` of the whole stack, waiting until every service is healthy (printed: it changes
+    /// the target).
+    pub fn up(&self, timeout_secs: u64) -> anyhow::Result<()> {
+        self.command(&DockerCli::default())
+            .up_and_wait(timeout_secs)
+            .stream(None, &mut std::io::stdout())
+    }
+
+    /// `docker compose down` of the stack, with its named volumes when `volumes`.
+    pub fn down_command(&self, volumes: bool) -> crate::command::Invocation {
+        self.command(&DockerCli::default()).down(volumes)
+    }
+
+    pub fn down(&self, volumes: bool) -> anyhow::Result<()> {
+        self.down_command(volumes)
+            .stream(None, &mut std::io::stdout())
+    }
+
+    /// `docker compose ps --all --format json` of the stack (reads only).
+    pub fn ps_json(&self) -> anyhow::Result<String> {
+        self.command(&DockerCli::default()).ps_json().capture(None)
+    }
+
+    /// The last `tail` log lines of one service (reads only; printed with `-v`).
+    pub fn print_service_logs(&self, service: &str, tail: u32) -> anyhow::Result<()> {
+        self.command(&DockerCli::default())
+            .service_logs(service, tail)
+            .stream(None, &mut std::io::stdout())
     }
 }

@@ -2,12 +2,11 @@
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use xshell::Shell;
 
 use super::compose::Stack;
 
 /// Lines of log printed for each service that failed to become healthy.
-const FAILURE_LOG_LINES: &str = "40";
+const FAILURE_LOG_LINES: u32 = 40;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServiceState {
@@ -31,12 +30,8 @@ impl ServiceState {
 }
 
 /// Every container of the stack, running or not.
-pub fn services(sh: &Shell, stack: &Stack) -> anyhow::Result<Vec<ServiceState>> {
-    let output = stack
-        .compose(sh, &["ps", "--all", "--format", "json"])
-        .quiet()
-        .read()
-        .context("docker compose ps")?;
+pub fn services(stack: &Stack) -> anyhow::Result<Vec<ServiceState>> {
+    let output = stack.ps_json().context("docker compose ps")?;
     parse_ps(&output)
 }
 
@@ -71,7 +66,7 @@ pub fn print_table(services: &[ServiceState]) {
 }
 
 /// The last log lines of every service that is not healthy, so a failed `up` explains itself.
-pub fn print_unhealthy(sh: &Shell, stack: &Stack, services: &[ServiceState]) {
+pub fn print_unhealthy(stack: &Stack, services: &[ServiceState]) {
     print_table(services);
     for service in services.iter().filter(|service| !service.is_healthy()) {
         eprintln!(
@@ -84,18 +79,7 @@ pub fn print_unhealthy(sh: &Shell, stack: &Stack, services: &[ServiceState]) {
                 &service.health
             }
         );
-        let _ = stack
-            .compose(
-                sh,
-                &[
-                    "logs",
-                    "--no-color",
-                    "--tail",
-                    FAILURE_LOG_LINES,
-                    &service.service,
-                ],
-            )
-            .run();
+        let _ = stack.print_service_logs(&service.service, FAILURE_LOG_LINES);
     }
 }
 

@@ -6,9 +6,10 @@
 //! prefixed with the container's name — which names its slot.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
+
+use crate::command::{DockerCli, Invocation};
 
 /// One container of the stack, as `docker container ls` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,17 +24,14 @@ pub struct LogSource {
 /// The `--format` of the listing [`parse_listing`] reads.
 pub const LISTING_FORMAT: &str = "{{.Names}}\t{{.Label \"com.docker.compose.service\"}}\t{{.Label \"com.docker.compose.oneoff\"}}\t{{.State}}";
 
-/// `docker container ls --all` argv for the containers of `project`.
-pub fn listing_argv(project: &str) -> Vec<String> {
-    vec![
-        "container".to_owned(),
-        "ls".to_owned(),
-        "--all".to_owned(),
-        "--filter".to_owned(),
-        format!("label=com.docker.compose.project={project}"),
-        "--format".to_owned(),
-        LISTING_FORMAT.to_owned(),
-    ]
+/// The containers of `project`, slots included (listed by the project's label: the compose files do not
+/// know the slots).
+pub fn list(docker: &DockerCli, project: &str) -> anyhow::Result<Vec<LogSource>> {
+    let listing = docker
+        .list_containers(project, &[], LISTING_FORMAT)
+        .capture(None)
+        .context("listing the stack's containers")?;
+    Ok(parse_listing(&listing))
 }
 
 /// The service containers of a listing (one-off `compose run` containers left out), running ones first,
@@ -73,7 +71,7 @@ pub fn select(sources: &[LogSource], requested: &[String]) -> anyhow::Result<Vec
     }
     let matches = |wanted: &str, service: &str| {
         service == wanted
-            || crate::deploy::slot_names()
+            || super::SLOT_NAMES
                 .iter()
                 .any(|slot| service == format!("{wanted}-{slot}"))
     };
@@ -105,19 +103,14 @@ pub fn select(sources: &[LogSource], requested: &[String]) -> anyhow::Result<Vec
     Ok(chosen)
 }
 
-/// `docker logs` argv for one container.
-pub fn logs_argv(source: &LogSource, tail: u32, follow: bool) -> Vec<String> {
-    let mut argv = vec!["logs".to_owned(), "--tail".to_owned(), tail.to_string()];
-    if follow {
-        argv.push("--follow".to_owned());
-    }
-    argv.push(source.name.clone());
-    argv
-}
-
 /// Runs `docker logs` for each source and prints its lines prefixed with the container name: one after
 /// the other, or all at once with `follow`.
-pub fn stream(sources: &[LogSource], tail: u32, follow: bool) -> anyhow::Result<()> {
+pub fn stream(
+    docker: &DockerCli,
+    sources: &[LogSource],
+    tail: u32,
+    follow: bool,
+) -> anyhow::Result<()> {
     let width = sources.iter().map(|s| s.name.len()).max().unwrap_or(0);
     let mut running = Vec::new();
     for source in sources {
@@ -128,7 +121,11 @@ pub fn stream(sources: &[LogSource], tail: u32, follow: bool) -> anyhow::Result<
             );
         }
         let prefix = format!("{:width$} | ", source.name);
-        let threads = spawn(source, &prefix, tail, follow)?;
+        let threads = spawn(
+            docker.container_logs(&source.name, tail, follow),
+            &source.name,
+            &prefix,
+        )?;
         if follow {
             running.push(threads);
         } else {
@@ -163,16 +160,10 @@ impl Streams {
     }
 }
 
-fn spawn(source: &LogSource, prefix: &str, tail: u32, follow: bool) -> anyhow::Result<Streams> {
-    let argv = logs_argv(source, tail, follow);
-    eprintln!("$ docker {}", argv.join(" "));
-    let mut child = Command::new("docker")
-        .args(&argv)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("cannot run docker")?;
+fn spawn(logs: Invocation, name: &str, prefix: &str) -> anyhow::Result<Streams> {
+    let mut child = logs.spawn_piped()?;
+    // Nothing is sent: the end of input right away.
+    drop(child.stdin.take());
     let mut readers = Vec::new();
     if let Some(out) = child.stdout.take() {
         readers.push(prefixed(out, prefix.to_owned(), false));
@@ -181,7 +172,7 @@ fn spawn(source: &LogSource, prefix: &str, tail: u32, follow: bool) -> anyhow::R
         readers.push(prefixed(err, prefix.to_owned(), true));
     }
     Ok(Streams {
-        name: source.name.clone(),
+        name: name.to_owned(),
         child,
         readers,
     })
@@ -238,16 +229,6 @@ mod tests {
                 "avalon-offline-api-blue-1",
             ]
         );
-        assert_eq!(
-            listing_argv("avalon-offline")[..5],
-            [
-                "container",
-                "ls",
-                "--all",
-                "--filter",
-                "label=com.docker.compose.project=avalon-offline"
-            ]
-        );
     }
 
     #[test]
@@ -279,25 +260,6 @@ mod tests {
         assert!(
             error.contains("api-purple") && error.contains("api-green, nginx"),
             "{error}"
-        );
-    }
-
-    #[test]
-    fn each_container_is_read_with_docker_logs() {
-        let source = &parse_listing(LISTING)[0];
-        assert_eq!(
-            logs_argv(source, 80, false),
-            ["logs", "--tail", "80", "avalon-offline-api-green-1"]
-        );
-        assert_eq!(
-            logs_argv(source, 5, true),
-            [
-                "logs",
-                "--tail",
-                "5",
-                "--follow",
-                "avalon-offline-api-green-1"
-            ]
         );
     }
 }

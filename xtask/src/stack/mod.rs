@@ -5,6 +5,7 @@ mod edge_model;
 mod health;
 mod logs;
 mod secrets;
+mod slotted;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -13,11 +14,19 @@ use anyhow::{Context, bail};
 use clap::Args;
 use xshell::Shell;
 
+use crate::command::DockerCli;
 use crate::image::build::{Build, BuildPath, identity};
 use crate::image::docker;
 use crate::image::service::ServiceChoice;
 use crate::project;
 pub use compose::{ENV_VAR, Stack, StackEnv};
+
+/// The label a deploy puts on a slot's containers (`blue` or `green`). The stack knows slots only by this
+/// label and these names (`api-green`, …) so that `up` and `logs` can tell a deployed stack; what a slot
+/// is belongs to `deploy` (`deploy::slots::Slot`, which names itself from [`SLOT_NAMES`]).
+pub const SLOT_LABEL: &str = "avalon.slot";
+/// The slots' names: a deploy's services are `<service>-<slot>`.
+pub const SLOT_NAMES: [&str; 2] = ["blue", "green"];
 
 #[derive(Args, Clone)]
 pub struct StackArgs {
@@ -109,7 +118,7 @@ impl Up {
         }
         docker::require_engine(sh)?;
         docker::require_compose_v2(sh)?;
-        refuse_slotted(sh, &stack)?;
+        slotted::refuse(&DockerCli::default(), &stack)?;
         if env == StackEnv::Offline {
             crate::image::base_images(sh)?;
         }
@@ -126,23 +135,10 @@ impl Up {
         );
 
         let started = Instant::now();
-        let timeout = self.timeout.to_string();
-        let result = stack
-            .compose(
-                sh,
-                &[
-                    "up",
-                    "--detach",
-                    "--remove-orphans",
-                    "--wait",
-                    "--wait-timeout",
-                    &timeout,
-                ],
-            )
-            .run();
-        let services = health::services(sh, &stack)?;
+        let result = stack.up(self.timeout);
+        let services = health::services(&stack)?;
         if let Err(err) = result {
-            health::print_unhealthy(sh, &stack, &services);
+            health::print_unhealthy(&stack, &services);
             bail!(
                 "up: the {} stack was not healthy within {}s ({err}); see the log lines above, \
                  `cargo xtask ps --env {}` and `cargo xtask down --env {}`",
@@ -159,7 +155,7 @@ impl Up {
             .map(|service| service.service.as_str())
             .collect();
         if !unhealthy.is_empty() {
-            health::print_unhealthy(sh, &stack, &services);
+            health::print_unhealthy(&stack, &services);
             bail!("up: not healthy: {}", unhealthy.join(", "));
         }
         let port = stack.http_port();
@@ -258,32 +254,21 @@ impl Up {
 }
 
 impl Down {
-    pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+    pub fn run(self) -> anyhow::Result<()> {
         let stack = stack_for_inspection(&self.stack);
-        let mut args = vec!["down", "--remove-orphans", "--timeout", "40"];
-        if self.volumes {
-            args.push("--volumes");
-        }
         if self.dry_run {
-            println!(
-                "would run: docker compose --project-name {} … {}",
-                stack.project,
-                args.join(" ")
-            );
+            println!("would run: {}", stack.down_command(self.volumes));
             return Ok(());
         }
-        stack
-            .compose(sh, &args)
-            .run()
-            .context("docker compose down")?;
+        stack.down(self.volumes).context("docker compose down")?;
         Ok(())
     }
 }
 
 impl Ps {
-    pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+    pub fn run(self) -> anyhow::Result<()> {
         let stack = stack_for_inspection(&self.stack);
-        let services = health::services(sh, &stack)?;
+        let services = health::services(&stack)?;
         if self.json {
             println!("{}", serde_json::to_string_pretty(&services)?);
         } else {
@@ -296,13 +281,10 @@ impl Ps {
 impl Logs {
     /// The project's containers by label (slots included, which the compose files do not know), then
     /// `docker logs` for the ones asked for.
-    pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+    pub fn run(self) -> anyhow::Result<()> {
         let stack = Stack::new(self.stack.env, self.stack.project.clone());
-        let listing_argv = logs::listing_argv(&stack.project);
-        let listing = xshell::cmd!(sh, "docker {listing_argv...}")
-            .read()
-            .context("listing the stack's containers")?;
-        let sources = logs::select(&logs::parse_listing(&listing), &self.services)?;
+        let docker = DockerCli::default();
+        let sources = logs::select(&logs::list(&docker, &stack.project)?, &self.services)?;
         if sources.is_empty() {
             bail!(
                 "logs: the stack {} has no containers; start it with `cargo xtask up --env {}`",
@@ -310,7 +292,7 @@ impl Logs {
                 stack.env.name()
             );
         }
-        logs::stream(&sources, self.tail, self.follow)
+        logs::stream(&docker, &sources, self.tail, self.follow)
     }
 }
 
@@ -348,34 +330,6 @@ fn nginx_dir(stack: &Stack) -> PathBuf {
         .join(".avalon/stack")
         .join(&stack.project)
         .join("nginx")
-}
-
-/// `up` runs this checkout's images as the unslotted services behind the default edge. On a stack a deploy
-/// has moved to blue/green slots that would remove the live slots (Compose sees them as orphans), route
-/// users back to the unslotted services and render over the live edge tree: refused before anything
-/// changes. Releases on such a stack change with `deploy` / `rollback`; `down` first to start over.
-fn refuse_slotted(sh: &Shell, stack: &Stack) -> anyhow::Result<()> {
-    let project = &stack.project;
-    let project_filter = format!("label=com.docker.compose.project={project}");
-    let slot_filter = format!("label={}", crate::deploy::SLOT_LABEL);
-    let names_only = "{{.Names}}";
-    let slotted = xshell::cmd!(
-        sh,
-        "docker container ls --all --format {names_only} --filter {project_filter} --filter {slot_filter}"
-    )
-    .read()
-    .context("listing the stack's slot containers")?;
-    let names: Vec<&str> = slotted.split_whitespace().collect();
-    if names.is_empty() {
-        return Ok(());
-    }
-    bail!(
-        "up: the stack {project} runs blue/green slots ({}); `up` would remove them and put users back on \
-         this checkout's unslotted services. Change its release with `cargo xtask deploy` or `rollback`, or \
-         start over with `cargo xtask down --env {}` first",
-        names.join(", "),
-        stack.env.name()
-    )
 }
 
 /// The edge tree the nginx container mounts: rendered by `cargo xtask nginx render` from the overlay's model

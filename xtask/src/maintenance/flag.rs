@@ -97,6 +97,7 @@ impl MaintenanceFlag {
         let container = self.docker.resolve(&self.container)?;
         let reply = self
             .redis_cli(&container, ["GET", FLAG_KEY])
+            .read_only()
             .capture(None)?;
         let reply = reply.trim();
         if reply.is_empty() {
@@ -116,7 +117,7 @@ impl MaintenanceFlag {
                 .secret_env("REDISCLI_AUTH", password.clone()),
             None => Invocation::new("sh")
                 .arg("-c")
-                .arg(REDIS_SECRET_FILE_SCRIPT)
+                .labelled_arg("\"$REDIS_SECRET_FILE_SCRIPT\"", REDIS_SECRET_FILE_SCRIPT)
                 .arg("redis-cli")
                 .args(command),
         };

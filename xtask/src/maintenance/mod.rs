@@ -1,6 +1,10 @@
-//! `cargo xtask maintenance on|off|status`: at the edge (nginx answers 503 + Retry-After outside the admin
-//! allow-list, /health stays 200, open WebSockets are not cut) and in the apps (the Redis flag shared with
-//! `backup restore`: the API answers 503, the game server starts no new games and tells players).
+//! Maintenance mode, in one home: `cargo xtask maintenance on|off|status` switches it at the edge (nginx
+//! answers 503 + Retry-After outside the admin allow-list, /health stays 200, open WebSockets are not cut)
+//! and in the apps ([`flag`]: the Redis flag shared with `backup restore`; the API answers 503, the game
+//! server starts no new games and tells players). The edge's part is a section of the edge model
+//! (`nginx::Maintenance`, rendered by `nginx/`); `status` reports both.
+
+pub mod flag;
 
 use std::time::Duration;
 
@@ -8,9 +12,10 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 use xshell::Shell;
 
-use super::context::{Ctx, TargetArgs};
 use crate::container_exec::ContainerRef;
-use crate::maintenance_flag::{MaintenanceFlag, MaintenanceState};
+use crate::deploy::{Ctx, TargetArgs};
+pub use flag::MaintenanceFlag;
+use flag::MaintenanceState;
 
 #[derive(Subcommand, Debug)]
 pub enum Maintenance {
