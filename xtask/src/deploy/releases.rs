@@ -49,7 +49,7 @@ impl Releases {
 
 pub fn table(entries: &[Entry], live_seq: Option<u64>) -> String {
     let mut out = format!(
-        "{:<2}{:>4} {:<20} {:<14} {:<16} {:<6} {:>4} {:<11} {:<20} NOTE\n",
+        "{:<2}{:>4} {:<20} {:<14} {:<16} {:<6} {:>4} {:<13} {:<20} NOTE\n",
         "", "SEQ", "WHEN (UTC)", "EVENT", "VERSION", "SLOT", "W%", "OUTCOME", "WHO"
     );
     for entry in entries.iter().rev() {
@@ -63,7 +63,7 @@ pub fn table(entries: &[Entry], live_seq: Option<u64>) -> String {
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
         out.push_str(&format!(
-            "{:<2}{:>4} {:<20} {:<14} {:<16} {:<6} {:>4} {:<11} {:<20} {}\n",
+            "{:<2}{:>4} {:<20} {:<14} {:<16} {:<6} {:>4} {:<13} {:<20} {}\n",
             if Some(entry.seq) == live_seq { "*" } else { "" },
             entry.seq,
             when,
