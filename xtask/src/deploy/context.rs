@@ -8,7 +8,8 @@ use sha2::{Digest, Sha256};
 use xshell::Shell;
 
 use super::config::DeployConfig;
-use super::ledger::{Entry, Event, History, Outcome, Release, to_line};
+use super::interrupt::Stopped;
+use super::ledger::{self, Entry, Event, History, Outcome, Release, to_line};
 use super::ledger_store::{self, DirStore, LedgerStore, VolumeStore};
 use super::lock::{DeployLock, Holding, LockRequest};
 use super::slots::Slot;
@@ -46,32 +47,52 @@ impl Ctx {
         } else {
             crate::project::root().join(&args.config)
         };
+        let holding = Holding::default();
+        let mut target = Target::new(args.env, args.project.clone());
+        // The edge fences its swaps with the lock this command holds (see lock.rs).
+        target.holding = holding.clone();
         Ok(Self {
-            target: Target::new(args.env, args.project.clone()),
+            target,
             config: DeployConfig::load(&path)?,
             ledger_dir: args.ledger_dir.clone(),
-            holding: Holding::default(),
+            holding,
         })
     }
 
-    /// Takes the deploy lock for `command`. The lock container mounts the ledger volume, so the ledger is
-    /// read and written through it while the lock is held.
+    /// Takes the deploy lock for `command`, with its lease, and a fencing number from the ledger. The lock
+    /// container mounts the ledger volume, so the ledger is read and written through it while the lock is
+    /// held. From here on SIGINT/SIGTERM stop the command at its next safe point (see interrupt.rs).
     pub fn lock(&self, containers: &[ContainerInfo], command: &str) -> anyhow::Result<DeployLock> {
         let volumes = match self.ledger_dir {
             Some(_) => Vec::new(),
             None => vec![format!("{}:{}", self.ledger_volume(), ledger_store::MOUNT)],
         };
-        DeployLock::acquire(
+        super::interrupt::install()?;
+        let lock = DeployLock::acquire(
             &self.target.docker,
             &self.target.project,
             LockRequest {
                 image: &self.target.helper_image(containers)?,
                 command,
                 who: &who(),
+                lease: self.config.lock.lease,
                 volumes: &volumes,
                 holding: self.holding.clone(),
             },
-        )
+        )?;
+        let store = self.store(containers)?;
+        let stored = store.read()?;
+        let fence = History::parse(&stored.jsonl).next_fence(stored.fence_mark);
+        store.raise_fence(fence)?;
+        self.holding.set_fence(fence);
+        lock.write_lease()?;
+        eprintln!("lock: {command} holds the deploy lock (fence {fence})");
+        Ok(lock)
+    }
+
+    /// The lock this command holds (empty before `lock` and after its release).
+    pub fn holding(&self) -> &Holding {
+        &self.holding
     }
 
     pub fn ledger_volume(&self) -> String {
@@ -92,7 +113,7 @@ impl Ctx {
 
     pub fn history(&self, containers: &[ContainerInfo]) -> anyhow::Result<History> {
         let store = self.store(containers)?;
-        let history = History::parse(&store.read()?);
+        let history = History::parse(&store.read()?.jsonl);
         for damaged in &history.damaged {
             eprintln!(
                 "WARNING: ledger {} line {} is damaged and ignored: {}",
@@ -104,10 +125,15 @@ impl Ctx {
         Ok(history)
     }
 
-    /// Appends an entry (after re-reading, so the sequence number is the next one).
+    /// Appends an entry (after re-reading, so the sequence number is the next one), under this command's
+    /// fence: refused once the lease is lost or a newer fence was issued.
     pub fn record(&self, containers: &[ContainerInfo], draft: Draft) -> anyhow::Result<Entry> {
+        let lost = |why| anyhow::Error::new(Stopped::LeaseLost(why));
+        let fence = self.holding.fence().map_err(lost)?;
         let store = self.store(containers)?;
-        let history = History::parse(&store.read()?);
+        let stored = store.read()?;
+        let history = History::parse(&stored.jsonl);
+        ledger::fence_allows(fence, history.newest_fence(stored.fence_mark)).map_err(lost)?;
         let entry = Entry {
             seq: history.next_seq(),
             at: time::OffsetDateTime::now_utc(),
@@ -120,6 +146,7 @@ impl Ctx {
             from: from(),
             note: draft.note,
             plan: draft.plan,
+            fence,
         };
         store.append(entry.seq, &to_line(&entry)?)?;
         eprintln!(
@@ -201,10 +228,7 @@ pub fn who() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("GITHUB_ACTOR"))
         .unwrap_or_else(|_| "unknown".to_owned());
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "unknown-host".to_owned());
-    format!("{user}@{host}")
+    format!("{user}@{}", super::lock::this_host())
 }
 
 fn from() -> String {

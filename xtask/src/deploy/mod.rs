@@ -4,7 +4,8 @@
 //! Commands: `cargo xtask deploy | canary … | rollback | releases | maintenance … | status | heal`.
 //! One file per concern: [`ledger`] + [`ledger_store`] (history on the target), [`config`]
 //! (deploy/deploy.toml), [`plan`] (actions shown by --dry-run and run as shown), [`analysis`] (judgment from
-//! the access log), [`probe`] (synthetic traffic), [`lock`], [`preflight`], [`target`] (Docker + edge).
+//! the access log), [`probe`] (synthetic traffic), [`lock`] (leased, fenced) + [`unlock`], [`interrupt`]
+//! (SIGINT/SIGTERM and a lost lease), [`preflight`], [`target`] (Docker + edge).
 
 mod analysis;
 mod canary;
@@ -13,6 +14,7 @@ mod context;
 mod deploy_cmd;
 mod execute;
 mod heal;
+mod interrupt;
 mod ledger;
 mod ledger_store;
 mod live;
@@ -26,6 +28,7 @@ mod rollback;
 mod slots;
 mod status;
 mod target;
+mod unlock;
 mod watch;
 
 pub use canary::Canary;
@@ -36,6 +39,7 @@ pub use releases::Releases;
 pub use rollback::Rollback;
 pub use status::Status;
 pub use target::SLOT_LABEL;
+pub use unlock::Unlock;
 
 /// The slot names (`blue`, `green`): a deploy's services are `<service>-<slot>`.
 pub fn slot_names() -> Vec<&'static str> {
@@ -61,7 +65,9 @@ pub(crate) fn now_rfc3339() -> String {
 #[derive(clap::Args, Debug, Clone)]
 pub struct ReleaseArgs {
     /// Release version; the images are avalon-api:V and avalon-ws:V (as `cargo xtask image build` tags them).
-    #[arg(long, required_unless_present_any = ["image_tag", "api_image"])]
+    /// (One of --version, --image-tag or --api-image/--ws-image names the release; checked by `resolve`,
+    /// so `deploy --resume` can take its release from the ledger instead.)
+    #[arg(long)]
     pub version: Option<String>,
     /// Deploy this image tag of avalon-api / avalon-ws (recorded as the version when --version is absent).
     #[arg(long, value_name = "TAG")]

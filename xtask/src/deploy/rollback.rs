@@ -115,15 +115,17 @@ impl Rollback {
         let Live::Slot(live) = ctx.target.live(&model, containers) else {
             bail!("nothing to roll back: the edge routes to no slot (no slotted deploy yet)");
         };
+        // What is live is what the edge serves (a deploy stopped after its switch serves a release the
+        // ledger never verified): a plain rollback then returns to the last verified release.
+        let serving = LiveRelease::of(slots::routing_of(&model), containers);
         let wanted = match &self.to {
             Some(version) => history.find_good(version).with_context(|| {
                 format!("the ledger has no good release {version:?} (see `cargo xtask releases`)")
             })?,
-            None => history
-                .previous_good()
+            None => live::rollback_target(&history, &serving)
                 .context("the ledger has no earlier good release to return to")?,
         };
-        let live_version = history.live().map(|e| e.release.version.clone());
+        let live_version = serving.version.clone();
         if live_version.as_deref() == Some(wanted.release.version.as_str()) && self.to.is_some() {
             bail!("{} is already live", wanted.release.version);
         }

@@ -10,7 +10,9 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
+use super::interrupt::Stopped;
 use super::ledger::Release;
+use super::lock::{self, Holding};
 use super::plan::Live;
 use super::slots::{self, Routing, Slot};
 use crate::container_exec::DockerCli;
@@ -30,6 +32,8 @@ pub struct Target {
     pub docker: DockerCli,
     pub env: StackEnv,
     pub project: String,
+    /// The deploy lock this command holds, if any: its fence goes with every edge swap.
+    pub holding: Holding,
 }
 
 /// One container of the stack, from `docker inspect`.
@@ -256,6 +260,7 @@ impl Target {
             docker: DockerCli::default(),
             env,
             project: project.unwrap_or_else(|| env.default_project()),
+            holding: Holding::default(),
         }
     }
 
@@ -387,6 +392,7 @@ impl Target {
             http_host_ip: http_port.host_ip,
             endpoint: std::sync::OnceLock::new(),
             engine,
+            holding: self.holding.clone(),
         })
     }
 
@@ -788,6 +794,7 @@ pub struct Edge {
     /// The engine endpoint, asked for once.
     endpoint: std::sync::OnceLock<String>,
     pub engine: nginx::EngineEdge,
+    holding: Holding,
 }
 
 impl Edge {
@@ -808,9 +815,15 @@ impl Edge {
         self.finish(sh, self.stage(model)?)
     }
 
-    /// Renders `model` and checks it with the edge's nginx; nothing changes until [`Self::finish`].
+    /// Renders `model` and checks it with the edge's nginx; nothing changes until [`Self::finish`]. Under
+    /// the deploy lock the model carries the lock's fence.
     pub fn stage(&self, model: &EdgeModel) -> anyhow::Result<nginx::PendingReload> {
-        nginx::stage_reload(&nginx::Target::Container(self.engine.clone()), model)
+        let mut model = model.clone();
+        let lost = |why| anyhow::Error::new(Stopped::LeaseLost(why));
+        if let Some(fence) = self.holding.fence().map_err(lost)? {
+            model.fence = Some(fence);
+        }
+        nginx::stage_reload(&nginx::Target::Container(self.engine.clone()), &model)
     }
 
     /// Swaps a staged tree in and reloads gracefully. The reload is verified through the published port
@@ -821,6 +834,13 @@ impl Edge {
         sh: &Shell,
         pending: nginx::PendingReload,
     ) -> anyhow::Result<nginx::ReloadReport> {
+        // Fenced: a holder that lost its lease, or whose lock another command took, swaps nothing.
+        let lost = |why| anyhow::Error::new(Stopped::LeaseLost(why));
+        if let Some(ours) = self.holding.fence().map_err(lost)? {
+            let live = self.model()?.fence;
+            lock::edge_fence_allows(Some(ours), live)
+                .map_err(|why| anyhow::Error::new(Stopped::LeaseLost(why)))?;
+        }
         // Not base_url(): AVALON_EDGE_URL may name a load balancer, and /.avalon/config answers
         // internal addresses only.
         let verify_url = endpoint_host(self.endpoint())
