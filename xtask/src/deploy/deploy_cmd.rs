@@ -276,11 +276,11 @@ impl Run<'_> {
             ));
         }
         interrupt::begin_cleanup();
-        let action = self.actions.get(at.index).map(ToString::to_string);
         println!(
-            "deploy: interrupted at step {} ({}); cleaning up",
+            "deploy: interrupted at step {} (action {} of {}); cleaning up",
             at.step,
-            action.as_deref().unwrap_or("before the first action")
+            at.index + 1,
+            self.actions.len()
         );
         let verified = self.actions[..at.index]
             .iter()

@@ -174,8 +174,8 @@ pub enum Situation {
     Unverified {
         serving: LiveRelease,
         /// The newest release that passed its verification, where rollback returns.
-        verified: Option<Entry>,
-        unfinished: Option<Entry>,
+        verified: Option<Box<Entry>>,
+        unfinished: Option<Box<Entry>>,
     },
 }
 
@@ -194,8 +194,8 @@ pub fn situation(history: &History, serving: &LiveRelease) -> Situation {
     if differs {
         Situation::Unverified {
             serving: serving.clone(),
-            verified: verified.cloned(),
-            unfinished,
+            verified: verified.cloned().map(Box::new),
+            unfinished: unfinished.map(Box::new),
         }
     } else {
         Situation::Consistent { unfinished }
@@ -210,7 +210,8 @@ impl Situation {
             Situation::Consistent {
                 unfinished: Some(entry),
             } => Some(format!(
-                "deploy #{} of {} did not finish ({}); the edge serves the verified release.                  `cargo xtask deploy --resume` finishes it; a new deploy or rollback is safe too",
+                "deploy #{} of {} did not finish ({}); the edge serves the verified release. \
+                 `cargo xtask deploy --resume` finishes it; a new deploy or rollback is safe too",
                 entry.seq,
                 entry.release.version,
                 how_it_ended(entry)
@@ -218,7 +219,9 @@ impl Situation {
             Situation::Unverified {
                 serving, verified, ..
             } => Some(format!(
-                "the edge serves {}, which no verification passed (a deploy stopped after its switch).                  `cargo xtask deploy --resume` verifies it and finishes the deploy; `cargo xtask rollback`                  returns to {}",
+                "the edge serves {}, which no verification passed (a deploy stopped after its switch). \
+                 `cargo xtask deploy --resume` verifies it and finishes the deploy; `cargo xtask rollback` \
+                 returns to {}",
                 serving.describe(),
                 verified
                     .as_ref()

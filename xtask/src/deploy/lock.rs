@@ -581,14 +581,13 @@ fn read_lease_file(docker: &DockerCli, id: &str) -> anyhow::Result<Lease> {
         .args(["cp", &format!("{id}:/{LEASE_FILE}"), "-"])
         .stream(None, &mut tar)?;
     let mut archive = tar::Archive::new(tar.as_slice());
-    for file in archive
+    let file = archive
         .entries()
         .context("the lease archive is not a tar stream")?
-    {
-        let file = file.context("damaged lease archive")?;
-        return serde_json::from_reader(file).context("unreadable lease file");
-    }
-    bail!("the lease archive is empty")
+        .next()
+        .context("the lease archive is empty")?
+        .context("damaged lease archive")?;
+    serde_json::from_reader(file).context("unreadable lease file")
 }
 
 /// `docker ps --format '{{json .Labels}}'` prints `"a=b,c=d"`.
