@@ -61,13 +61,12 @@ impl Ctx {
 
     /// Takes the deploy lock for `command`, with its lease, and a fencing number from the ledger. The lock
     /// container mounts the ledger volume, so the ledger is read and written through it while the lock is
-    /// held. From here on SIGINT/SIGTERM stop the command at its next safe point (see interrupt.rs).
+    /// held.
     pub fn lock(&self, containers: &[ContainerInfo], command: &str) -> anyhow::Result<DeployLock> {
         let volumes = match self.ledger_dir {
             Some(_) => Vec::new(),
             None => vec![format!("{}:{}", self.ledger_volume(), ledger_store::MOUNT)],
         };
-        super::interrupt::install()?;
         let lock = DeployLock::acquire(
             &self.target.docker,
             &self.target.project,

@@ -233,6 +233,8 @@ impl Run<'_> {
     }
 
     fn go(self, sh: &Shell, started: Instant) -> anyhow::Result<()> {
+        // From here on SIGINT/SIGTERM stop the deploy at its next safe point, to be cleaned up after.
+        interrupt::install()?;
         let lock = self.ctx.lock(self.containers, self.command)?;
         self.record(Outcome::Started, 0, None)?;
         let version = &self.release.version;
