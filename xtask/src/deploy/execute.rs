@@ -32,9 +32,10 @@ pub enum Ran {
 #[derive(Debug)]
 pub struct StoppedAt {
     pub stopped: Stopped,
-    /// `start`, `switch`, `verify` or `drain` (what operators and the ledger call the steps).
+    /// `start`, `switch`, `verify` or `drain` (what operators and the ledger call the steps): the action
+    /// that was running, or the one that had just finished when the stop was noticed.
     pub step: &'static str,
-    /// Index of the action that was running or about to run; the ones before it finished.
+    /// Actions before this index finished; the rest did not run (or did not finish).
     pub index: usize,
 }
 
@@ -83,14 +84,17 @@ pub fn execute(
     let total = actions.len();
     // A route staged (rendered, sent, `nginx -t`) while the slot before it was starting.
     let mut staged: Option<(&Action, nginx::PendingReload)> = None;
+    let stop = |stopped, action, index| {
+        anyhow::Error::new(StoppedAt {
+            stopped,
+            step: step_name(action),
+            index,
+        })
+    };
+    if let (Some(first), Err(stopped)) = (actions.first(), interrupt::checkpoint(ctx.holding())) {
+        return Err(stop(stopped, first, 0));
+    }
     for (index, action) in actions.iter().enumerate() {
-        if let Err(stopped) = interrupt::checkpoint(ctx.holding()) {
-            return Err(anyhow::Error::new(StoppedAt {
-                stopped,
-                step: step_name(action),
-                index,
-            }));
-        }
         let started = Instant::now();
         println!("[{}/{total}] {action}", index + 1);
         match run_action(sh, ctx, edge, actions, index, extra_env, &mut staged) {
@@ -99,6 +103,13 @@ pub fn execute(
             Err(err) => return Err(stop_or_error(err, action, index)),
         }
         println!("      done in {:.1}s", started.elapsed().as_secs_f64());
+        // A stop that arrived during an action that cannot be cut short (an edge swap) is named after it:
+        // "interrupted at switch", with the switch done.
+        if index + 1 < total
+            && let Err(stopped) = interrupt::checkpoint(ctx.holding())
+        {
+            return Err(stop(stopped, action, index + 1));
+        }
     }
     Ok(Ran::Done)
 }
