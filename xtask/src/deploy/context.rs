@@ -82,9 +82,14 @@ impl Ctx {
         let store = self.store(containers)?;
         let stored = store.read()?;
         let fence = History::parse(&stored.jsonl).next_fence(stored.fence_mark);
-        store.raise_fence(fence)?;
         self.holding.set_fence(fence);
-        lock.write_lease()?;
+        // Two independent writes, side by side: they count on a rollback's clock.
+        let (raised, leased) = std::thread::scope(|scope| {
+            let leased = scope.spawn(|| lock.write_lease());
+            (store.raise_fence(fence), leased.join())
+        });
+        raised?;
+        leased.map_err(|_| anyhow::anyhow!("the thread writing the lease panicked"))??;
         eprintln!("lock: {command} holds the deploy lock (fence {fence})");
         Ok(lock)
     }

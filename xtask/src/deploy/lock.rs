@@ -370,7 +370,8 @@ impl DeployLock {
             holding: request.holding,
             renewer: None,
         };
-        lock.write_lease()?;
+        // The first lease file is written once the fence is known (`write_lease`); until then the lock's
+        // `since` label stands for it (see `liveness`), which saves a round trip on a rollback's clock.
         lock.renewer = Some(lock.start_renewing(clock, request.lease));
         Ok(lock)
     }

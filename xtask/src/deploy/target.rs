@@ -821,6 +821,9 @@ impl Edge {
         let mut model = model.clone();
         let lost = |why| anyhow::Error::new(Stopped::LeaseLost(why));
         if let Some(fence) = self.holding.fence().map_err(lost)? {
+            // Checked against the live model here, off a rollback's clock (staging overlaps the slot's
+            // start); `finish` checks the lease again, without a round trip.
+            lock::edge_fence_allows(Some(fence), self.model()?.fence).map_err(lost)?;
             model.fence = Some(fence);
         }
         nginx::stage_reload(&nginx::Target::Container(self.engine.clone()), &model)
@@ -834,13 +837,11 @@ impl Edge {
         sh: &Shell,
         pending: nginx::PendingReload,
     ) -> anyhow::Result<nginx::ReloadReport> {
-        // Fenced: a holder that lost its lease, or whose lock another command took, swaps nothing.
-        let lost = |why| anyhow::Error::new(Stopped::LeaseLost(why));
-        if let Some(ours) = self.holding.fence().map_err(lost)? {
-            let live = self.model()?.fence;
-            lock::edge_fence_allows(Some(ours), live)
-                .map_err(|why| anyhow::Error::new(Stopped::LeaseLost(why)))?;
-        }
+        // Fenced: a holder that lost its lease swaps nothing (the live model's fence was checked when
+        // this tree was staged).
+        self.holding
+            .fence()
+            .map_err(|why| anyhow::Error::new(Stopped::LeaseLost(why)))?;
         // Not base_url(): AVALON_EDGE_URL may name a load balancer, and /.avalon/config answers
         // internal addresses only.
         let verify_url = endpoint_host(self.endpoint())
