@@ -1,6 +1,7 @@
 //! What every deploy command needs: the target, the deploy config, the ledger, and how to record.
 
 use std::path::PathBuf;
+use std::sync::PoisonError;
 
 use anyhow::Context as _;
 use clap::Args;
@@ -38,6 +39,9 @@ pub struct Ctx {
     ledger_dir: Option<PathBuf>,
     /// The deploy lock while held: it mounts the ledger volume.
     holding: Holding,
+    /// The ledger as read when the lock was taken (nobody else may write it meanwhile): the next
+    /// `history` uses it instead of reading again, one round trip less on a rollback's clock.
+    fresh: std::sync::Mutex<Option<super::ledger_store::Stored>>,
 }
 
 impl Ctx {
@@ -56,6 +60,7 @@ impl Ctx {
             config: DeployConfig::load(&path)?,
             ledger_dir: args.ledger_dir.clone(),
             holding,
+            fresh: std::sync::Mutex::new(None),
         })
     }
 
@@ -90,6 +95,7 @@ impl Ctx {
         });
         raised?;
         leased.map_err(|_| anyhow::anyhow!("the thread writing the lease panicked"))??;
+        *self.fresh.lock().unwrap_or_else(PoisonError::into_inner) = Some(stored);
         eprintln!("lock: {command} holds the deploy lock (fence {fence})");
         Ok(lock)
     }
@@ -117,7 +123,16 @@ impl Ctx {
 
     pub fn history(&self, containers: &[ContainerInfo]) -> anyhow::Result<History> {
         let store = self.store(containers)?;
-        let history = History::parse(&store.read()?.jsonl);
+        let fresh = self
+            .fresh
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let stored = match fresh {
+            Some(stored) => stored,
+            None => store.read()?,
+        };
+        let history = History::parse(&stored.jsonl);
         for damaged in &history.damaged {
             eprintln!(
                 "WARNING: ledger {} line {} is damaged and ignored: {}",
@@ -134,6 +149,10 @@ impl Ctx {
     pub fn record(&self, containers: &[ContainerInfo], draft: Draft) -> anyhow::Result<Entry> {
         let lost = |why| anyhow::Error::new(Stopped::LeaseLost(why));
         let fence = self.holding.fence().map_err(lost)?;
+        self.fresh
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         let store = self.store(containers)?;
         let stored = store.read()?;
         let history = History::parse(&stored.jsonl);

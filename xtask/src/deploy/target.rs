@@ -821,9 +821,10 @@ impl Edge {
         let mut model = model.clone();
         let lost = |why| anyhow::Error::new(Stopped::LeaseLost(why));
         if let Some(fence) = self.holding.fence().map_err(lost)? {
-            // Checked against the live model here, off a rollback's clock (staging overlaps the slot's
-            // start); `finish` checks the lease again, without a round trip.
-            lock::edge_fence_allows(Some(fence), self.model()?.fence).map_err(lost)?;
+            // Every staged model is derived from the live one as read (`model()`), which carries the fence
+            // of its writer: checked here without another round trip on a rollback's clock; `finish`
+            // checks the lease again.
+            lock::edge_fence_allows(Some(fence), model.fence).map_err(lost)?;
             model.fence = Some(fence);
         }
         nginx::stage_reload(&nginx::Target::Container(self.engine.clone()), &model)
