@@ -91,8 +91,11 @@ enum Command {
     /// Maintenance mode at the edge and in the apps; /health stays 200.
     #[command(subcommand)]
     Maintenance(maintenance::Maintenance),
-    /// Current release, slots, weights, container health, maintenance, last outcome, loud warnings.
+    /// Current release, slots, weights, container health, maintenance, last outcome, the lock (running or
+    /// stale), loud warnings.
     Status(deploy::Status),
+    /// Break a stale deploy lock (its holder's lease expired or its process is gone); refuses a live one.
+    Unlock(deploy::Unlock),
     /// Kubernetes manifests of k8s/: build every overlay and validate it offline.
     #[command(subcommand)]
     K8s(k8s::K8s),
@@ -135,6 +138,7 @@ fn main() -> anyhow::Result<()> {
         Command::Releases(cmd) => cmd.run(),
         Command::Maintenance(cmd) => cmd.run(&sh),
         Command::Status(cmd) => cmd.run(),
+        Command::Unlock(cmd) => cmd.run(),
         Command::Heal(cmd) => cmd.run(),
         Command::K8s(cmd) => cmd.run(&sh),
         Command::Host(cmd) => cmd.run(),

@@ -11,6 +11,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "chaos_support/interrupts.rs"]
+mod interrupts;
 mod stack_support;
 
 use std::io::{BufRead, BufReader, Write};
@@ -846,6 +848,7 @@ fn deploys_canaries_rollbacks_maintenance_and_crashes_under_load_lose_no_request
     all.push(frozen);
 
     rollbacks_after_an_abort(&mut players, &chaos, &token, &mut all);
+    interrupts::interrupted_deploys_and_a_contested_lock(&mut players, &chaos, &token, &mut all);
 
     println!("\n===== chaos suite: what users saw =====");
     println!(

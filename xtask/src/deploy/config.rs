@@ -16,7 +16,18 @@ pub struct DeployConfig {
     pub deploy: Timing,
     pub thresholds: Thresholds,
     pub probe: Probe,
+    /// The deploy lock's lease (see `deploy/lock.rs`).
+    pub lock: LockTiming,
     pub plans: BTreeMap<String, Plan>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockTiming {
+    /// How long a lock holder may go without renewing before the lock counts as stale; renewed every
+    /// third of it while the command runs.
+    #[serde(with = "humantime_serde_str")]
+    pub lease: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,6 +121,15 @@ impl DeployConfig {
         }
         if t.drain > Duration::from_secs(600) {
             fail("deploy.drain", "must be at most 10m".to_owned());
+        }
+        if self.lock.lease < Duration::from_secs(3) || self.lock.lease > Duration::from_secs(300) {
+            fail(
+                "lock.lease",
+                format!(
+                    "must be 3s–5m (renewed every third of it; an interrupted holder counts as stale after it), got {}",
+                    humantime::format_duration(self.lock.lease)
+                ),
+            );
         }
         let th = &self.thresholds;
         for (field, value) in [
@@ -239,6 +259,7 @@ mod tests {
         let broken = text
             .replace("max_error_rate = 0.01", "max_error_rate = 1.5")
             .replace("min_requests = 50", "min_requests = 0")
+            .replace("lease = \"15s\"", "lease = \"1s\"")
             .replace(
                 "{ weight = 25, pause = \"120s\" }",
                 "{ weight = 4, pause = \"120s\" }",
@@ -251,6 +272,7 @@ mod tests {
         for expected in [
             "thresholds.max_error_rate: must be a fraction 0–1, got 1.5",
             "thresholds.min_requests: must be at least 1",
+            "lock.lease: must be 3s–5m",
             "plans.default.steps[1].weight: must be greater than the step before (5), got 4",
             "plans.quick.steps: the last step must have weight 100",
         ] {

@@ -1,13 +1,15 @@
 //! What every deploy command needs: the target, the deploy config, the ledger, and how to record.
 
 use std::path::PathBuf;
+use std::sync::PoisonError;
 
 use clap::Args;
 use xshell::Shell;
 
 use super::config::DeployConfig;
+use super::interrupt::Stopped;
 use super::labels::config_digest;
-use super::ledger::{Entry, Event, History, Outcome, Release, to_line};
+use super::ledger::{self, Entry, Event, History, Outcome, Release, to_line};
 use super::ledger_store::{self, DirStore, LedgerStore, VolumeStore};
 use super::lock::{DeployLock, Holding, LockRequest};
 use super::slots::Slot;
@@ -36,6 +38,9 @@ pub struct Ctx {
     ledger_dir: Option<PathBuf>,
     /// The deploy lock while held: it mounts the ledger volume.
     holding: Holding,
+    /// The ledger as read when the lock was taken (nobody else may write it meanwhile): the next
+    /// `history` uses it instead of reading again, one round trip less on a rollback's clock.
+    fresh: std::sync::Mutex<Option<super::ledger_store::Stored>>,
 }
 
 impl Ctx {
@@ -45,32 +50,58 @@ impl Ctx {
         } else {
             crate::project::root().join(&args.config)
         };
+        let holding = Holding::default();
+        let mut target = Target::new(args.env, args.project.clone());
+        // The edge fences its swaps with the lock this command holds (see lock.rs).
+        target.holding = holding.clone();
         Ok(Self {
-            target: Target::new(args.env, args.project.clone()),
+            target,
             config: DeployConfig::load(&path)?,
             ledger_dir: args.ledger_dir.clone(),
-            holding: Holding::default(),
+            holding,
+            fresh: std::sync::Mutex::new(None),
         })
     }
 
-    /// Takes the deploy lock for `command`. The lock container mounts the ledger volume, so the ledger is
-    /// read and written through it while the lock is held.
+    /// Takes the deploy lock for `command`, with its lease, and a fencing number from the ledger. The lock
+    /// container mounts the ledger volume, so the ledger is read and written through it while the lock is
+    /// held.
     pub fn lock(&self, containers: &[ContainerInfo], command: &str) -> anyhow::Result<DeployLock> {
         let volumes = match self.ledger_dir {
             Some(_) => Vec::new(),
             None => vec![format!("{}:{}", self.ledger_volume(), ledger_store::MOUNT)],
         };
-        DeployLock::acquire(
+        let lock = DeployLock::acquire(
             &self.target.docker,
             &self.target.project,
             LockRequest {
                 image: &self.target.helper_image(containers)?,
                 command,
                 who: &who(),
+                lease: self.config.lock.lease,
                 volumes: &volumes,
                 holding: self.holding.clone(),
             },
-        )
+        )?;
+        let store = self.store(containers)?;
+        let stored = store.read()?;
+        let fence = History::parse(&stored.jsonl).next_fence(stored.fence_mark);
+        self.holding.set_fence(fence);
+        // Two independent writes, side by side: they count on a rollback's clock.
+        let (raised, leased) = std::thread::scope(|scope| {
+            let leased = scope.spawn(|| lock.write_lease());
+            (store.raise_fence(fence), leased.join())
+        });
+        raised?;
+        leased.map_err(|_| anyhow::anyhow!("the thread writing the lease panicked"))??;
+        *self.fresh.lock().unwrap_or_else(PoisonError::into_inner) = Some(stored);
+        eprintln!("lock: {command} holds the deploy lock (fence {fence})");
+        Ok(lock)
+    }
+
+    /// The lock this command holds (empty before `lock` and after its release).
+    pub fn holding(&self) -> &Holding {
+        &self.holding
     }
 
     pub fn ledger_volume(&self) -> String {
@@ -91,7 +122,16 @@ impl Ctx {
 
     pub fn history(&self, containers: &[ContainerInfo]) -> anyhow::Result<History> {
         let store = self.store(containers)?;
-        let history = History::parse(&store.read()?);
+        let fresh = self
+            .fresh
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let stored = match fresh {
+            Some(stored) => stored,
+            None => store.read()?,
+        };
+        let history = History::parse(&stored.jsonl);
         for damaged in &history.damaged {
             eprintln!(
                 "WARNING: ledger {} line {} is damaged and ignored: {}",
@@ -103,10 +143,19 @@ impl Ctx {
         Ok(history)
     }
 
-    /// Appends an entry (after re-reading, so the sequence number is the next one).
+    /// Appends an entry (after re-reading, so the sequence number is the next one), under this command's
+    /// fence: refused once the lease is lost or a newer fence was issued.
     pub fn record(&self, containers: &[ContainerInfo], draft: Draft) -> anyhow::Result<Entry> {
+        let lost = |why| anyhow::Error::new(Stopped::LeaseLost(why));
+        let fence = self.holding.fence().map_err(lost)?;
+        self.fresh
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         let store = self.store(containers)?;
-        let history = History::parse(&store.read()?);
+        let stored = store.read()?;
+        let history = History::parse(&stored.jsonl);
+        ledger::fence_allows(fence, history.newest_fence(stored.fence_mark)).map_err(lost)?;
         let entry = Entry {
             seq: history.next_seq(),
             at: time::OffsetDateTime::now_utc(),
@@ -119,6 +168,7 @@ impl Ctx {
             from: from(),
             note: draft.note,
             plan: draft.plan,
+            fence,
         };
         store.append(entry.seq, &to_line(&entry)?)?;
         eprintln!(
@@ -170,10 +220,7 @@ pub fn who() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("GITHUB_ACTOR"))
         .unwrap_or_else(|_| "unknown".to_owned());
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "unknown-host".to_owned());
-    format!("{user}@{host}")
+    format!("{user}@{}", super::lock::this_host())
 }
 
 fn from() -> String {

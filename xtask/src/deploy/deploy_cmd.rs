@@ -1,4 +1,9 @@
-//! `cargo xtask deploy`: a blue/green deploy of one release.
+//! `cargo xtask deploy`: a blue/green deploy of one release, or `--resume` of one that did not finish.
+//!
+//! What is live is read from the edge (never the ledger's last intent). A deploy refuses to start while
+//! the edge serves a release no verification passed (one killed after its switch): `--resume` or
+//! `rollback` first. SIGINT/SIGTERM stop it at the next safe point (interrupt.rs); it then puts the edge
+//! back on the last verified route, stops the slot it started and records `interrupted` with the step.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -7,11 +12,14 @@ use clap::Args;
 use xshell::Shell;
 
 use super::context::{Ctx, Draft, TargetArgs};
-use super::execute::{Ran, execute, undo_switch};
-use super::ledger::{Event, Outcome};
-use super::lock::DeployLock;
-use super::plan::{self, Live};
+use super::execute::{Ran, StoppedAt, execute, undo_switch};
+use super::interrupt::{self, Stopped};
+use super::ledger::{Event, History, Outcome, Release};
+use super::live::{self, LiveRelease, Situation};
+use super::lock::{self, DeployLock};
+use super::plan::{self, Action, Live};
 use super::slots::{self, Slot};
+use super::target::{ContainerInfo, Edge};
 use super::{ReleaseArgs, preflight};
 
 #[derive(Args, Debug)]
@@ -20,16 +28,32 @@ pub struct Deploy {
     target: TargetArgs,
     #[command(flatten)]
     release: ReleaseArgs,
+    /// Finish the deploy that was interrupted or killed (its release from the ledger): verify and drain if
+    /// the edge already serves it, else deploy it again from its start. Says so when there is none.
+    #[arg(long, conflicts_with_all = ["version", "image_tag", "api_image", "ws_image"])]
+    resume: bool,
     /// Print the pre-flight results and the plan; change nothing (no lock, no container, no reload).
     #[arg(long)]
     dry_run: bool,
+}
+
+/// What one run deploys and how.
+struct Run<'a> {
+    ctx: &'a Ctx,
+    edge: &'a Edge,
+    containers: &'a [ContainerInfo],
+    release: Release,
+    target_slot: Slot,
+    /// The slot serving before the run (`None`: unslotted or empty stack).
+    old: Option<Slot>,
+    actions: Vec<Action>,
+    command: &'static str,
 }
 
 impl Deploy {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         let started = Instant::now();
         let ctx = Ctx::new(&self.target)?;
-        let (version, api_image, ws_image) = self.release.resolve()?;
         let containers = ctx.target.containers()?;
         let edge = ctx.target.edge()?;
         let model = edge.model()?;
@@ -42,6 +66,60 @@ impl Deploy {
             );
         }
         let live = ctx.target.live(&model, &containers);
+        let serving = LiveRelease::of(slots::routing_of(&model), &containers);
+        let history = ctx.history(&containers)?;
+        let situation = live::situation(&history, &serving);
+        if let Some(advice) = situation.advice() {
+            println!("deploy: {advice}");
+        }
+        if let Some(held) = DeployLock::observe(&ctx.target.docker, &ctx.target.project)? {
+            return Err(lock::refusal(&held));
+        }
+        let run = if self.resume {
+            match resume_run(&ctx, &edge, &containers, &history, &serving, live)? {
+                Some(run) => run,
+                None => return Ok(()),
+            }
+        } else {
+            if let Situation::Unverified { .. } = situation {
+                anyhow::bail!(
+                    "not deploying over an unverified release: {}",
+                    situation.advice().unwrap_or_default()
+                );
+            }
+            match self.fresh_run(sh, &ctx, &edge, &containers, live)? {
+                Some(run) => run,
+                None => return Ok(()),
+            }
+        };
+        plan::print(
+            &format!(
+                "{} {} to {} (project {}, live: {live:?}, config {}):",
+                run.command,
+                run.release.version,
+                run.target_slot,
+                ctx.target.project,
+                run.release.config_digest
+            ),
+            &run.actions,
+        );
+        if self.dry_run {
+            println!("dry run: nothing was changed");
+            return Ok(());
+        }
+        run.go(sh, started)
+    }
+
+    /// A deploy of the release named on the command line: pre-flight, then the plan.
+    fn fresh_run<'a>(
+        &self,
+        sh: &Shell,
+        ctx: &'a Ctx,
+        edge: &'a Edge,
+        containers: &'a [ContainerInfo],
+        live: Live,
+    ) -> anyhow::Result<Option<Run<'a>>> {
+        let (version, api_image, ws_image) = self.release.resolve()?;
         let idle = match live {
             Live::Slot(slot) => slot.other(),
             _ => Slot::Blue,
@@ -54,7 +132,7 @@ impl Deploy {
         )?;
         if !images_there {
             println!("dry run: the plan needs the images on the target; stopping before it");
-            return Ok(());
+            return Ok(None);
         }
         let release = ctx.release(sh, &version, &api_image, &ws_image, idle, &BTreeMap::new())?;
         preflight::check_config(
@@ -62,86 +140,215 @@ impl Deploy {
             ctx.target.engine_is_remote(),
         )?;
         preflight::check_disk(&ctx.target, ctx.config.deploy.min_free_disk_mib)?;
-        if let Some(holder) = DeployLock::holder(&ctx.target.docker, &ctx.target.project)? {
-            anyhow::bail!(
-                "{} by {} holds the deploy lock since {}",
-                holder.command,
-                holder.holder,
-                holder.since
-            );
-        }
         let (target_slot, actions) = plan::deploy_plan(live, &release, &ctx.config.deploy);
-        plan::print(
-            &format!(
-                "deploy {version} to {} (project {}, live: {live:?}, config {}):",
-                target_slot, ctx.target.project, release.config_digest
-            ),
-            &actions,
-        );
-        if self.dry_run {
-            println!("dry run: nothing was changed");
-            return Ok(());
-        }
+        Ok(Some(Run {
+            ctx,
+            edge,
+            containers,
+            release,
+            target_slot,
+            old: live_slot(live),
+            actions,
+            command: "deploy",
+        }))
+    }
+}
 
-        let lock = ctx.lock(&containers, "deploy")?;
-        let draft = |outcome, note: Option<String>| Draft {
+/// `--resume`: the unfinished deploy's release and the plan that finishes it, or `None` (said why).
+fn resume_run<'a>(
+    ctx: &'a Ctx,
+    edge: &'a Edge,
+    containers: &'a [ContainerInfo],
+    history: &History,
+    serving: &LiveRelease,
+    live: Live,
+) -> anyhow::Result<Option<Run<'a>>> {
+    let Some(entry) = history.unfinished_deploy() else {
+        println!(
+            "deploy --resume: nothing to resume: {}; the edge serves {}",
+            history
+                .last()
+                .map_or("the ledger is empty".to_owned(), |e| format!(
+                    "the newest entry #{} ({:?} of {}) ended {:?}",
+                    e.seq, e.event, e.release.version, e.outcome
+                )),
+            serving.describe()
+        );
+        return Ok(None);
+    };
+    let (target_slot, actions) = live::resume_plan(entry, serving, live, &ctx.config.deploy)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "ledger #{} names no slot this version knows ({:?})",
+                entry.seq,
+                entry.slot
+            )
+        })?;
+    println!(
+        "deploy --resume: #{} deploy of {} to slot {} ({:?})",
+        entry.seq, entry.release.version, entry.slot, entry.outcome
+    );
+    // Traffic on the new slot: the old one is what a failed verification returns to.
+    let old = if live::serves(serving, &entry.release.version, &entry.slot) {
+        Some(target_slot.other())
+    } else {
+        live_slot(live)
+    };
+    Ok(Some(Run {
+        ctx,
+        edge,
+        containers,
+        release: entry.release.clone(),
+        target_slot,
+        old,
+        actions,
+        command: "deploy --resume",
+    }))
+}
+
+fn live_slot(live: Live) -> Option<Slot> {
+    match live {
+        Live::Slot(slot) => Some(slot),
+        _ => None,
+    }
+}
+
+impl Run<'_> {
+    fn draft(&self, outcome: Outcome, weight: u8, note: Option<String>) -> Draft {
+        Draft {
             event: Event::Deploy,
-            release: release.clone(),
-            slot: target_slot,
-            weight: if outcome == Outcome::Succeeded {
-                100
-            } else {
-                0
-            },
+            release: self.release.clone(),
+            slot: self.target_slot,
+            weight,
             outcome,
             note,
             plan: None,
-        };
-        ctx.record(&containers, draft(Outcome::Started, None))?;
-        let old = match live {
-            Live::Slot(slot) => Some(slot),
-            _ => None,
-        };
-        let result = execute(sh, &ctx, &edge, &actions, &BTreeMap::new());
+        }
+    }
+
+    fn record(&self, outcome: Outcome, weight: u8, note: Option<String>) -> anyhow::Result<()> {
+        self.ctx
+            .record(self.containers, self.draft(outcome, weight, note))
+            .map(|_| ())
+    }
+
+    fn go(self, sh: &Shell, started: Instant) -> anyhow::Result<()> {
+        // From here on SIGINT/SIGTERM stop the deploy at its next safe point, to be cleaned up after.
+        interrupt::install()?;
+        let lock = self.ctx.lock(self.containers, self.command)?;
+        self.record(Outcome::Started, 0, None)?;
+        let version = &self.release.version;
+        let result = execute(sh, self.ctx, self.edge, &self.actions, &BTreeMap::new());
         let outcome = match result {
             Ok(Ran::Done) => {
-                ctx.record(&containers, draft(Outcome::Succeeded, None))?;
+                self.record(Outcome::Succeeded, 100, None)?;
                 println!(
-                    "deploy: {version} is live on slot {target_slot} after {:.1}s",
+                    "deploy: {version} is live on slot {} after {:.1}s",
+                    self.target_slot,
                     started.elapsed().as_secs_f64()
                 );
                 Ok(())
             }
             Ok(Ran::VerificationFailed(judgment)) => {
-                undo_switch(sh, &ctx, &edge, target_slot, old)?;
+                undo_switch(sh, self.ctx, self.edge, self.target_slot, self.old)?;
                 let note = format!("verification: {}", judgment.verdict.describe());
-                ctx.record(&containers, draft(Outcome::RolledBack, Some(note.clone())))?;
+                self.record(Outcome::RolledBack, 0, Some(note.clone()))?;
                 Err(anyhow::anyhow!(
                     "deploy of {version} rolled back automatically: {note}"
                 ))
             }
-            Err(err) => {
-                eprintln!("deploy failed: {err:#}");
-                let switched = edge
-                    .model()
-                    .ok()
-                    .and_then(|m| slots::routing_of(&m))
-                    .is_some_and(|r| r.primary == target_slot);
-                if switched {
-                    undo_switch(sh, &ctx, &edge, target_slot, old)?;
-                } else if let Err(stop) = ctx.target.stop_services(&target_slot.services()) {
-                    eprintln!("could not stop slot {target_slot}: {stop:#}");
-                }
-                ctx.record(
-                    &containers,
-                    draft(Outcome::Failed, Some(format!("{err:#}"))),
-                )?;
-                Err(err.context(format!(
-                    "deploy of {version} failed; traffic stays on the previous release"
-                )))
-            }
+            Err(err) => match err.downcast::<StoppedAt>() {
+                Ok(at) => self.after_stop(sh, &at),
+                Err(err) => self.after_failure(sh, err),
+            },
         };
         lock.release()?;
         outcome
+    }
+
+    /// An interrupt: back to the last verified route, stop what this run started, record it. A lost
+    /// lease: change nothing more (another command may own the target now).
+    fn after_stop(&self, sh: &Shell, at: &StoppedAt) -> anyhow::Result<()> {
+        let version = &self.release.version;
+        if let Stopped::LeaseLost(why) = &at.stopped {
+            return Err(anyhow::anyhow!(
+                "deploy of {version} stopped at step {}: {why}. It changed nothing after that; see \
+                 `cargo xtask status` for what the edge serves",
+                at.step
+            ));
+        }
+        interrupt::begin_cleanup();
+        println!(
+            "deploy: interrupted at step {} (action {} of {}); cleaning up",
+            at.step,
+            at.index + 1,
+            self.actions.len()
+        );
+        let verified = self.actions[..at.index]
+            .iter()
+            .any(|a| matches!(a, Action::Verify { .. }));
+        let (weight, note) = if verified {
+            (
+                100,
+                format!(
+                    "at {}: {version} passed its verification and takes all traffic; slot {} was not \
+                     drained (`cargo xtask deploy --resume` drains it)",
+                    at.step,
+                    self.old.map_or("-".to_owned(), |s| s.to_string())
+                ),
+            )
+        } else {
+            self.put_back(sh)?;
+            (
+                0,
+                format!(
+                    "at {}: traffic back on {}; slot {} stopped",
+                    at.step,
+                    self.old
+                        .map_or("the unslotted services".to_owned(), |s| format!(
+                            "the verified release on slot {s}"
+                        )),
+                    self.target_slot
+                ),
+            )
+        };
+        self.record(Outcome::Interrupted, weight, Some(note.clone()))?;
+        Err(anyhow::anyhow!("deploy of {version} interrupted {note}"))
+    }
+
+    /// The edge back where it was before this run (the last verified route), this run's slot stopped.
+    fn put_back(&self, sh: &Shell) -> anyhow::Result<()> {
+        let switched = self
+            .edge
+            .model()
+            .ok()
+            .and_then(|m| slots::routing_of(&m))
+            .is_none_or(|r| r.weight_of(self.target_slot) > 0);
+        if switched {
+            undo_switch(sh, self.ctx, self.edge, self.target_slot, self.old)
+        } else {
+            println!("stopping slot {}", self.target_slot);
+            self.ctx.target.stop_services(&self.target_slot.services())
+        }
+    }
+
+    fn after_failure(&self, sh: &Shell, err: anyhow::Error) -> anyhow::Result<()> {
+        eprintln!("deploy failed: {err:#}");
+        let version = &self.release.version;
+        let switched = self
+            .edge
+            .model()
+            .ok()
+            .and_then(|m| slots::routing_of(&m))
+            .is_some_and(|r| r.primary == self.target_slot);
+        if switched {
+            undo_switch(sh, self.ctx, self.edge, self.target_slot, self.old)?;
+        } else if let Err(stop) = self.ctx.target.stop_services(&self.target_slot.services()) {
+            eprintln!("could not stop slot {}: {stop:#}", self.target_slot);
+        }
+        self.record(Outcome::Failed, 0, Some(format!("{err:#}")))?;
+        Err(err.context(format!(
+            "deploy of {version} failed; traffic stays on the previous release"
+        )))
     }
 }

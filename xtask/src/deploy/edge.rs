@@ -9,6 +9,8 @@ use serde::Deserialize;
 use xshell::Shell;
 
 use super::containers::Inspect;
+use super::interrupt::Stopped;
+use super::lock::{self, Holding};
 use super::slots::{self, Routing, Slot};
 use crate::container_exec::DockerCli;
 use crate::nginx::{self, EdgeModel, LIVE, ReloadOptions};
@@ -26,6 +28,8 @@ pub struct Edge {
     /// The engine endpoint, asked for once.
     endpoint: std::sync::OnceLock<String>,
     pub engine: nginx::EngineEdge,
+    /// The deploy lock this command holds, if any: its fence goes with every swap.
+    holding: Holding,
 }
 
 impl Edge {
@@ -33,6 +37,7 @@ impl Edge {
     pub(super) fn from_inspect(
         docker: &DockerCli,
         raw: &serde_json::Value,
+        holding: Holding,
     ) -> anyhow::Result<Edge> {
         let nginx = Inspect::deserialize(raw).context("unexpected `docker inspect` output")?;
         let container = nginx.name.trim_start_matches('/').to_owned();
@@ -54,6 +59,7 @@ impl Edge {
             http_host_ip: http_port.host_ip,
             endpoint: std::sync::OnceLock::new(),
             engine,
+            holding,
         })
     }
 
@@ -75,8 +81,18 @@ impl Edge {
     }
 
     /// Renders `model` and checks it with the edge's nginx; nothing changes until [`Self::finish`].
+    /// Under the deploy lock the model carries the lock's fence.
     pub fn stage(&self, model: &EdgeModel) -> anyhow::Result<nginx::PendingReload> {
-        nginx::stage_reload(&nginx::Target::Container(self.engine.clone()), model)
+        let mut model = model.clone();
+        let lost = |why| anyhow::Error::new(Stopped::LeaseLost(why));
+        if let Some(fence) = self.holding.fence().map_err(lost)? {
+            // Every staged model is derived from the live one as read (`model()`), which carries the fence
+            // of its writer: checked here without another round trip on a rollback's clock; `finish`
+            // checks the lease again.
+            lock::edge_fence_allows(Some(fence), model.fence).map_err(lost)?;
+            model.fence = Some(fence);
+        }
+        nginx::stage_reload(&nginx::Target::Container(self.engine.clone()), &model)
     }
 
     /// Swaps a staged tree in and reloads gracefully. The reload is verified through the published port
@@ -87,6 +103,11 @@ impl Edge {
         sh: &Shell,
         pending: nginx::PendingReload,
     ) -> anyhow::Result<nginx::ReloadReport> {
+        // Fenced: a holder that lost its lease swaps nothing (the live model's fence was checked when
+        // this tree was staged).
+        self.holding
+            .fence()
+            .map_err(|why| anyhow::Error::new(Stopped::LeaseLost(why)))?;
         // Not base_url(): AVALON_EDGE_URL may name a load balancer, and /.avalon/config answers
         // internal addresses only.
         let verify_url = endpoint_host(self.endpoint())

@@ -53,6 +53,10 @@ pub enum Outcome {
     /// The route changed and its verification failed, and the command left traffic there on purpose
     /// (a rollback: switching back would ping-pong between releases); the note says what is live.
     VerifyFailed,
+    /// Stopped by SIGINT/SIGTERM (the note names the step) after putting the edge back on the last
+    /// verified route. Weight 100: the release had passed its verification and only the drain of the old
+    /// slot was left (it counts as live); weight 0: traffic is back on the release before it.
+    Interrupted,
 }
 
 /// One line of the ledger.
@@ -79,12 +83,17 @@ pub struct Entry {
     /// The canary plan, for canary entries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<String>,
+    /// The deploy lock's fencing number the entry was written under (see `lock.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fence: Option<u64>,
 }
 
 impl Entry {
     /// Whether this entry put its release in front of all users.
     pub fn made_live(&self) -> bool {
-        self.outcome == Outcome::Succeeded
+        let verified = self.outcome == Outcome::Succeeded
+            || (self.outcome == Outcome::Interrupted && self.weight == 100);
+        verified
             && matches!(
                 self.event,
                 Event::Deploy | Event::CanaryPromote | Event::Rollback
@@ -157,6 +166,36 @@ impl History {
         self.entries.last()
     }
 
+    /// The newest fence the history knows: the highest an entry was written under, or the mark the
+    /// store keeps of the last fence issued (a lock taken that has written nothing yet).
+    pub fn newest_fence(&self, mark: u64) -> u64 {
+        self.entries
+            .iter()
+            .filter_map(|entry| entry.fence)
+            .chain(std::iter::once(mark))
+            .max()
+            .unwrap_or(mark)
+    }
+
+    /// The fence a new lock holder takes: from the sequence, above every fence issued before.
+    pub fn next_fence(&self, mark: u64) -> u64 {
+        self.next_seq().max(self.newest_fence(mark) + 1)
+    }
+
+    /// A deploy that never finished: the newest deploy-like entry (deploy, rollback, canary) is a deploy
+    /// left `started` (killed) or `interrupted` at weight 0 or before its drain.
+    pub fn unfinished_deploy(&self) -> Option<&Entry> {
+        let newest = self.entries.iter().rev().find(|entry| {
+            matches!(
+                entry.event,
+                Event::Deploy | Event::Rollback | Event::CanaryStart | Event::CanaryPromote
+            )
+        })?;
+        (newest.event == Event::Deploy
+            && matches!(newest.outcome, Outcome::Started | Outcome::Interrupted))
+        .then_some(newest)
+    }
+
     /// The canary in progress, if the newest canary entry is a start or a step that did not end it.
     pub fn canary_in_progress(&self) -> Option<&Entry> {
         let last_canary = self.entries.iter().rev().find(|entry| {
@@ -168,6 +207,18 @@ impl History {
         let open = matches!(last_canary.event, Event::CanaryStart | Event::CanaryStep)
             && matches!(last_canary.outcome, Outcome::Started | Outcome::Succeeded);
         open.then_some(last_canary)
+    }
+}
+
+/// Whether an entry written under `ours` may be appended: never under a fence older than the newest the
+/// ledger knows. `None`: the command holds no lock (nothing to compare).
+pub fn fence_allows(ours: Option<u64>, newest: u64) -> Result<(), String> {
+    match ours {
+        Some(ours) if ours < newest => Err(format!(
+            "the ledger refuses an entry under fence {ours}: fence {newest} was issued since (the deploy \
+             lock was broken and taken by another command); this command changes nothing more"
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -206,7 +257,70 @@ mod tests {
             from: "abc1234".to_owned(),
             note: None,
             plan: None,
+            fence: None,
         }
+    }
+
+    fn history(entries: &[Entry]) -> History {
+        History::parse(
+            &entries
+                .iter()
+                .map(|e| to_line(e).unwrap())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    }
+
+    #[test]
+    fn fences_rise_with_the_sequence_and_above_every_one_issued() {
+        let mut entries = vec![entry(1, Event::Deploy, "1.0.0", "blue", Outcome::Started)];
+        entries[0].fence = Some(1);
+        let h = history(&entries);
+        assert_eq!(h.newest_fence(0), 1);
+        assert_eq!(h.next_fence(0), 2);
+        // A lock taken (fence 5 issued) that wrote nothing: the next one is above it all the same.
+        assert_eq!(h.next_fence(5), 6);
+        assert!(fence_allows(Some(6), h.newest_fence(6)).is_ok());
+        assert!(
+            fence_allows(Some(5), h.newest_fence(6))
+                .unwrap_err()
+                .contains("fence 6 was issued since")
+        );
+        assert!(fence_allows(None, 9).is_ok());
+        assert_eq!(History::default().next_fence(0), 1);
+    }
+
+    #[test]
+    fn an_interrupted_or_killed_deploy_is_unfinished_until_something_else_lands() {
+        let mut entries = vec![
+            entry(1, Event::Deploy, "1.0.0", "blue", Outcome::Succeeded),
+            entry(2, Event::Deploy, "1.1.0", "green", Outcome::Started),
+        ];
+        // Killed: `started` is the newest.
+        assert_eq!(history(&entries).unfinished_deploy().unwrap().seq, 2);
+        assert_eq!(history(&entries).live().unwrap().release.version, "1.0.0");
+        // Interrupted before its verification passed: traffic back on 1.0.0.
+        entries.push(entry(
+            3,
+            Event::Deploy,
+            "1.1.0",
+            "green",
+            Outcome::Interrupted,
+        ));
+        assert_eq!(history(&entries).unfinished_deploy().unwrap().seq, 3);
+        assert_eq!(history(&entries).live().unwrap().release.version, "1.0.0");
+        // Interrupted in the drain, after its verification: 1.1.0 counts as live.
+        entries[2].weight = 100;
+        assert_eq!(history(&entries).live().unwrap().release.version, "1.1.0");
+        // A rollback (or a later deploy) closes it.
+        entries.push(entry(
+            4,
+            Event::Rollback,
+            "1.0.0",
+            "blue",
+            Outcome::Succeeded,
+        ));
+        assert!(history(&entries).unfinished_deploy().is_none());
     }
 
     #[test]

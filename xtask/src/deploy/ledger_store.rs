@@ -23,11 +23,29 @@ use crate::command::Effect;
 use crate::container_exec::{DockerCli, Invocation};
 
 pub trait LedgerStore {
-    /// The whole history as JSONL.
-    fn read(&self) -> anyhow::Result<String>;
+    /// The whole history as JSONL, and the fence mark.
+    fn read(&self) -> anyhow::Result<Stored>;
     /// Appends one entry (`line` has no newline); `seq` names it.
     fn append(&self, seq: u64, line: &str) -> anyhow::Result<()>;
+    /// Records that `fence` was issued to a new lock holder (the file [`FENCE_FILE`] beside the history),
+    /// so an older holder's writes are refused even before the new one has written an entry.
+    fn raise_fence(&self, fence: u64) -> anyhow::Result<()>;
     fn describe(&self) -> String;
+}
+
+/// What a store holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stored {
+    pub jsonl: String,
+    /// The last fence issued (0: none yet).
+    pub fence_mark: u64,
+}
+
+/// The fence mark's file name, in the ledger directory or volume.
+pub const FENCE_FILE: &str = "fence";
+
+fn parse_mark(text: &str) -> u64 {
+    text.trim().parse().unwrap_or(0)
 }
 
 pub struct DirStore {
@@ -40,13 +58,32 @@ impl DirStore {
     }
 }
 
+fn read_or_empty(path: &std::path::Path) -> anyhow::Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
 impl LedgerStore for DirStore {
-    fn read(&self) -> anyhow::Result<String> {
-        match std::fs::read_to_string(self.file()) {
-            Ok(text) => Ok(text),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-            Err(err) => Err(err).with_context(|| format!("cannot read {}", self.file().display())),
-        }
+    fn read(&self) -> anyhow::Result<Stored> {
+        Ok(Stored {
+            jsonl: read_or_empty(&self.file())?,
+            fence_mark: parse_mark(&read_or_empty(&self.dir.join(FENCE_FILE))?),
+        })
+    }
+
+    fn raise_fence(&self, fence: u64) -> anyhow::Result<()> {
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("cannot create {}", self.dir.display()))?;
+        // Written aside and renamed: a reader sees the old mark or the new one, never half of one.
+        let temporary = self
+            .dir
+            .join(format!(".{FENCE_FILE}.{}", std::process::id()));
+        std::fs::write(&temporary, format!("{fence}\n"))
+            .and_then(|()| std::fs::rename(&temporary, self.dir.join(FENCE_FILE)))
+            .with_context(|| format!("cannot write the fence mark in {}", self.dir.display()))
     }
 
     fn append(&self, _seq: u64, line: &str) -> anyhow::Result<()> {
@@ -131,10 +168,20 @@ impl VolumeStore {
 }
 
 impl LedgerStore for VolumeStore {
-    fn read(&self) -> anyhow::Result<String> {
+    fn read(&self) -> anyhow::Result<Stored> {
         self.with_helper(Effect::ReadOnly, |helper| {
             let tar = capture_bytes(&self.docker.copy_out(helper, &format!("{MOUNT}/.")))?;
             entries_from_tar(&tar)
+        })
+    }
+
+    fn raise_fence(&self, fence: u64) -> anyhow::Result<()> {
+        let tar = file_tar(FENCE_FILE, &format!("{fence}\n"))?;
+        self.with_helper(Effect::Changes, |helper| {
+            self.docker
+                .copy_in(helper, MOUNT)
+                .capture(Some(&tar))
+                .map(|_| ())
         })
     }
 
@@ -176,9 +223,21 @@ fn entry_tar(seq: u64, line: &str) -> anyhow::Result<Vec<u8>> {
         .context("cannot build the ledger entry archive")
 }
 
-/// The entry files of a `docker cp` archive, concatenated in sequence order.
-fn entries_from_tar(tar_bytes: &[u8]) -> anyhow::Result<String> {
+/// A tar archive holding one file at the top.
+fn file_tar(name: &str, body: &str) -> anyhow::Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_ustar();
+    header.set_mode(0o644);
+    header.set_size(body.len() as u64);
+    header.set_mtime(time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64);
+    builder.append_data(&mut header, name, body.as_bytes())?;
+    builder.into_inner().context("cannot build the archive")
+}
+
+/// The entry files of a `docker cp` archive, concatenated in sequence order, and the fence mark.
+fn entries_from_tar(tar_bytes: &[u8]) -> anyhow::Result<Stored> {
     let mut files = Vec::new();
+    let mut fence_mark = 0;
     let mut archive = tar::Archive::new(tar_bytes);
     for file in archive
         .entries()
@@ -190,6 +249,13 @@ fn entries_from_tar(tar_bytes: &[u8]) -> anyhow::Result<String> {
             .context("damaged ledger archive")?
             .to_string_lossy()
             .into_owned();
+        if path.trim_start_matches("./") == FENCE_FILE {
+            let mut text = String::new();
+            file.read_to_string(&mut text)
+                .context("the fence mark is not UTF-8")?;
+            fence_mark = parse_mark(&text);
+            continue;
+        }
         let Some(name) = path
             .rsplit('/')
             .next()
@@ -206,7 +272,10 @@ fn entries_from_tar(tar_bytes: &[u8]) -> anyhow::Result<String> {
         files.push((name.to_owned(), text));
     }
     files.sort();
-    Ok(files.into_iter().map(|(_, text)| text).collect())
+    Ok(Stored {
+        jsonl: files.into_iter().map(|(_, text)| text).collect(),
+        fence_mark,
+    })
 }
 
 fn capture_bytes(invocation: &Invocation) -> anyhow::Result<Vec<u8>> {
@@ -227,11 +296,13 @@ mod tests {
         let store = DirStore {
             dir: dir.path().join("ledger"),
         };
-        assert_eq!(store.read().unwrap(), "");
+        assert_eq!(store.read().unwrap(), Stored::default());
         store.append(1, r#"{"a":1}"#).unwrap();
         store.append(2, r#"{"a":2}"#).unwrap();
-        assert_eq!(store.read().unwrap(), "{\"a\":1}\n{\"a\":2}\n");
+        assert_eq!(store.read().unwrap().jsonl, "{\"a\":1}\n{\"a\":2}\n");
         assert!(store.append(3, "two\nlines").is_err());
+        store.raise_fence(3).unwrap();
+        assert_eq!(store.read().unwrap().fence_mark, 3);
     }
 
     #[test]
@@ -251,10 +322,23 @@ mod tests {
                 )
                 .unwrap();
         }
-        let text = entries_from_tar(&builder.into_inner().unwrap()).unwrap();
-        assert_eq!(text, "{\"seq\":1}\n{\"seq\":2}\n{\"seq\":10}\n");
+        let mut header = tar::Header::new_ustar();
+        header.set_size(3);
+        header.set_mode(0o644);
+        builder
+            .append_data(&mut header, "./fence", "12\n".as_bytes())
+            .unwrap();
+        let stored = entries_from_tar(&builder.into_inner().unwrap()).unwrap();
+        assert_eq!(stored.jsonl, "{\"seq\":1}\n{\"seq\":2}\n{\"seq\":10}\n");
+        assert_eq!(stored.fence_mark, 12);
 
         let one = entry_tar(7, "{\"seq\":7}").unwrap();
-        assert_eq!(entries_from_tar(&one).unwrap(), "{\"seq\":7}\n");
+        assert_eq!(entries_from_tar(&one).unwrap().jsonl, "{\"seq\":7}\n");
+        assert_eq!(
+            entries_from_tar(&file_tar(FENCE_FILE, "4\n").unwrap())
+                .unwrap()
+                .fence_mark,
+            4
+        );
     }
 }

@@ -4,6 +4,9 @@
 
 use serde::Serialize;
 
+use super::config::Timing;
+use super::ledger::{Entry, History, Outcome};
+use super::plan::{self, Action, Live};
 use super::slots::{Routing, Slot};
 use super::target::ContainerInfo;
 
@@ -160,6 +163,134 @@ pub fn after_failure(before: &str, now: &LiveRelease) -> AfterFailure {
     }
 }
 
+/// The edge against the ledger: whether what users get passed a verification, and what is left open.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Situation {
+    /// The edge serves the ledger's last verified release (or no slotted one); `unfinished` is a deploy
+    /// that was interrupted or killed before it took traffic (or before its drain).
+    Consistent { unfinished: Option<Entry> },
+    /// The edge serves a release no verification passed: a deploy killed (or cut off) after its switch.
+    Unverified {
+        serving: LiveRelease,
+        /// The newest release that passed its verification, where rollback returns.
+        verified: Option<Box<Entry>>,
+        unfinished: Option<Box<Entry>>,
+    },
+}
+
+pub fn situation(history: &History, serving: &LiveRelease) -> Situation {
+    let unfinished = history.unfinished_deploy().cloned();
+    let verified = history.live();
+    let differs = match (serving.slot, verified) {
+        (Some(slot), Some(verified)) => {
+            verified.slot != slot.name()
+                || serving.version.as_deref() != Some(verified.release.version.as_str())
+        }
+        // Nothing verified yet but a slot serves: only an unfinished deploy can have put it there.
+        (Some(_), None) => unfinished.is_some(),
+        (None, _) => false,
+    };
+    if differs {
+        Situation::Unverified {
+            serving: serving.clone(),
+            verified: verified.cloned().map(Box::new),
+            unfinished: unfinished.map(Box::new),
+        }
+    } else {
+        Situation::Consistent { unfinished }
+    }
+}
+
+impl Situation {
+    /// What an operator should do, in a sentence or two; empty when nothing is open.
+    pub fn advice(&self) -> Option<String> {
+        match self {
+            Situation::Consistent { unfinished: None } => None,
+            Situation::Consistent {
+                unfinished: Some(entry),
+            } => Some(format!(
+                "deploy #{} of {} did not finish ({}); the edge serves the verified release. \
+                 `cargo xtask deploy --resume` finishes it; a new deploy or rollback is safe too",
+                entry.seq,
+                entry.release.version,
+                how_it_ended(entry)
+            )),
+            Situation::Unverified {
+                serving, verified, ..
+            } => Some(format!(
+                "the edge serves {}, which no verification passed (a deploy stopped after its switch). \
+                 `cargo xtask deploy --resume` verifies it and finishes the deploy; `cargo xtask rollback` \
+                 returns to {}",
+                serving.describe(),
+                verified
+                    .as_ref()
+                    .map_or("the release before it".to_owned(), |e| format!(
+                        "{} (slot {}), the last verified release",
+                        e.release.version, e.slot
+                    ))
+            )),
+        }
+    }
+}
+
+fn how_it_ended(entry: &Entry) -> String {
+    match (entry.outcome, &entry.note) {
+        (Outcome::Started, _) => "no outcome recorded: killed, or still running".to_owned(),
+        (_, Some(note)) => format!("{:?}: {note}", entry.outcome).to_lowercase(),
+        (outcome, None) => format!("{outcome:?}").to_lowercase(),
+    }
+}
+
+/// Where a plain `rollback` returns: after a deploy stopped past its switch, to the last verified release
+/// (the one the edge left); otherwise to the good release before the live one.
+pub fn rollback_target<'h>(history: &'h History, serving: &LiveRelease) -> Option<&'h Entry> {
+    match situation(history, serving) {
+        Situation::Unverified { .. } => history.live(),
+        Situation::Consistent { .. } => history.previous_good(),
+    }
+}
+
+/// Whether `version` on `slot` is what the edge serves now.
+pub fn serves(serving: &LiveRelease, version: &str, slot: &str) -> bool {
+    serving.version.as_deref() == Some(version) && serving.slot.is_some_and(|s| s.name() == slot)
+}
+
+/// How `deploy --resume` finishes the unfinished deploy `entry` given what the edge serves: the target
+/// slot, and the actions; `None` when it cannot (the entry names no slot).
+pub fn resume_plan(
+    entry: &Entry,
+    serving: &LiveRelease,
+    live: Live,
+    timing: &Timing,
+) -> Option<(Slot, Vec<Action>)> {
+    let slot = Slot::parse(&entry.slot)?;
+    if !serves(serving, &entry.release.version, &entry.slot) {
+        // Traffic is on the release before it: the deploy again, from its start.
+        let (target, actions) = plan::deploy_plan(live, &entry.release, timing);
+        return Some((target, actions));
+    }
+    let verified = entry.outcome == Outcome::Interrupted && entry.weight == 100;
+    let mut actions = Vec::new();
+    if !verified {
+        actions.push(Action::Verify {
+            slot,
+            window_seconds: timing.verify_window.as_secs(),
+            // A deploy resumed: a failed verification undoes it as it would have the first time.
+            on_failure: plan::OnFailure::Undo,
+        });
+    }
+    actions.push(Action::Route {
+        routing: Routing::all_to(slot),
+        keep_idle: None,
+    });
+    actions.push(Action::DrainAndStop {
+        slot: slot.other(),
+        wait_seconds: timing.drain.as_secs(),
+    });
+    Some((slot, actions))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -272,5 +403,169 @@ mod tests {
             &containers,
         );
         assert_eq!(after_failure("1.0.0", &split), AfterFailure::AbortCanary);
+    }
+
+    fn entry(seq: u64, version: &str, slot: &str, outcome: Outcome, weight: u8) -> Entry {
+        use super::super::ledger::{Event, Release};
+        Entry {
+            seq,
+            at: time::OffsetDateTime::from_unix_timestamp(1_800_000_000 + seq as i64).unwrap(),
+            event: Event::Deploy,
+            release: Release {
+                version: version.to_owned(),
+                images: Default::default(),
+                config_digest: "sha256:c".to_owned(),
+            },
+            slot: slot.to_owned(),
+            weight,
+            outcome,
+            who: "ops@host".to_owned(),
+            from: "checkout".to_owned(),
+            note: None,
+            plan: None,
+            fence: Some(seq),
+        }
+    }
+
+    fn timing() -> Timing {
+        Timing {
+            ready_timeout: std::time::Duration::from_secs(60),
+            drain: std::time::Duration::from_secs(3),
+            verify_window: std::time::Duration::from_secs(8),
+            min_free_disk_mib: 1,
+        }
+    }
+
+    /// 1.0.0 verified on blue, then a deploy of 1.1.0 to green that ended as `outcome`.
+    fn after(outcome: Outcome, weight: u8) -> History {
+        History {
+            entries: vec![
+                entry(1, "0.9.0", "green", Outcome::Succeeded, 100),
+                entry(2, "1.0.0", "blue", Outcome::Succeeded, 100),
+                entry(3, "1.1.0", "green", Outcome::Started, 0),
+                entry(4, "1.1.0", "green", outcome, weight),
+            ],
+            damaged: Vec::new(),
+        }
+    }
+
+    fn serving(slot: Slot) -> LiveRelease {
+        let containers = vec![
+            container("api-blue", "1.0.0", "running", "healthy"),
+            container("websocket-blue", "1.0.0", "running", "healthy"),
+            container("api-green", "1.1.0", "running", "healthy"),
+            container("websocket-green", "1.1.0", "running", "healthy"),
+        ];
+        LiveRelease::of(Some(Routing::all_to(slot)), &containers)
+    }
+
+    #[test]
+    fn a_deploy_interrupted_and_put_back_leaves_the_verified_release_live_and_resumable() {
+        let history = after(Outcome::Interrupted, 0);
+        let edge = serving(Slot::Blue);
+        let found = situation(&history, &edge);
+        assert!(
+            matches!(&found, Situation::Consistent { unfinished: Some(e) } if e.seq == 4),
+            "{found:?}"
+        );
+        assert!(found.advice().unwrap().contains("deploy --resume"));
+        // Rollback undoes the live release, not the interrupted one: back to 0.9.0.
+        assert_eq!(
+            rollback_target(&history, &edge).unwrap().release.version,
+            "0.9.0"
+        );
+        // Resume: the deploy again from its start, onto green.
+        let (slot, actions) = resume_plan(
+            &history.entries[3],
+            &edge,
+            Live::Slot(Slot::Blue),
+            &timing(),
+        )
+        .unwrap();
+        assert_eq!(slot, Slot::Green);
+        assert!(matches!(
+            actions[0],
+            Action::StartSlot {
+                slot: Slot::Green,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_deploy_killed_after_its_switch_is_unverified_and_rollback_returns_to_the_verified_release()
+    {
+        // SIGKILL after the switch: the ledger's last word on 1.1.0 is `started`, the edge serves it.
+        let mut history = after(Outcome::Started, 0);
+        history.entries.pop();
+        let edge = serving(Slot::Green);
+        let found = situation(&history, &edge);
+        assert!(matches!(found, Situation::Unverified { .. }), "{found:?}");
+        let advice = found.advice().unwrap();
+        assert!(
+            advice.contains("1.0.0 (slot blue), the last verified release"),
+            "{advice}"
+        );
+        // Not "the release before 1.0.0": the release the edge left.
+        assert_eq!(
+            rollback_target(&history, &edge).unwrap().release.version,
+            "1.0.0"
+        );
+        // Resume verifies what serves, then finishes the switch and drains the old slot.
+        let (slot, actions) = resume_plan(
+            &history.entries[2],
+            &edge,
+            Live::Slot(Slot::Green),
+            &timing(),
+        )
+        .unwrap();
+        assert_eq!(slot, Slot::Green);
+        assert!(matches!(
+            actions[0],
+            Action::Verify {
+                slot: Slot::Green,
+                ..
+            }
+        ));
+        assert!(matches!(
+            actions.last().unwrap(),
+            Action::DrainAndStop {
+                slot: Slot::Blue,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_deploy_interrupted_in_its_drain_is_live_and_resume_only_drains() {
+        let history = after(Outcome::Interrupted, 100);
+        let edge = serving(Slot::Green);
+        assert!(matches!(
+            situation(&history, &edge),
+            Situation::Consistent {
+                unfinished: Some(_)
+            }
+        ));
+        let (_, actions) = resume_plan(
+            &history.entries[3],
+            &edge,
+            Live::Slot(Slot::Green),
+            &timing(),
+        )
+        .unwrap();
+        assert!(!actions.iter().any(|a| matches!(a, Action::Verify { .. })));
+        assert_eq!(
+            rollback_target(&history, &edge).unwrap().release.version,
+            "1.0.0"
+        );
+    }
+
+    #[test]
+    fn a_finished_history_has_nothing_open() {
+        let mut history = after(Outcome::Succeeded, 100);
+        history.entries.remove(2);
+        let found = situation(&history, &serving(Slot::Green));
+        assert_eq!(found, Situation::Consistent { unfinished: None });
+        assert!(found.advice().is_none());
     }
 }

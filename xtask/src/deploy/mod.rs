@@ -6,9 +6,10 @@
 //! context and target.
 //! One file per concern: [`ledger`] + [`ledger_store`] (history on the target), [`config`]
 //! (deploy/deploy.toml), [`plan`] (actions shown by --dry-run and run as shown), [`analysis`] (judgment from
-//! the access log), [`probe`] (synthetic traffic), [`lock`], [`preflight`], [`target`] (the stack through
-//! Docker: [`containers`] what a listing says, [`slot_overlay`] a slot's compose overlay, [`edge`] nginx),
-//! [`undo`] and [`kept`] (what a rollback undoes, and whether it reuses a kept slot), [`labels`].
+//! the access log), [`probe`] (synthetic traffic), [`lock`] (leased, fenced) + [`unlock`], [`interrupt`]
+//! (SIGINT/SIGTERM and a lost lease), [`preflight`], [`target`] (the stack through Docker: [`containers`]
+//! what a listing says, [`slot_overlay`] a slot's compose overlay, [`edge`] nginx), [`undo`] and [`kept`]
+//! (what a rollback undoes, and whether it reuses a kept slot), [`labels`].
 
 mod analysis;
 mod canary;
@@ -18,6 +19,7 @@ mod context;
 mod deploy_cmd;
 mod edge;
 mod execute;
+mod interrupt;
 mod kept;
 mod labels;
 mod ledger;
@@ -34,6 +36,7 @@ mod slots;
 mod status;
 mod target;
 mod undo;
+mod unlock;
 mod watch;
 
 pub use canary::Canary;
@@ -41,6 +44,7 @@ pub use deploy_cmd::Deploy;
 pub use releases::Releases;
 pub use rollback::Rollback;
 pub use status::Status;
+pub use unlock::Unlock;
 // What `heal` and `maintenance` (crate::heal, crate::maintenance) read: the stack through the same target and
 // context as every deploy command.
 #[cfg(test)]
@@ -68,7 +72,9 @@ pub(crate) fn now_rfc3339() -> String {
 #[derive(clap::Args, Debug, Clone)]
 pub struct ReleaseArgs {
     /// Release version; the images are avalon-api:V and avalon-ws:V (as `cargo xtask image build` tags them).
-    #[arg(long, required_unless_present_any = ["image_tag", "api_image"])]
+    /// (One of --version, --image-tag or --api-image/--ws-image names the release; checked by `resolve`,
+    /// so `deploy --resume` can take its release from the ledger instead.)
+    #[arg(long)]
     pub version: Option<String>,
     /// Deploy this image tag of avalon-api / avalon-ws (recorded as the version when --version is absent).
     #[arg(long, value_name = "TAG")]

@@ -122,6 +122,8 @@ impl Rollback {
         let Live::Slot(live) = ctx.target.live(&model, containers) else {
             bail!("nothing to roll back: the edge routes to no slot (no slotted deploy yet)");
         };
+        // What is live is what the edge serves (a deploy stopped after its switch serves a release the
+        // ledger never verified): a plain rollback then returns to the last verified release.
         let serving = LiveRelease::of(slots::routing_of(&model), containers);
         let wanted = match &self.to {
             Some(version) => self.explicit_target(&history, &serving, version)?,

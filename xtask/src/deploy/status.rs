@@ -6,9 +6,9 @@ use clap::Args;
 use serde::Serialize;
 
 use super::context::{Ctx, TargetArgs};
-use super::ledger::Entry;
-use super::live::{self, LiveRelease};
-use super::lock::{DeployLock, Holder};
+use super::ledger::{Entry, History};
+use super::live::{self, LiveRelease, Situation};
+use super::lock::{DeployLock, Liveness, Observed};
 use super::slots::{self, Routing};
 use super::target::ContainerInfo;
 
@@ -41,29 +41,20 @@ struct Report {
     routing: Option<Routing>,
     maintenance: bool,
     containers: Vec<ContainerInfo>,
-    lock: Option<LockReport>,
+    /// The deploy lock: holder, lease, fence, and `liveness.state` `running` or `stale`.
+    lock: Option<Observed>,
+    /// The edge against the ledger: `consistent` or `unverified`, and an unfinished deploy.
+    situation: Option<Situation>,
     warnings: Vec<String>,
 }
 
-#[derive(Serialize)]
-struct LockReport {
-    holder: String,
-    command: String,
-    since: String,
-}
-
-impl From<Holder> for LockReport {
-    fn from(h: Holder) -> Self {
-        Self {
-            holder: h.holder,
-            command: h.command,
-            since: h.since,
-        }
-    }
-}
-
 /// What an operator must look at now.
-pub fn warnings(containers: &[ContainerInfo], last: Option<&Entry>) -> Vec<String> {
+pub fn warnings(
+    containers: &[ContainerInfo],
+    last: Option<&Entry>,
+    lock: Option<&Observed>,
+    situation: Option<&Situation>,
+) -> Vec<String> {
     let mut warnings = Vec::new();
     for c in containers {
         if c.state == "restarting" || c.restart_count >= RESTART_LOOP_THRESHOLD {
@@ -86,11 +77,33 @@ pub fn warnings(containers: &[ContainerInfo], last: Option<&Entry>) -> Vec<Strin
             ));
         }
     }
-    if let Some(last) = last.filter(|e| e.outcome == super::ledger::Outcome::Started) {
-        warnings.push(format!(
-            "UNFINISHED: ledger #{} ({:?} of {}) never recorded an outcome; the command was interrupted",
-            last.seq, last.event, last.release.version
-        ));
+    let running = matches!(lock.map(|l| &l.liveness), Some(Liveness::Running { .. }));
+    match lock {
+        Some(
+            held @ Observed {
+                liveness: Liveness::Stale { why },
+                ..
+            },
+        ) => warnings.push(format!(
+            "STALE LOCK: {} — {why}; `cargo xtask unlock` breaks it",
+            held.describe()
+        )),
+        Some(held) if last.is_some_and(|e| e.outcome == super::ledger::Outcome::Started) => {
+            warnings.push(format!(
+                "IN PROGRESS: {} is running (ledger #{})",
+                held.describe(),
+                last.map_or(0, |e| e.seq)
+            ));
+        }
+        _ => {}
+    }
+    // While a command runs, what it has not finished yet is its business, not an incident.
+    if !running && let Some(advice) = situation.and_then(Situation::advice) {
+        let kind = match situation {
+            Some(Situation::Unverified { .. }) => "UNVERIFIED",
+            _ => "UNFINISHED",
+        };
+        warnings.push(format!("{kind}: {advice}"));
     }
     warnings
 }
@@ -105,6 +118,10 @@ impl Status {
         let last = history.as_ref().and_then(|h| h.last().cloned());
         let routing = model.as_ref().and_then(slots::routing_of);
         let serving = LiveRelease::of(routing, &containers);
+        let situation = history
+            .as_ref()
+            .map(|h: &History| live::situation(h, &serving));
+        let lock = DeployLock::observe(&ctx.target.docker, &ctx.target.project)?;
         if self.github_output {
             let slot = serving.slot.map(|s| s.name()).unwrap_or_default();
             let version = serving.version.as_deref().unwrap_or_default();
@@ -120,12 +137,17 @@ impl Status {
             project: ctx.target.project.clone(),
             serving,
             live: history.as_ref().and_then(|h| h.live().cloned()),
-            warnings: warnings(&containers, last.as_ref()),
+            warnings: warnings(
+                &containers,
+                last.as_ref(),
+                lock.as_ref(),
+                situation.as_ref(),
+            ),
             last,
             routing,
             maintenance: model.as_ref().is_some_and(|m| m.maintenance.enabled),
-            lock: DeployLock::holder(&ctx.target.docker, &ctx.target.project)?
-                .map(LockReport::from),
+            lock,
+            situation,
             containers,
         };
         if self.json {
@@ -186,10 +208,16 @@ fn print_report(report: &Report) {
         );
     }
     if let Some(lock) = &report.lock {
-        println!(
-            "lock        held by {} ({}) since {}",
-            lock.holder, lock.command, lock.since
-        );
+        let fence = lock
+            .fence()
+            .map_or(String::new(), |f| format!(", fence {f}"));
+        let state = match &lock.liveness {
+            Liveness::Running { lease_age_seconds } => {
+                format!("RUNNING (lease renewed {lease_age_seconds}s ago)")
+            }
+            Liveness::Stale { why } => format!("STALE ({why})"),
+        };
+        println!("lock        {state}: {}{fence}", lock.describe());
     }
     println!(
         "\n{:<32} {:<16} {:<6} {:<10} {:<10} {:>8}  RELEASE",

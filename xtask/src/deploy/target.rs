@@ -17,6 +17,7 @@ use super::containers::{Inspect, container_info};
 pub use super::edge::Edge;
 use super::edge::endpoint_host;
 use super::ledger::Release;
+use super::lock::Holding;
 use super::plan::Live;
 use super::slot_overlay::{rebase_binds, slot_overlay, use_images};
 use super::slots::{self, Slot};
@@ -35,6 +36,8 @@ pub struct Target {
     pub docker: DockerCli,
     pub env: StackEnv,
     pub project: String,
+    /// The deploy lock this command holds, if any: its fence goes with every edge swap.
+    pub holding: Holding,
 }
 
 impl Target {
@@ -43,6 +46,7 @@ impl Target {
             docker: DockerCli::default(),
             env,
             project: project.unwrap_or_else(|| env.default_project()),
+            holding: Holding::default(),
         }
     }
 
@@ -128,13 +132,13 @@ impl Target {
             .into_iter()
             .next()
             .context("nginx vanished while being inspected")?;
-        Edge::from_inspect(&self.docker, &raw)
+        Edge::from_inspect(&self.docker, &raw, self.holding.clone())
     }
 
     /// The edge of a [`Snapshot`], without asking the engine again.
     pub fn edge_in(&self, snapshot: &Snapshot) -> anyhow::Result<Edge> {
         match &snapshot.edge {
-            Some(raw) => Edge::from_inspect(&self.docker, raw),
+            Some(raw) => Edge::from_inspect(&self.docker, raw, self.holding.clone()),
             None => Err(self.no_edge()),
         }
     }

@@ -5,7 +5,7 @@
 //! between two releases): the operator names the release.
 
 use super::ledger::{Entry, Event, History, Outcome};
-use super::live::LiveRelease;
+use super::live::{LiveRelease, Situation, rollback_target, situation};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Undo<'a> {
@@ -23,6 +23,19 @@ pub fn what_to_undo<'a>(history: &'a History, serving: &LiveRelease) -> anyhow::
         return Ok(Undo::AbortCanary(canary));
     }
     let live = history.live();
+    // A deploy stopped after its switch (interrupted, or killed) left the edge on a release no verification
+    // passed: the undo is the last verified release, whatever the ledger's last intent says. Any other
+    // disagreement (a rollback left unverified on purpose, a hand-made change) is not guessed at below.
+    if matches!(
+        situation(history, serving),
+        Situation::Unverified {
+            unfinished: Some(_),
+            ..
+        }
+    ) && let Some(verified) = rollback_target(history, serving)
+    {
+        return Ok(Undo::To(verified));
+    }
     let further = || {
         history.previous_good().map_or_else(
             || "the ledger has no earlier good release".to_owned(),
@@ -94,15 +107,19 @@ pub fn what_to_undo<'a>(history: &'a History, serving: &LiveRelease) -> anyhow::
 
 /// Whether `entry` ended a change that put traffic back where it was by itself.
 fn undid_itself(entry: &Entry) -> bool {
-    matches!(
-        (entry.event, entry.outcome),
-        (Event::CanaryAbort, _)
-            | (_, Outcome::Aborted | Outcome::RolledBack)
-            | (
-                Event::Deploy | Event::CanaryStart | Event::CanaryPromote | Event::Rollback,
-                Outcome::Failed
-            )
-    )
+    // Interrupted before its verification passed: the edge was put back on the release before it.
+    let interrupted_and_put_back =
+        entry.event == Event::Deploy && entry.outcome == Outcome::Interrupted && entry.weight == 0;
+    interrupted_and_put_back
+        || matches!(
+            (entry.event, entry.outcome),
+            (Event::CanaryAbort, _)
+                | (_, Outcome::Aborted | Outcome::RolledBack)
+                | (
+                    Event::Deploy | Event::CanaryStart | Event::CanaryPromote | Event::Rollback,
+                    Outcome::Failed
+                )
+        )
 }
 
 fn change(entry: &Entry) -> String {
@@ -119,6 +136,7 @@ fn ending(entry: &Entry) -> String {
     let how = match entry.outcome {
         Outcome::RolledBack => "was rolled back by its verification",
         Outcome::Failed => "failed before it took traffic",
+        Outcome::Interrupted => "was interrupted and put back on the release before it",
         _ => "was aborted",
     };
     format!(
@@ -159,6 +177,7 @@ mod tests {
             from: "test".to_owned(),
             note: None,
             plan: None,
+            fence: None,
         }
     }
 

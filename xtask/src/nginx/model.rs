@@ -39,6 +39,10 @@ pub struct EdgeModel {
     /// `auto` or a number.
     pub worker_processes: String,
     pub worker_connections: u32,
+    /// The deploy lock's fencing number of the command that wrote this model (xtask/src/deploy/lock.rs):
+    /// a command under an older fence may not replace it. Absent on models written without the lock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fence: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -180,6 +184,7 @@ impl Default for EdgeModel {
             user: None,
             worker_processes: "auto".to_owned(),
             worker_connections: 4096,
+            fence: None,
         }
     }
 }
