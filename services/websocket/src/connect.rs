@@ -24,10 +24,25 @@ pub async fn admit(
     auth: Result<Value, impl std::fmt::Display>,
 ) -> Result<(), WsError> {
     let result = check(app, socket, auth);
-    if let Err(err) = &result {
-        app.metrics.refused(err.code);
+    match &result {
+        Ok(()) => app.metrics.accepted.inc(),
+        Err(err) => app.metrics.refused(err.code),
     }
     result
+}
+
+/// FAULT_INJECT_WS_REFUSE_RATE: refuses that share of handshakes on purpose, so a canary built with it
+/// must be caught by the judgment's game-server signals. Health and metrics are untouched, so the
+/// instance stays healthy and keeps getting players, as a subtly broken release would.
+fn injected_fault(app: &App) -> Result<(), WsError> {
+    let rate = app.ws().fault_inject_refuse_rate;
+    if rate > 0.0 && rand::random::<f64>() < rate {
+        return Err(WsError::new(
+            "FAULT_INJECTED",
+            format!("handshake refused on purpose (FAULT_INJECT_WS_REFUSE_RATE={rate})"),
+        ));
+    }
+    Ok(())
 }
 
 fn check(
@@ -41,6 +56,7 @@ fn check(
             "this server is shutting down; reconnect (you will reach another instance)",
         ));
     }
+    injected_fault(app)?;
     let limit = app.live.get().max_connections;
     let open = app.metrics.connections.get();
     if open >= i64::from(limit) {

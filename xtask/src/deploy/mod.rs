@@ -4,14 +4,18 @@
 //! Commands: `cargo xtask deploy | canary … | rollback | releases | maintenance … | status | heal`.
 //! One file per concern: [`ledger`] + [`ledger_store`] (history on the target), [`config`]
 //! (deploy/deploy.toml), [`plan`] (actions shown by --dry-run and run as shown), [`analysis`] (judgment from
-//! the access log), [`probe`] (synthetic traffic), [`lock`], [`preflight`], [`target`] (Docker + edge).
+//! the access log), [`probe`] (synthetic traffic, with
+//! [`probe_ws`] Socket.IO sessions signed in by [`probe_token`]), [`game_metrics`] and [`analysis_ws`]
+//! (the game server's signals), [`lock`], [`preflight`], [`target`] (Docker + edge).
 
 mod analysis;
+mod analysis_ws;
 mod canary;
 mod config;
 mod context;
 mod deploy_cmd;
 mod execute;
+mod game_metrics;
 mod heal;
 mod ledger;
 mod ledger_store;
@@ -21,6 +25,8 @@ mod maintenance;
 mod plan;
 mod preflight;
 mod probe;
+mod probe_token;
+mod probe_ws;
 mod releases;
 mod rollback;
 mod slots;
