@@ -507,7 +507,12 @@ impl ExtraTag {
         let tag = format!("chaos-{}-{name}", std::process::id());
         for (image, service) in [("avalon-api", "api"), ("avalon-ws", "websocket")] {
             let container = chaos.live_containers(service).remove(0);
-            let id = run_ok(&mut docker(&["inspect", "--format", "{{.Image}}", &container]));
+            let id = run_ok(&mut docker(&[
+                "inspect",
+                "--format",
+                "{{.Image}}",
+                &container,
+            ]));
             run_ok(&mut docker(&["tag", id.trim(), &format!("{image}:{tag}")]));
         }
         ExtraTag { tag }
@@ -517,7 +522,11 @@ impl ExtraTag {
 impl Drop for ExtraTag {
     fn drop(&mut self) {
         for image in ["avalon-api", "avalon-ws"] {
-            let _ = run(&mut docker(&["image", "rm", &format!("{image}:{}", self.tag)]));
+            let _ = run(&mut docker(&[
+                "image",
+                "rm",
+                &format!("{image}:{}", self.tag),
+            ]));
         }
     }
 }
@@ -796,7 +805,11 @@ fn deploys_canaries_rollbacks_maintenance_and_crashes_under_load_lose_no_request
     );
     all.push(frozen);
 
-    all.push(canary_with_a_refusing_game_server(&mut players, &chaos, &token));
+    all.push(canary_with_a_refusing_game_server(
+        &mut players,
+        &chaos,
+        &token,
+    ));
 
     println!("\n===== chaos suite: what users saw =====");
     println!(

@@ -18,14 +18,21 @@ pub const SESSION: &str = "session";
 pub const MAINTENANCE: &str = "server:maintenance";
 
 /// The connect middleware: every refusal is a `connect_error` whose message is `{code, message}` as JSON.
+/// An admitted socket gets its event handlers here, before socketioxide acknowledges the CONNECT: the
+/// connect handler runs on a task of its own after the acknowledgement, and an event a client sends the
+/// moment it is connected would otherwise find no handler and never be answered (the deploy probe's
+/// `sync` did, one session in a few). The events wait for the connect handler's resume themselves.
 pub async fn admit(
-    app: &App,
+    app: &Arc<App>,
     socket: &SocketRef,
     auth: Result<Value, impl std::fmt::Display>,
 ) -> Result<(), WsError> {
     let result = check(app, socket, auth);
     match &result {
-        Ok(()) => app.metrics.accepted.inc(),
+        Ok(()) => {
+            app.metrics.accepted.inc();
+            handlers::register(socket, app);
+        }
         Err(err) => app.metrics.refused(err.code),
     }
     result
@@ -100,7 +107,6 @@ pub async fn connected(app: Arc<App>, socket: SocketRef) {
         return;
     };
     app.metrics.connections.inc();
-    handlers::register(&socket, &app);
     {
         let app = Arc::clone(&app);
         socket.on_disconnect(move |socket: SocketRef| {

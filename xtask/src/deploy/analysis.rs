@@ -136,7 +136,10 @@ pub fn judge(judged: &SlotStats, baseline: Option<&SlotStats>, t: &Thresholds) -
     if !reasons.is_empty() {
         return Verdict::Fail { reasons };
     }
-    let missing: Vec<String> = http_inconclusive.into_iter().chain(ws.inconclusive).collect();
+    let missing: Vec<String> = http_inconclusive
+        .into_iter()
+        .chain(ws.inconclusive)
+        .collect();
     if missing.is_empty() {
         Verdict::Pass
     } else {
@@ -325,8 +328,9 @@ mod tests {
         assert_eq!(
             verdict,
             Verdict::Inconclusive {
-                reason: "0 WebSocket sessions on the slot, fewer than thresholds.min_ws_sessions = 10"
-                    .to_owned()
+                reason:
+                    "0 WebSocket sessions on the slot, fewer than thresholds.min_ws_sessions = 10"
+                        .to_owned()
             }
         );
     }

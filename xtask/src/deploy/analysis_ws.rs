@@ -85,9 +85,7 @@ pub fn judge_ws(judged: &SlotStats, t: &Thresholds) -> WsFindings {
         let refused: BTreeMap<String, u64> = server
             .handshakes_refused
             .iter()
-            .filter(|(code, _)| {
-                !super::game_metrics::CLIENT_REFUSALS.contains(&code.as_str())
-            })
+            .filter(|(code, _)| !super::game_metrics::CLIENT_REFUSALS.contains(&code.as_str()))
             .map(|(code, count)| (code.clone(), *count))
             .collect();
         rates.push(Rate {
@@ -100,8 +98,8 @@ pub fn judge_ws(judged: &SlotStats, t: &Thresholds) -> WsFindings {
     let mut conclusive = false;
     for rate in &rates {
         // Failures already seen that break the threshold even if every missing session had passed.
-        let already = rate.failed as f64 / rate.total.max(min) as f64
-            > t.max_ws_handshake_failure_rate;
+        let already =
+            rate.failed as f64 / rate.total.max(min) as f64 > t.max_ws_handshake_failure_rate;
         if rate.total >= min {
             conclusive = true;
         }
@@ -135,7 +133,8 @@ pub fn judge_ws(judged: &SlotStats, t: &Thresholds) -> WsFindings {
         ));
     }
     if let Some(server) = &ws.server {
-        let already = server.event_errors as f64 / server.events.max(min) as f64 > t.max_ws_error_rate;
+        let already =
+            server.event_errors as f64 / server.events.max(min) as f64 > t.max_ws_error_rate;
         if server.events >= min || already {
             let share = server.event_errors as f64 / server.events.max(1) as f64;
             if share > t.max_ws_error_rate {
@@ -288,7 +287,8 @@ mod tests {
             "{findings:?}"
         );
         assert!(
-            findings.reasons[1].contains("(game server) 45.00 % (9 of 20: refused FAULT_INJECTED 9)"),
+            findings.reasons[1]
+                .contains("(game server) 45.00 % (9 of 20: refused FAULT_INJECTED 9)"),
             "{findings:?}"
         );
     }
@@ -318,7 +318,10 @@ mod tests {
         judged.ws.connect_p95_ms = Some(900.0);
         let findings = judge_ws(&judged, &thresholds());
         assert_eq!(findings.reasons.len(), 2, "{findings:?}");
-        assert_eq!(findings.reasons[0], "WebSocket connect p95 900 ms above 500 ms");
+        assert_eq!(
+            findings.reasons[0],
+            "WebSocket connect p95 900 ms above 500 ms"
+        );
         assert!(
             findings.reasons[1].starts_with("game-server errors 5.00 % of events (5 of 100"),
             "{findings:?}"

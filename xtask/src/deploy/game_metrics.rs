@@ -31,7 +31,7 @@ const DEFAULT_WS_PORT: &str = "3001";
 
 /// `sh -c SCRAPE_SCRIPT scrape URL…` in the edge: each answer after a marker naming its URL, a failed one
 /// marked as such (wget's own message goes to stderr).
-const SCRAPE_SCRIPT: &str = r#"for url do echo "# avalon-scrape $url"; wget -q -T 3 -O - "$url" || echo "# avalon-scrape-failed"; done"#;
+const SCRAPE_SCRIPT: &str = r##"for url do echo "# avalon-scrape $url"; wget -q -T 3 -O - "$url" || echo "# avalon-scrape-failed"; done"##;
 
 /// One container's counters as read from its `/metrics`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -116,9 +116,17 @@ pub fn scrape_targets(
 
 /// The `docker exec` argv scraping `urls` from inside the edge.
 pub fn scrape_argv(edge: &str, urls: &[String]) -> Vec<String> {
-    let mut argv: Vec<String> = ["container", "exec", edge, "sh", "-c", SCRAPE_SCRIPT, "scrape"]
-        .map(str::to_owned)
-        .to_vec();
+    let mut argv: Vec<String> = [
+        "container",
+        "exec",
+        edge,
+        "sh",
+        "-c",
+        SCRAPE_SCRIPT,
+        "scrape",
+    ]
+    .map(str::to_owned)
+    .to_vec();
     argv.extend(urls.iter().cloned());
     argv
 }
@@ -234,7 +242,11 @@ pub fn parse_counters(text: &str) -> Counters {
 /// What happened between two counter readings; a counter that went down belongs to a restarted process,
 /// whose whole count is new.
 fn increase(before: u64, after: u64) -> u64 {
-    if after >= before { after - before } else { after }
+    if after >= before {
+        after - before
+    } else {
+        after
+    }
 }
 
 fn difference(before: &Counters, after: &Counters) -> Counters {
@@ -368,14 +380,20 @@ ws_connections 4
         assert_eq!(counters.accepted, Some(40));
         assert_eq!(counters.refused["FAULT_INJECTED"], 7);
         assert_eq!(counters.events, 34);
-        assert_eq!(counters.event_errors, 1, "rule refusals are the game working");
+        assert_eq!(
+            counters.event_errors, 1,
+            "rule refusals are the game working"
+        );
         assert_eq!(counters.redis_errors, 1);
         assert_eq!(parse_counters("ws_events_total 1\n").accepted, None);
     }
 
     fn scrape_of(slot: Slot, read: &[(&str, Result<&str, &str>)]) -> Scrape {
         Scrape {
-            slots: read.iter().map(|(name, _)| ((*name).to_owned(), slot)).collect(),
+            slots: read
+                .iter()
+                .map(|(name, _)| ((*name).to_owned(), slot))
+                .collect(),
             read: read
                 .iter()
                 .map(|(name, text)| {
@@ -393,7 +411,12 @@ ws_connections 4
         let before = scrape_of(
             Slot::Green,
             &[
-                ("ws-1", Ok("ws_connections_accepted_total 10\nws_events_total{event=\"sync\",result=\"OK\"} 10\n")),
+                (
+                    "ws-1",
+                    Ok(
+                        "ws_connections_accepted_total 10\nws_events_total{event=\"sync\",result=\"OK\"} 10\n",
+                    ),
+                ),
                 ("ws-2", Ok("ws_connections_accepted_total 50\n")),
                 ("ws-3", Err("did not answer")),
             ],
@@ -411,7 +434,11 @@ ws_connections 4
         assert_eq!(signals.instances, 2);
         assert_eq!(signals.handshakes_accepted, Some(30 + 5));
         assert_eq!(signals.handshakes_refused["FAULT_INJECTED"], 7);
-        assert_eq!(signals.server_refusals(), 7, "a missing token is the client's");
+        assert_eq!(
+            signals.server_refusals(),
+            7,
+            "a missing token is the client's"
+        );
         assert_eq!(signals.handshakes(), Some(35 + 9));
         assert_eq!(signals.events, 24);
         assert_eq!(signals.unreadable, ["ws-3: did not answer"]);
@@ -423,7 +450,10 @@ ws_connections 4
             "# avalon-scrape http://a:3001/metrics\n{METRICS}# avalon-scrape http://b:3001/metrics\n# avalon-scrape-failed\n"
         );
         let answers = split_answers(&output);
-        assert_eq!(answers["http://a:3001/metrics"].as_ref().unwrap().accepted, Some(40));
+        assert_eq!(
+            answers["http://a:3001/metrics"].as_ref().unwrap().accepted,
+            Some(40)
+        );
         assert!(answers["http://b:3001/metrics"].is_err());
     }
 

@@ -115,7 +115,11 @@ fn source_container(containers: &[ContainerInfo], slot: Slot) -> anyhow::Result<
 }
 
 /// Reads the stack's JWT secret from the slot's containers.
-pub fn read_secret(target: &Target, containers: &[ContainerInfo], slot: Slot) -> anyhow::Result<Secret> {
+pub fn read_secret(
+    target: &Target,
+    containers: &[ContainerInfo],
+    slot: Slot,
+) -> anyhow::Result<Secret> {
     let container = source_container(containers, slot)?;
     let env_json = target
         .docker

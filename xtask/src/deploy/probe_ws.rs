@@ -35,8 +35,10 @@ pub struct SessionTarget {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// Every step passed; `connect` is the time from opening the TCP connection to the server's
-    /// CONNECT acknowledgement (what a player waits before the game answers).
-    Passed { connect: Duration },
+    /// `session` event after the CONNECT acknowledgement (what a player waits before the game answers).
+    Passed {
+        connect: Duration,
+    },
     Failed(Failure),
 }
 
@@ -71,11 +73,18 @@ pub enum Packet {
     /// Socket.IO CONNECT acknowledged (`40{sid}`).
     Connected,
     /// Socket.IO CONNECT_ERROR (`44{message}`); avalon-ws puts `{code, message}` as JSON text in `message`.
-    ConnectError { code: String },
+    ConnectError {
+        code: String,
+    },
     /// Socket.IO EVENT from the server (`42["name",…]`).
-    Event { name: String },
+    Event {
+        name: String,
+    },
     /// Socket.IO ACK (`43<id>[payload]`).
-    Ack { id: u64, payload: Value },
+    Ack {
+        id: u64,
+        payload: Value,
+    },
     /// Socket.IO DISCONNECT or Engine.IO close: the server ended the session.
     Closed,
     Other,
@@ -169,9 +178,12 @@ fn run(target: &SessionTarget, started: Instant) -> Result<Duration, Failure> {
     }
     let connect = serde_json::json!({ "token": target.token });
     send(&mut socket, "connect", format!("40{connect}"))?;
+    // Connected once the server's `session` event arrives (docs/protocol.md): it follows the CONNECT
+    // acknowledgement once the player's room is resumed, and releases before the handler registration
+    // fix dropped events sent between the two.
     let connected = loop {
         match next_packet(&mut socket, "connect")? {
-            Packet::Connected => break started.elapsed(),
+            Packet::Event { name } if name == "session" => break started.elapsed(),
             Packet::ConnectError { code } => {
                 return Err(Failure::at("connect", format!("refused {code}")));
             }
@@ -202,8 +214,8 @@ fn upgrade(target: &SessionTarget) -> Result<WebSocket<TcpStream>, Failure> {
         .map_err(|err| fail(format!("cannot resolve: {}", err.kind())))?
         .next()
         .ok_or_else(|| fail("cannot resolve".to_owned()))?;
-    let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)
-        .map_err(|err| fail(io_reason(&err)))?;
+    let stream =
+        TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(|err| fail(io_reason(&err)))?;
     stream
         .set_read_timeout(Some(READ_TIMEOUT))
         .and_then(|()| stream.set_write_timeout(Some(READ_TIMEOUT)))
@@ -253,7 +265,11 @@ fn next_packet(socket: &mut WebSocket<TcpStream>, step: &'static str) -> Result<
     }
 }
 
-fn send(socket: &mut WebSocket<TcpStream>, step: &'static str, text: String) -> Result<(), Failure> {
+fn send(
+    socket: &mut WebSocket<TcpStream>,
+    step: &'static str,
+    text: String,
+) -> Result<(), Failure> {
     socket
         .send(Message::text(text))
         .map_err(|err| Failure::at(step, ws_reason(&err)))
@@ -371,15 +387,15 @@ mod tests {
 
     #[test]
     fn a_refused_acknowledgement_gives_its_code() {
-        assert_eq!(refused_ack(&serde_json::json!({"ok": true, "data": {}})), None);
+        assert_eq!(
+            refused_ack(&serde_json::json!({"ok": true, "data": {}})),
+            None
+        );
         assert_eq!(
             refused_ack(&serde_json::json!({"ok": false, "error": {"code": "UNAVAILABLE"}})),
             Some("UNAVAILABLE".to_owned())
         );
-        assert_eq!(
-            refused_ack(&Value::Null),
-            Some("UNREADABLE".to_owned())
-        );
+        assert_eq!(refused_ack(&Value::Null), Some("UNREADABLE".to_owned()));
     }
 
     /// avalon-ws built from this checkout (embedded store, no edge in front), listening on a free port.
@@ -419,7 +435,9 @@ mod tests {
 
     fn metrics(port: u16) -> super::super::game_metrics::Counters {
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        super::super::game_metrics::parse_counters(&avalon_testkit::http_get(addr, "/metrics").unwrap().1)
+        super::super::game_metrics::parse_counters(
+            &avalon_testkit::http_get(addr, "/metrics").unwrap().1,
+        )
     }
 
     #[test]
@@ -455,7 +473,11 @@ mod tests {
         let counters = metrics(port);
         assert_eq!(counters.accepted, Some(3), "{counters:?}");
         assert_eq!(counters.refused.get("TOKEN_INVALID"), Some(&1));
-        assert_eq!((counters.events, counters.event_errors), (3, 0), "one sync a session");
+        assert_eq!(
+            (counters.events, counters.event_errors),
+            (3, 0),
+            "one sync a session"
+        );
         drop(server);
 
         let (faulty, port, _faulty_data) =

@@ -24,6 +24,9 @@ pub struct Judgment {
     pub window_seconds: u64,
     pub stats: BTreeMap<String, SlotStats>,
     pub probe: ProbeCounts,
+    /// Why the probe opened no Socket.IO sessions, when it could not sign in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ws_probe_error: Option<String>,
     pub verdict: Verdict,
 }
 
@@ -48,6 +51,9 @@ impl Judgment {
             "  probe: {} sent, {} failed; {sessions} Socket.IO sessions, {failed} failed",
             self.probe.sent, self.probe.failed
         );
+        if let Some(error) = &self.ws_probe_error {
+            println!("  probe opened no Socket.IO sessions: {error}");
+        }
         println!("  verdict for {}: {}", self.slot, self.verdict.describe());
     }
 }
@@ -75,15 +81,21 @@ pub fn watch(
         config.probe.ws_sessions_per_second
     );
     let containers = target.containers()?;
+    // A slot whose containers are gone still gets judged (its HTTP fails): no token is not an error,
+    // only no sessions, said in the printout.
+    let (tokens, ws_probe_error) = if config.probe.ws_sessions_per_second > 0 {
+        match probe_tokens(target, &containers, slot, &watched, window) {
+            Ok(tokens) => (tokens, None),
+            Err(err) => (BTreeMap::new(), Some(format!("{err:#}"))),
+        }
+    } else {
+        (BTreeMap::new(), None)
+    };
     let ws_plan = WsPlan {
         per_second: config.probe.ws_sessions_per_second,
-        tokens: if config.probe.ws_sessions_per_second > 0 {
-            probe_tokens(target, &containers, slot, &watched, window)?
-        } else {
-            BTreeMap::new()
-        },
+        tokens,
     };
-    let scrape_targets = game_server_targets(target, &containers, &watched)?;
+    let scrape_targets = game_server_targets(target, &containers, &watched);
     let before = game_metrics::scrape(target, edge, &scrape_targets);
     let probe = Probe::start(
         &edge.base_url()?,
@@ -97,7 +109,7 @@ pub fn watch(
     // nginx writes a line when a request completes; give the last ones a moment to reach the log.
     std::thread::sleep(Duration::from_millis(500));
     // Containers that started during the window are scraped too: all their counts are new.
-    let scrape_targets = game_server_targets(target, &target.containers()?, &watched)?;
+    let scrape_targets = game_server_targets(target, &target.containers()?, &watched);
     let after = game_metrics::scrape(target, edge, &scrape_targets);
     let mut server = game_metrics::signals(&before, &after);
     let log = target.access_log(edge, since)?;
@@ -120,6 +132,7 @@ pub fn watch(
         window_seconds: window.as_secs(),
         stats,
         probe,
+        ws_probe_error,
         verdict,
     })
 }
@@ -136,16 +149,22 @@ fn probe_tokens(
         .context("the probe cannot sign in to the game server")?;
     watched
         .iter()
-        .map(|slot| Ok((slot.name().to_owned(), probe_token::token(&secret, *slot, window)?)))
+        .map(|slot| {
+            Ok((
+                slot.name().to_owned(),
+                probe_token::token(&secret, *slot, window)?,
+            ))
+        })
         .collect()
 }
 
-/// The running game servers of the watched slots, with their metrics URLs.
+/// The running game servers of the watched slots, with their metrics URLs (on the default port when
+/// their environment cannot be read: a wrong port shows as an unreadable container, never as a pass).
 fn game_server_targets(
     target: &Target,
     containers: &[ContainerInfo],
     watched: &[Slot],
-) -> anyhow::Result<Vec<(String, Slot, String)>> {
+) -> Vec<(String, Slot, String)> {
     let ids: Vec<String> = containers
         .iter()
         .filter(|c| {
@@ -155,10 +174,6 @@ fn game_server_targets(
         })
         .map(|c| c.id.clone())
         .collect();
-    let environments = game_metrics::environments(target, &ids)?;
-    Ok(game_metrics::scrape_targets(
-        containers,
-        &environments,
-        watched,
-    ))
+    let environments = game_metrics::environments(target, &ids).unwrap_or_default();
+    game_metrics::scrape_targets(containers, &environments, watched)
 }
