@@ -85,10 +85,21 @@ pub struct Scrape {
     read: BTreeMap<String, Result<Counters, String>>,
 }
 
-/// The game-server containers of `slots` and their `/metrics` URLs on the backend network.
+/// A container's environment and its addresses by network, from `docker inspect`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Inspected {
+    pub env: Vec<String>,
+    pub addresses: BTreeMap<String, String>,
+}
+
+/// The game-server containers of `slots` and their `/metrics` URLs, by address on a network the edge
+/// shares with them: busybox's static `wget` cannot resolve names (it crashes doing so), and an address
+/// needs no resolver. A container without a shared address is scraped by name and shows as unreadable
+/// if that fails.
 pub fn scrape_targets(
     containers: &[ContainerInfo],
-    environments: &BTreeMap<String, Vec<String>>,
+    inspected: &BTreeMap<String, Inspected>,
+    edge: &Inspected,
     slots: &[Slot],
 ) -> Vec<(String, Slot, String)> {
     containers
@@ -96,19 +107,24 @@ pub fn scrape_targets(
         .filter(|c| c.running() && c.service.starts_with("websocket"))
         .filter_map(|c| {
             let slot = c.slot.filter(|slot| slots.contains(slot))?;
-            let port = environments
-                .get(&c.id)
-                .and_then(|env| {
-                    env.iter()
-                        .filter_map(|pair| pair.split_once('='))
-                        .find(|(key, _)| *key == "WS_PORT")
-                        .map(|(_, port)| port.to_owned())
+            let own = inspected.get(&c.id).cloned().unwrap_or_default();
+            let port = own
+                .env
+                .iter()
+                .filter_map(|pair| pair.split_once('='))
+                .find(|(key, _)| *key == "WS_PORT")
+                .map_or_else(|| DEFAULT_WS_PORT.to_owned(), |(_, port)| port.to_owned());
+            let host = own
+                .addresses
+                .iter()
+                .find(|(network, address)| {
+                    !address.is_empty() && edge.addresses.contains_key(*network)
                 })
-                .unwrap_or_else(|| DEFAULT_WS_PORT.to_owned());
+                .map_or_else(|| c.name.clone(), |(_, address)| address.clone());
             Some((
                 c.name.clone(),
                 slot,
-                format!("http://{}:{port}/metrics", c.name),
+                format!("http://{host}:{port}/metrics"),
             ))
         })
         .collect()
@@ -317,41 +333,56 @@ pub fn signals(before: &Scrape, after: &Scrape) -> BTreeMap<Slot, ServerSignals>
     by_slot
 }
 
-/// `{{.Id}} {{json .Config.Env}}` of some containers, one line each: their environments by short id.
-pub fn environments(
+/// The format of [`inspect`]: id, addresses by network, environment (last: its values may hold spaces).
+const INSPECT_FORMAT: &str = "{{.Id}} {{json .NetworkSettings.Networks}} {{json .Config.Env}}";
+
+/// Environments and network addresses of some containers (ids or names), by short id.
+pub fn inspect(
     target: &Target,
-    ids: &[String],
-) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
-    if ids.is_empty() {
+    containers: &[String],
+) -> anyhow::Result<BTreeMap<String, Inspected>> {
+    if containers.is_empty() {
         return Ok(BTreeMap::new());
     }
     let output = target
         .docker
         .invocation()
-        .args([
-            "container",
-            "inspect",
-            "--format",
-            "{{.Id}} {{json .Config.Env}}",
-        ])
-        .args(ids.iter().cloned())
+        .args(["container", "inspect", "--format", INSPECT_FORMAT])
+        .args(containers.iter().cloned())
         .capture(None)?;
-    parse_environments(&output)
+    parse_inspected(&output)
 }
 
-fn parse_environments(output: &str) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
+fn parse_inspected(output: &str) -> anyhow::Result<BTreeMap<String, Inspected>> {
+    #[derive(serde::Deserialize)]
+    struct Endpoint {
+        #[serde(rename = "IPAddress", default)]
+        ip_address: String,
+    }
     output
         .lines()
         .filter(|line| !line.trim().is_empty())
         .map(|line| {
-            let (id, env) = line
-                .split_once(' ')
-                .context("unexpected `docker inspect` output")?;
-            let env: Vec<String> = serde_json::from_str(env)
-                .or_else(|_| (env.trim() == "null").then(Vec::new).ok_or(()))
-                .map_err(|()| anyhow::anyhow!("unexpected `docker inspect` output: {line}"))?;
+            let unexpected = || anyhow::anyhow!("unexpected `docker inspect` output: {line}");
+            let mut fields = line.splitn(3, ' ');
+            let (Some(id), Some(networks), Some(env)) =
+                (fields.next(), fields.next(), fields.next())
+            else {
+                return Err(unexpected());
+            };
+            let networks: Option<BTreeMap<String, Endpoint>> =
+                serde_json::from_str(networks).map_err(|_| unexpected())?;
+            let env: Option<Vec<String>> = serde_json::from_str(env).map_err(|_| unexpected())?;
+            let inspected = Inspected {
+                env: env.unwrap_or_default(),
+                addresses: networks
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(network, endpoint)| (network, endpoint.ip_address))
+                    .collect(),
+            };
             // Keyed like `ContainerInfo::id`: the short id.
-            Ok((id.chars().take(12).collect(), env))
+            Ok((id.chars().take(12).collect(), inspected))
         })
         .collect()
 }
@@ -458,10 +489,71 @@ ws_connections 4
     }
 
     #[test]
-    fn environments_and_argvs() {
-        let envs = parse_environments("abc [\"WS_PORT=4001\",\"A=b\"]\ndef null\n").unwrap();
-        assert_eq!(envs["abc"], ["WS_PORT=4001", "A=b"]);
-        assert!(envs["def"].is_empty());
+    fn inspect_output_and_targets_by_shared_network_address() {
+        let output = concat!(
+            r#"0d6f4b8bd1bc1234 {"p_backend":{"IPAddress":"172.20.0.5"},"p_data":{"IPAddress":"172.21.0.3"}} ["WS_PORT=4001","NAME=a b"]"#,
+            "\n",
+            r#"ee11ee11ee11ffff {"p_backend":{"IPAddress":"172.20.0.2"},"p_edge":{"IPAddress":"172.19.0.2"}} null"#,
+            "\n",
+        );
+        let inspected = parse_inspected(output).unwrap();
+        let ws = &inspected["0d6f4b8bd1bc"];
+        assert_eq!(ws.env, ["WS_PORT=4001", "NAME=a b"]);
+        assert_eq!(ws.addresses["p_data"], "172.21.0.3");
+        let edge = &inspected["ee11ee11ee11"];
+        assert!(edge.env.is_empty());
+        let container = |id: &str, name: &str| ContainerInfo {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            service: "websocket-green".to_owned(),
+            slot: Some(Slot::Green),
+            image: String::new(),
+            image_id: String::new(),
+            release: None,
+            state: "running".to_owned(),
+            health: "healthy".to_owned(),
+            restart_count: 0,
+            failing_streak: 0,
+            exit_code: 0,
+            oom_killed: false,
+            finished_at: None,
+            one_off: false,
+            healthcheck: None,
+            binds: BTreeMap::new(),
+        };
+        let targets = scrape_targets(
+            &[
+                container("0d6f4b8bd1bc", "ws-green-1"),
+                container("999999999999", "ws-green-2"),
+            ],
+            &inspected,
+            edge,
+            &[Slot::Green],
+        );
+        assert_eq!(
+            targets,
+            [
+                (
+                    "ws-green-1".to_owned(),
+                    Slot::Green,
+                    "http://172.20.0.5:4001/metrics".to_owned()
+                ),
+                (
+                    "ws-green-2".to_owned(),
+                    Slot::Green,
+                    "http://ws-green-2:3001/metrics".to_owned()
+                ),
+            ]
+        );
+        assert!(
+            scrape_targets(
+                &[container("0d6f4b8bd1bc", "x")],
+                &inspected,
+                edge,
+                &[Slot::Blue]
+            )
+            .is_empty()
+        );
         let argv = scrape_argv("edge-1", &["http://x:3001/metrics".to_owned()]);
         assert_eq!(argv[..5], ["container", "exec", "edge-1", "sh", "-c"]);
         assert_eq!(argv[6..], ["scrape", "http://x:3001/metrics"]);

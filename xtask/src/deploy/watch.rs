@@ -95,7 +95,7 @@ pub fn watch(
         per_second: config.probe.ws_sessions_per_second,
         tokens,
     };
-    let scrape_targets = game_server_targets(target, &containers, &watched);
+    let scrape_targets = game_server_targets(target, edge, &containers, &watched);
     let before = game_metrics::scrape(target, edge, &scrape_targets);
     let probe = Probe::start(
         &edge.base_url()?,
@@ -109,7 +109,7 @@ pub fn watch(
     // nginx writes a line when a request completes; give the last ones a moment to reach the log.
     std::thread::sleep(Duration::from_millis(500));
     // Containers that started during the window are scraped too: all their counts are new.
-    let scrape_targets = game_server_targets(target, &target.containers()?, &watched);
+    let scrape_targets = game_server_targets(target, edge, &target.containers()?, &watched);
     let after = game_metrics::scrape(target, edge, &scrape_targets);
     let mut server = game_metrics::signals(&before, &after);
     let log = target.access_log(edge, since)?;
@@ -158,14 +158,15 @@ fn probe_tokens(
         .collect()
 }
 
-/// The running game servers of the watched slots, with their metrics URLs (on the default port when
-/// their environment cannot be read: a wrong port shows as an unreadable container, never as a pass).
+/// The running game servers of the watched slots, with their metrics URLs (by name, on the default port,
+/// when they cannot be inspected: a wrong URL shows as an unreadable container, never as a pass).
 fn game_server_targets(
     target: &Target,
+    edge: &Edge,
     containers: &[ContainerInfo],
     watched: &[Slot],
 ) -> Vec<(String, Slot, String)> {
-    let ids: Vec<String> = containers
+    let mut names: Vec<String> = containers
         .iter()
         .filter(|c| {
             c.running()
@@ -174,6 +175,13 @@ fn game_server_targets(
         })
         .map(|c| c.id.clone())
         .collect();
-    let environments = game_metrics::environments(target, &ids).unwrap_or_default();
-    game_metrics::scrape_targets(containers, &environments, watched)
+    names.push(edge.container.clone());
+    let mut inspected = game_metrics::inspect(target, &names).unwrap_or_default();
+    let edge_id = containers
+        .iter()
+        .find(|c| c.name == edge.container)
+        .map(|c| c.id.clone())
+        .unwrap_or_default();
+    let edge_inspected = inspected.remove(&edge_id).unwrap_or_default();
+    game_metrics::scrape_targets(containers, &inspected, &edge_inspected, watched)
 }
