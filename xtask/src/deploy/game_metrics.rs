@@ -30,8 +30,9 @@ pub const SERVER_ERRORS: [&str; 3] = ["INTERNAL", "UNAVAILABLE", "BUSY"];
 const DEFAULT_WS_PORT: &str = "3001";
 
 /// `sh -c SCRAPE_SCRIPT scrape URL…` in the edge: each answer after a marker naming its URL, a failed one
-/// marked as such (wget's own message goes to stderr).
-const SCRAPE_SCRIPT: &str = r##"for url do echo "# avalon-scrape $url"; wget -q -T 3 -O - "$url" || echo "# avalon-scrape-failed"; done"##;
+/// marked as such (wget's own message goes to stderr). `timeout`, not wget's `-T`: the offline image's
+/// static busybox wget crashes with `-T`, and a frozen game server must not hold the judgment.
+const SCRAPE_SCRIPT: &str = r##"for url do echo "# avalon-scrape $url"; timeout 5 wget -q -O - "$url" || echo "# avalon-scrape-failed"; done"##;
 
 /// One container's counters as read from its `/metrics`.
 #[derive(Debug, Clone, Default, PartialEq)]
