@@ -7,7 +7,9 @@
 //!
 //! Versions: v1…v4 are this checkout's images under four tags — what is measured is the mechanism (slots,
 //! switch, drain, judgment), which does not care whether the bytes differ. v4 is started with the fault
-//! switch FAULT_INJECT_5XX_RATE=0.5, so its canary must abort by itself.
+//! switch FAULT_INJECT_5XX_RATE=0.5, so its canary must abort by itself; a last canary (the same images
+//! under a tag of its own) is started with FAULT_INJECT_WS_REFUSE_RATE=0.5 — its HTTP is healthy, its game
+//! server refuses half of the handshakes — and must abort by itself too, on the game-server signals.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -630,6 +632,95 @@ fn report_rollback(figures: &Figures) {
     figures.assert_games_finished();
 }
 
+/// This checkout's live images under a tag of the caller's, removed again when dropped.
+struct ExtraTag {
+    tag: String,
+}
+
+impl ExtraTag {
+    fn of_live_images(chaos: &Chaos, name: &str) -> ExtraTag {
+        let tag = format!("chaos-{}-{name}", std::process::id());
+        for (image, service) in [("avalon-api", "api"), ("avalon-ws", "websocket")] {
+            let container = chaos.live_containers(service).remove(0);
+            let id = run_ok(&mut docker(&[
+                "inspect",
+                "--format",
+                "{{.Image}}",
+                &container,
+            ]));
+            run_ok(&mut docker(&["tag", id.trim(), &format!("{image}:{tag}")]));
+        }
+        ExtraTag { tag }
+    }
+}
+
+impl Drop for ExtraTag {
+    fn drop(&mut self) {
+        for image in ["avalon-api", "avalon-ws"] {
+            let _ = run(&mut docker(&[
+                "image",
+                "rm",
+                &format!("{image}:{}", self.tag),
+            ]));
+        }
+    }
+}
+
+/// Issue 15: a canary whose game server refuses half of its Socket.IO handshakes
+/// (FAULT_INJECT_WS_REFUSE_RATE=0.5) while its HTTP is healthy is aborted by its own judgment — the probe's
+/// sessions and the game server's metrics see it — with no request failed and no game lost.
+fn canary_with_a_refusing_game_server(
+    players: &mut Players,
+    chaos: &Chaos,
+    token: &str,
+) -> Figures {
+    let before = chaos.routing();
+    let images = ExtraTag::of_live_images(chaos, "ws-refuse");
+    let mut verdict = String::new();
+    let figures = phase(players, chaos, token, "canary (ws refusals)", || {
+        let output = run(&mut chaos.xtask(&[
+            "canary",
+            "start",
+            "--image-tag",
+            &images.tag,
+            "--plan",
+            "chaos",
+            "--set-env",
+            "FAULT_INJECT_WS_REFUSE_RATE=0.5",
+        ]));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        println!("{stdout}");
+        assert!(
+            !output.status.success(),
+            "a canary refusing players must fail the command"
+        );
+        assert!(stderr.contains("ABORTED automatically"), "{stderr}");
+        assert!(
+            stderr.contains("WebSocket handshake failures"),
+            "aborted for another reason than the game server: {stderr}"
+        );
+        assert!(
+            stdout.contains("FAULT_INJECTED"),
+            "the judgment printout does not show the refusals: {stdout}"
+        );
+        verdict = stderr
+            .lines()
+            .find(|line| line.contains("ABORTED automatically"))
+            .unwrap_or_default()
+            .to_owned();
+        "aborted by its own judgment (game-server signals)".to_owned()
+    });
+    println!("verdict: {verdict}");
+    // The canary's HTTP is healthy and players were seated before it started: nothing else may fail.
+    figures.assert_no_failed_requests();
+    figures.assert_games_finished();
+    let routing = chaos.routing();
+    assert_eq!(routing["primary"], before["primary"], "{routing}");
+    assert!(routing["canary"].is_null(), "{routing}");
+    figures
+}
+
 fn dev_login(chaos: &Chaos) -> String {
     let addr = format!("127.0.0.1:{}", chaos.port).parse().unwrap();
     let body = json!({ "openid": "chaos-load" }).to_string();
@@ -846,6 +937,12 @@ fn deploys_canaries_rollbacks_maintenance_and_crashes_under_load_lose_no_request
         "hung -> replaced took {hung:?} (goal 20 s)"
     );
     all.push(frozen);
+
+    all.push(canary_with_a_refusing_game_server(
+        &mut players,
+        &chaos,
+        &token,
+    ));
 
     rollbacks_after_an_abort(&mut players, &chaos, &token, &mut all);
     interrupts::interrupted_deploys_and_a_contested_lock(&mut players, &chaos, &token, &mut all);

@@ -18,16 +18,38 @@ pub const SESSION: &str = "session";
 pub const MAINTENANCE: &str = "server:maintenance";
 
 /// The connect middleware: every refusal is a `connect_error` whose message is `{code, message}` as JSON.
+/// An admitted socket gets its event handlers here, before socketioxide acknowledges the CONNECT: the
+/// connect handler runs on a task of its own after the acknowledgement, and an event a client sends the
+/// moment it is connected would otherwise find no handler and never be answered (the deploy probe's
+/// `sync` did, one session in a few). The events wait for the connect handler's resume themselves.
 pub async fn admit(
-    app: &App,
+    app: &Arc<App>,
     socket: &SocketRef,
     auth: Result<Value, impl std::fmt::Display>,
 ) -> Result<(), WsError> {
     let result = check(app, socket, auth);
-    if let Err(err) = &result {
-        app.metrics.refused(err.code);
+    match &result {
+        Ok(()) => {
+            app.metrics.accepted.inc();
+            handlers::register(socket, app);
+        }
+        Err(err) => app.metrics.refused(err.code),
     }
     result
+}
+
+/// FAULT_INJECT_WS_REFUSE_RATE: refuses that share of handshakes on purpose, so a canary built with it
+/// must be caught by the judgment's game-server signals. Health and metrics are untouched, so the
+/// instance stays healthy and keeps getting players, as a subtly broken release would.
+fn injected_fault(app: &App) -> Result<(), WsError> {
+    let rate = app.ws().fault_inject_refuse_rate;
+    if rate > 0.0 && rand::random::<f64>() < rate {
+        return Err(WsError::new(
+            "FAULT_INJECTED",
+            format!("handshake refused on purpose (FAULT_INJECT_WS_REFUSE_RATE={rate})"),
+        ));
+    }
+    Ok(())
 }
 
 fn check(
@@ -41,6 +63,7 @@ fn check(
             "this server is shutting down; reconnect (you will reach another instance)",
         ));
     }
+    injected_fault(app)?;
     let limit = app.live.get().max_connections;
     let open = app.metrics.connections.get();
     if open >= i64::from(limit) {
@@ -84,7 +107,6 @@ pub async fn connected(app: Arc<App>, socket: SocketRef) {
         return;
     };
     app.metrics.connections.inc();
-    handlers::register(&socket, &app);
     {
         let app = Arc::clone(&app);
         socket.on_disconnect(move |socket: SocketRef| {

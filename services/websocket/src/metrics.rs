@@ -15,6 +15,9 @@ pub struct WsMetrics {
     event_duration: HistogramVec,
     redis_errors: IntCounterVec,
     refused: IntCounterVec,
+    /// Handshakes admitted; with `refused`, the game server's own handshake failure rate (a deploy
+    /// judgment reads both).
+    pub accepted: prometheus::IntCounter,
     pub games_finished: prometheus::IntCounter,
 }
 
@@ -63,6 +66,10 @@ impl WsMetrics {
             ),
             &["code"],
         )?;
+        let accepted = prometheus::IntCounter::new(
+            "ws_connections_accepted_total",
+            "Socket.IO handshakes admitted",
+        )?;
         let games_finished = prometheus::IntCounter::new(
             "ws_games_finished_total",
             "Games finished by an action handled on this instance",
@@ -74,6 +81,7 @@ impl WsMetrics {
         registry.register(Box::new(event_duration.clone()))?;
         registry.register(Box::new(redis_errors.clone()))?;
         registry.register(Box::new(refused.clone()))?;
+        registry.register(Box::new(accepted.clone()))?;
         registry.register(Box::new(games_finished.clone()))?;
         Ok(WsMetrics {
             connections,
@@ -83,6 +91,7 @@ impl WsMetrics {
             event_duration,
             redis_errors,
             refused,
+            accepted,
             games_finished,
         })
     }

@@ -23,6 +23,12 @@ pub async fn build(context: ServiceContext<WsSettings>) -> Result<Router, String
         .map_err(|err| format!("cannot register game-server metrics: {err}"))?;
     let (bus, bus_rx) = tokio::sync::mpsc::unbounded_channel();
     let settings = &context.config.service;
+    if settings.fault_inject_refuse_rate > 0.0 {
+        tracing::warn!(
+            rate = settings.fault_inject_refuse_rate,
+            "FAULT_INJECT_WS_REFUSE_RATE is set: this instance refuses that share of Socket.IO handshakes on purpose"
+        );
+    }
     let max_bytes = usize::try_from(settings.max_message_bytes).unwrap_or(usize::MAX);
     let (service, io) = SocketIo::builder()
         .max_payload(u64::from(settings.max_message_bytes))

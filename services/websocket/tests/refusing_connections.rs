@@ -76,3 +76,39 @@ fn unauthenticated_expired_forged_and_over_capacity_connects_are_refused_with_a_
         "{metrics}"
     );
 }
+
+#[test]
+fn the_fault_switch_refuses_valid_handshakes_with_fault_injected_and_counts_them() {
+    let Some(python) = python_socketio() else {
+        return;
+    };
+    let always = Ws::start("ws-faulty", None, &[("FAULT_INJECT_WS_REFUSE_RATE", "1")]);
+    let never = Ws::start("ws-healthy", None, &[("FAULT_INJECT_WS_REFUSE_RATE", "0")]);
+    let result = run_table(
+        &python,
+        &json!({
+            "mode": "refusals",
+            "handshakes": [
+                { "url": always.url(), "auth": { "token": token("arthur") } },
+                { "url": never.url(), "auth": { "token": token("arthur") } },
+            ],
+        }),
+        Duration::from_secs(60),
+    );
+    let outcomes = result["handshakes"].as_array().unwrap();
+    assert_eq!(outcomes[0]["code"], "FAULT_INJECTED", "{result}");
+    assert_eq!(outcomes[1]["connected"], true, "{result}");
+    let faulty = always.metrics();
+    assert!(
+        faulty.contains("ws_connections_refused_total{code=\"FAULT_INJECTED\"} 1"),
+        "{faulty}"
+    );
+    assert!(
+        faulty.contains("ws_connections_accepted_total 0"),
+        "{faulty}"
+    );
+    assert!(
+        never.metrics().contains("ws_connections_accepted_total 1"),
+        "the healthy server did not count its handshake"
+    );
+}

@@ -1,14 +1,18 @@
 //! Judging a slot from nginx's JSON access log: per-slot request counts, 5xx rate, p99 request time and
-//! WebSocket handshake failures, compared against thresholds and against the stable slot.
+//! WebSocket handshake failures, compared against thresholds and against the stable slot; and, through
+//! [`analysis_ws`](super::analysis_ws), the game server's own signals (the probe's Socket.IO sessions and
+//! the game server's metrics) carried in [`SlotStats::ws`].
 //!
-//! No data is not a pass: too few requests on the judged slot gives [`Verdict::Inconclusive`], unless
-//! the failures already seen would break the error threshold whatever the missing requests did.
+//! No data is not a pass: too few requests or Socket.IO sessions on the judged slot gives
+//! [`Verdict::Inconclusive`], unless the failures already seen would break a threshold whatever the
+//! missing requests did.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::analysis_ws::{self, WsStats};
 use super::config::Thresholds;
 
 /// The fields of one access-log line that a judgment uses (nginx's `avalon_json` format).
@@ -53,6 +57,8 @@ pub struct SlotStats {
     pub p99_ms: Option<f64>,
     pub ws_handshakes: u64,
     pub ws_handshake_failures: u64,
+    /// The probe's Socket.IO sessions and the game server's own figures (empty from the log alone).
+    pub ws: WsStats,
 }
 
 /// Per-slot figures for the lines given.
@@ -93,7 +99,7 @@ pub fn stats_by_slot(lines: &[LogLine]) -> BTreeMap<String, SlotStats> {
 }
 
 /// Nearest-rank percentile.
-fn percentile(values: &mut [f64], quantile: f64) -> Option<f64> {
+pub(super) fn percentile(values: &mut [f64], quantile: f64) -> Option<f64> {
     if values.is_empty() {
         return None;
     }
@@ -121,20 +127,47 @@ impl Verdict {
 }
 
 /// Judges `judged` (the canary, or a freshly deployed slot) against `baseline` (the stable slot, when it
-/// still takes traffic).
+/// still takes traffic): HTTP from the access log, then the game server. A failure anywhere fails; else
+/// missing data anywhere is inconclusive; else a pass.
 pub fn judge(judged: &SlotStats, baseline: Option<&SlotStats>, t: &Thresholds) -> Verdict {
+    let (mut reasons, http_inconclusive) = judge_http(judged, baseline, t);
+    let ws = analysis_ws::judge_ws(judged, t);
+    reasons.extend(ws.reasons);
+    if !reasons.is_empty() {
+        return Verdict::Fail { reasons };
+    }
+    let missing: Vec<String> = http_inconclusive
+        .into_iter()
+        .chain(ws.inconclusive)
+        .collect();
+    if missing.is_empty() {
+        Verdict::Pass
+    } else {
+        Verdict::Inconclusive {
+            reason: missing.join("; "),
+        }
+    }
+}
+
+/// The HTTP rules: failure reasons, and why the data does not suffice when it does not.
+fn judge_http(
+    judged: &SlotStats,
+    baseline: Option<&SlotStats>,
+    t: &Thresholds,
+) -> (Vec<String>, Option<String>) {
     let mut reasons = Vec::new();
     let min = t.min_requests;
     // Failures already seen that break the threshold even if every missing request had succeeded.
     let conclusive_errors =
         judged.errors_5xx as f64 / judged.requests.max(min) as f64 > t.max_error_rate;
     if judged.requests < min && !conclusive_errors {
-        return Verdict::Inconclusive {
-            reason: format!(
+        return (
+            reasons,
+            Some(format!(
                 "{} requests on the slot, fewer than thresholds.min_requests = {min}",
                 judged.requests
-            ),
-        };
+            )),
+        );
     }
     let rate = judged.errors_5xx as f64 / judged.requests.max(1) as f64;
     if rate > t.max_error_rate {
@@ -173,23 +206,7 @@ pub fn judge(judged: &SlotStats, baseline: Option<&SlotStats>, t: &Thresholds) -
             ));
         }
     }
-    if judged.ws_handshakes > 0 {
-        let ws_rate = judged.ws_handshake_failures as f64 / judged.ws_handshakes as f64;
-        if ws_rate > t.max_ws_handshake_failure_rate {
-            reasons.push(format!(
-                "WebSocket handshake failures {:.2} % ({} of {}) above {:.2} %",
-                ws_rate * 100.0,
-                judged.ws_handshake_failures,
-                judged.ws_handshakes,
-                t.max_ws_handshake_failure_rate * 100.0
-            ));
-        }
-    }
-    if reasons.is_empty() {
-        Verdict::Pass
-    } else {
-        Verdict::Fail { reasons }
-    }
+    (reasons, None)
 }
 
 #[cfg(test)]
@@ -205,7 +222,19 @@ mod tests {
             max_p99_ms: 1000.0,
             max_p99_ratio: 2.0,
             max_ws_handshake_failure_rate: 0.02,
+            max_ws_connect_p95_ms: 1000.0,
+            max_ws_error_rate: 0.01,
             min_requests: 50,
+            min_ws_sessions: 10,
+        }
+    }
+
+    /// A slot whose game server is healthy: the probe's sessions all passed.
+    fn healthy_ws() -> WsStats {
+        WsStats {
+            probe_sessions: 20,
+            connect_p95_ms: Some(15.0),
+            ..WsStats::default()
         }
     }
 
@@ -223,9 +252,11 @@ mod tests {
             text.push('\n');
         }
         let since = OffsetDateTime::UNIX_EPOCH;
-        stats_by_slot(&parse_log(&text, since))
+        let mut stats = stats_by_slot(&parse_log(&text, since))
             .remove(slot)
-            .unwrap_or_default()
+            .unwrap_or_default();
+        stats.ws = healthy_ws();
+        stats
     }
 
     #[test]
@@ -268,6 +299,39 @@ mod tests {
                 by_slot["blue"].ws_handshake_failures
             ),
             (2, 1)
+        );
+    }
+
+    #[test]
+    fn healthy_http_with_a_refusing_game_server_fails() {
+        let mut canary = stats("green", 200, 0, 0.02);
+        canary.ws.probe_failed = 10;
+        canary
+            .ws
+            .probe_failures
+            .insert("connect: refused FAULT_INJECTED".to_owned(), 10);
+        let Verdict::Fail { reasons } = judge(&canary, None, &thresholds()) else {
+            panic!("expected a failure");
+        };
+        assert_eq!(reasons.len(), 1, "{reasons:?}");
+        assert!(
+            reasons[0].starts_with("WebSocket handshake failures (probe) 50.00 % (10 of 20"),
+            "{reasons:?}"
+        );
+    }
+
+    #[test]
+    fn healthy_http_without_websocket_sessions_is_inconclusive() {
+        let mut canary = stats("green", 200, 0, 0.02);
+        canary.ws = WsStats::default();
+        let verdict = judge(&canary, None, &thresholds());
+        assert_eq!(
+            verdict,
+            Verdict::Inconclusive {
+                reason:
+                    "0 WebSocket sessions on the slot, fewer than thresholds.min_ws_sessions = 10"
+                        .to_owned()
+            }
         );
     }
 

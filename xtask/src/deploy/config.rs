@@ -50,13 +50,21 @@ pub struct Thresholds {
     pub max_p99_ms: f64,
     pub max_p99_ratio: f64,
     pub max_ws_handshake_failure_rate: f64,
+    /// 95th percentile of the probe's Socket.IO connect time on the judged slot, ms.
+    pub max_ws_connect_p95_ms: f64,
+    /// Share of the game server's events that failed on its side (INTERNAL, UNAVAILABLE, BUSY).
+    pub max_ws_error_rate: f64,
     pub min_requests: u64,
+    /// Fewer Socket.IO sessions than this on the judged slot: inconclusive.
+    pub min_ws_sessions: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Probe {
     pub requests_per_second: u32,
+    /// Socket.IO sessions (handshake, sign-in, `sync`, close) per second per slot.
+    pub ws_sessions_per_second: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -142,6 +150,7 @@ impl DeployConfig {
                 "thresholds.max_ws_handshake_failure_rate",
                 th.max_ws_handshake_failure_rate,
             ),
+            ("thresholds.max_ws_error_rate", th.max_ws_error_rate),
         ] {
             if !(0.0..=1.0).contains(&value) {
                 fail(field, format!("must be a fraction 0–1, got {value}"));
@@ -151,6 +160,12 @@ impl DeployConfig {
             fail(
                 "thresholds.max_p99_ms",
                 format!("must be positive, got {}", th.max_p99_ms),
+            );
+        }
+        if th.max_ws_connect_p95_ms.is_nan() || th.max_ws_connect_p95_ms <= 0.0 {
+            fail(
+                "thresholds.max_ws_connect_p95_ms",
+                format!("must be positive, got {}", th.max_ws_connect_p95_ms),
             );
         }
         if th.max_p99_ratio.is_nan() || th.max_p99_ratio < 1.0 {
@@ -165,10 +180,24 @@ impl DeployConfig {
                 "must be at least 1 (no data is not a pass)".to_owned(),
             );
         }
+        if th.min_ws_sessions == 0 {
+            fail(
+                "thresholds.min_ws_sessions",
+                "must be at least 1 (no data is not a pass)".to_owned(),
+            );
+        }
         if self.probe.requests_per_second > 1000 {
             fail(
                 "probe.requests_per_second",
                 format!("must be 0–1000, got {}", self.probe.requests_per_second),
+            );
+        }
+        // Each session is a TCP connection, an upgrade and a sign-in: more than this per slot would be
+        // load, not a probe.
+        if self.probe.ws_sessions_per_second > 50 {
+            fail(
+                "probe.ws_sessions_per_second",
+                format!("must be 0–50, got {}", self.probe.ws_sessions_per_second),
             );
         }
         if self.plans.is_empty() {
@@ -260,6 +289,10 @@ mod tests {
             .replace("max_error_rate = 0.01", "max_error_rate = 1.5")
             .replace("min_requests = 50", "min_requests = 0")
             .replace("lease = \"15s\"", "lease = \"1s\"")
+            .replace("min_ws_sessions = 10", "min_ws_sessions = 0")
+            .replace("max_ws_error_rate = 0.01", "max_ws_error_rate = -1")
+            .replace("max_ws_connect_p95_ms = 1000", "max_ws_connect_p95_ms = 0")
+            .replace("ws_sessions_per_second = 2", "ws_sessions_per_second = 51")
             .replace(
                 "{ weight = 25, pause = \"120s\" }",
                 "{ weight = 4, pause = \"120s\" }",
@@ -273,6 +306,10 @@ mod tests {
             "thresholds.max_error_rate: must be a fraction 0–1, got 1.5",
             "thresholds.min_requests: must be at least 1",
             "lock.lease: must be 3s–5m",
+            "thresholds.min_ws_sessions: must be at least 1 (no data is not a pass)",
+            "thresholds.max_ws_error_rate: must be a fraction 0–1, got -1",
+            "thresholds.max_ws_connect_p95_ms: must be positive, got 0",
+            "probe.ws_sessions_per_second: must be 0–50, got 51",
             "plans.default.steps[1].weight: must be greater than the step before (5), got 4",
             "plans.quick.steps: the last step must have weight 100",
         ] {

@@ -6,12 +6,15 @@
 //! context and target.
 //! One file per concern: [`ledger`] + [`ledger_store`] (history on the target), [`config`]
 //! (deploy/deploy.toml), [`plan`] (actions shown by --dry-run and run as shown), [`analysis`] (judgment from
-//! the access log), [`probe`] (synthetic traffic), [`lock`] (leased, fenced) + [`unlock`], [`interrupt`]
-//! (SIGINT/SIGTERM and a lost lease), [`preflight`], [`target`] (the stack through Docker: [`containers`]
-//! what a listing says, [`slot_overlay`] a slot's compose overlay, [`edge`] nginx), [`undo`] and [`kept`]
-//! (what a rollback undoes, and whether it reuses a kept slot), [`labels`].
+//! the access log), [`probe`] (synthetic traffic, with [`probe_ws`] Socket.IO sessions signed in by
+//! [`probe_token`]), [`game_metrics`] and [`analysis_ws`] (the game server's signals), [`lock`] (leased,
+//! fenced) + [`unlock`], [`interrupt`] (SIGINT/SIGTERM and a lost lease), [`preflight`], [`target`] (the
+//! stack through Docker: [`containers`] what a listing says, [`slot_overlay`] a slot's compose overlay,
+//! [`edge`] nginx), [`undo`] and [`kept`] (what a rollback undoes, and whether it reuses a kept slot),
+//! [`labels`].
 
 mod analysis;
+mod analysis_ws;
 mod canary;
 mod config;
 mod containers;
@@ -19,6 +22,7 @@ mod context;
 mod deploy_cmd;
 mod edge;
 mod execute;
+mod game_metrics;
 mod interrupt;
 mod kept;
 mod labels;
@@ -29,6 +33,8 @@ mod lock;
 mod plan;
 mod preflight;
 mod probe;
+mod probe_token;
+mod probe_ws;
 mod releases;
 mod rollback;
 mod slot_overlay;

@@ -193,6 +193,8 @@ pub struct WsSettings {
     pub chat_max_length: u32,
     /// Chat messages per socket per minute.
     pub chat_per_minute: u32,
+    /// Share of Socket.IO handshakes refused on purpose (0 in production); see FAULT_INJECT_WS_REFUSE_RATE.
+    pub fault_inject_refuse_rate: f64,
 }
 
 const OUTSIDE_DEVELOPMENT: &str = "when APP_ENV is staging or production";
@@ -447,6 +449,16 @@ impl ServiceSettings for WsSettings {
                 "must be shorter than WS_ROOM_TTL (a seat cannot outlive its room)",
             );
         }
+        let fault_inject_refuse_rate =
+            reader.value(&var::FAULT_INJECT_WS_REFUSE_RATE, parse::share);
+        if reader.app_env == AppEnv::Production
+            && fault_inject_refuse_rate.is_some_and(|rate| rate > 0.0)
+        {
+            reader.violate(
+                &var::FAULT_INJECT_WS_REFUSE_RATE,
+                "must be 0 when APP_ENV=production (it refuses players on purpose, to test canary analysis in development and staging)",
+            );
+        }
         Some(WsSettings {
             reconnect_window: reconnect_window?,
             room_ttl: room_ttl?,
@@ -454,6 +466,7 @@ impl ServiceSettings for WsSettings {
             max_message_bytes: max_message_bytes?,
             chat_max_length: chat_max_length?,
             chat_per_minute: chat_per_minute?,
+            fault_inject_refuse_rate: fault_inject_refuse_rate?,
         })
     }
 }

@@ -422,6 +422,14 @@ pub const FAULT_INJECT_5XX_RATE: Var = Var {
         "Share (0 to 1) of API requests answered 500 on purpose, so a canary built with it proves that canary analysis aborts a bad release. Health, readiness and metrics are never affected. Must be 0 in production.",
     )
 };
+pub const FAULT_INJECT_WS_REFUSE_RATE: Var = Var {
+    scope: Scope::Ws,
+    ..var(
+        "FAULT_INJECT_WS_REFUSE_RATE",
+        Some("0"),
+        "Share (0 to 1) of Socket.IO handshakes the game server refuses on purpose with `connect_error` `FAULT_INJECTED`, so a canary built with it proves that the judgment sees the game server. Health, readiness and metrics are never affected. Must be 0 in production.",
+    )
+};
 
 pub const WS_RECONNECT_WINDOW: Var = Var {
     scope: Scope::Ws,
@@ -524,6 +532,7 @@ pub const ALL: &[&Var] = &[
     &DEV_LOGIN,
     &DEBUG_ENDPOINTS,
     &FAULT_INJECT_5XX_RATE,
+    &FAULT_INJECT_WS_REFUSE_RATE,
 ];
 
 pub fn lookup(name: &str) -> Option<&'static Var> {

@@ -405,6 +405,24 @@ fn fault_injection_is_a_share_and_never_in_production() {
 }
 
 #[test]
+fn refused_handshake_injection_is_a_share_and_never_in_production() {
+    assert_refused(
+        &production(&[("FAULT_INJECT_WS_REFUSE_RATE", "1")]),
+        "FAULT_INJECT_WS_REFUSE_RATE",
+        "must be 0 when APP_ENV=production",
+    );
+    for bad in ["2", "-0.5", "all", "NaN"] {
+        assert_refused(
+            &env(&[("FAULT_INJECT_WS_REFUSE_RATE", bad)]),
+            "FAULT_INJECT_WS_REFUSE_RATE",
+            "from 0 to 1",
+        );
+    }
+    assert!(violations(&env(&[("FAULT_INJECT_WS_REFUSE_RATE", "0.5")])).is_empty());
+    assert!(violations(&production(&[("FAULT_INJECT_WS_REFUSE_RATE", "0")])).is_empty());
+}
+
+#[test]
 fn secrets_never_appear_in_messages_or_debug() {
     let secret = "0123456789";
     let found = violations(&production(&[
