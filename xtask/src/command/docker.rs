@@ -242,6 +242,62 @@ impl DockerCli {
     pub fn remove_container(&self, name: &str) -> Invocation {
         self.invocation().args(["container", "rm", "--force", name])
     }
+
+    /// `docker container create --name NAME [--label K=V…] [--volume V…] IMAGE`: the deploy lock, a
+    /// container that never runs (its unique name is the test-and-set).
+    pub fn create_lock(
+        &self,
+        name: &str,
+        labels: &[(&str, String)],
+        volumes: &[String],
+        image: &str,
+    ) -> Invocation {
+        let mut create = self
+            .invocation()
+            .args(["container", "create", "--name", name]);
+        for (key, value) in labels {
+            create = create.arg("--label").arg(format!("{key}={value}"));
+        }
+        for volume in volumes {
+            create = create.arg("--volume").arg(volume.clone());
+        }
+        create.arg(image)
+    }
+
+    /// `docker container ls --all --filter name=^NAME$ --format FORMAT`: one container by exact name.
+    pub fn container_named(&self, name: &str, format: &str) -> Invocation {
+        self.reads(["container", "ls", "--all", "--filter"])
+            .arg(format!("name=^{name}$"))
+            .args(["--format", format])
+    }
+
+    /// `docker cp - ID:/` of the lock's lease file. A renewal rewrites xtask's own heartbeat in its own
+    /// lock container every few seconds and changes nothing of the stack: printed with `-v`, like a read,
+    /// so it does not bury the commands that change the stack (taking and releasing the lock print).
+    pub fn renew_lease(&self, lock_id: &str) -> Invocation {
+        self.copy_in(lock_id, "/").read_only()
+    }
+
+    /// `docker container inspect --format FORMAT ID…`: chosen fields of containers.
+    pub fn inspect_format(&self, format: &str, ids: &[String]) -> Invocation {
+        self.reads(["container", "inspect", "--format", format])
+            .args(ids.iter().cloned())
+    }
+
+    /// `docker container exec EDGE sh -c <SCRIPT> scrape URL…`: the game servers' `/metrics`, fetched from
+    /// inside the edge container (the services publish no port). The script is printed by its label.
+    pub fn scrape_from_edge(
+        &self,
+        edge: &str,
+        script_label: &'static str,
+        script: &str,
+        urls: &[String],
+    ) -> Invocation {
+        self.reads(["container", "exec", edge, "sh", "-c"])
+            .labelled_arg(script_label, script)
+            .arg("scrape")
+            .args(urls.iter().cloned())
+    }
 }
 
 #[cfg(test)]
@@ -521,5 +577,92 @@ mod tests {
             scripted.to_string(),
             "docker --context prod exec -i c1 sh -c \"$SCRIPT\" redis-cli GET k"
         );
+    }
+
+    #[test]
+    fn the_deploy_lock_and_its_lease() {
+        let create = docker().create_lock(
+            "p-deploy-lock",
+            &[
+                ("avalon.lock.holder", "ops@host".to_owned()),
+                ("avalon.lock.pid", "42".to_owned()),
+            ],
+            &["p-releases:/ledger".to_owned()],
+            "busybox:1",
+        );
+        assert_eq!(
+            argv(&create),
+            [
+                "docker",
+                "container",
+                "create",
+                "--name",
+                "p-deploy-lock",
+                "--label",
+                "avalon.lock.holder=ops@host",
+                "--label",
+                "avalon.lock.pid=42",
+                "--volume",
+                "p-releases:/ledger",
+                "busybox:1"
+            ]
+        );
+        assert_eq!(create.effect, Effect::Changes);
+        let named = docker().container_named("p-deploy-lock", "{{.ID}}");
+        assert_eq!(
+            argv(&named),
+            [
+                "docker",
+                "container",
+                "ls",
+                "--all",
+                "--filter",
+                "name=^p-deploy-lock$",
+                "--format",
+                "{{.ID}}"
+            ]
+        );
+        assert_eq!(named.effect, Effect::ReadOnly);
+        let renew = docker().renew_lease("abc");
+        assert_eq!(argv(&renew), ["docker", "cp", "-", "abc:/"]);
+        assert_eq!(renew.effect, Effect::ReadOnly);
+    }
+
+    #[test]
+    fn the_game_server_scrape_and_field_inspection_read_only() {
+        let scrape = docker().scrape_from_edge(
+            "edge-1",
+            "<SCRIPT>",
+            "echo hi",
+            &["http://10.0.0.2:3001/metrics".to_owned()],
+        );
+        assert_eq!(
+            argv(&scrape),
+            [
+                "docker",
+                "container",
+                "exec",
+                "edge-1",
+                "sh",
+                "-c",
+                "echo hi",
+                "scrape",
+                "http://10.0.0.2:3001/metrics"
+            ]
+        );
+        assert_eq!(scrape.effect, Effect::ReadOnly);
+        let inspect = docker().inspect_format("{{json .Config.Env}}", &["c1".to_owned()]);
+        assert_eq!(
+            argv(&inspect),
+            [
+                "docker",
+                "container",
+                "inspect",
+                "--format",
+                "{{json .Config.Env}}",
+                "c1"
+            ]
+        );
+        assert_eq!(inspect.effect, Effect::ReadOnly);
     }
 }

@@ -131,23 +131,6 @@ pub fn scrape_targets(
         .collect()
 }
 
-/// The `docker exec` argv scraping `urls` from inside the edge.
-pub fn scrape_argv(edge: &str, urls: &[String]) -> Vec<String> {
-    let mut argv: Vec<String> = [
-        "container",
-        "exec",
-        edge,
-        "sh",
-        "-c",
-        SCRAPE_SCRIPT,
-        "scrape",
-    ]
-    .map(str::to_owned)
-    .to_vec();
-    argv.extend(urls.iter().cloned());
-    argv
-}
-
 /// Scrapes every target; a failed `docker exec` leaves every container unreadable, with the reason.
 pub fn scrape(target: &Target, edge: &Edge, targets: &[(String, Slot, String)]) -> Scrape {
     let mut scrape = Scrape {
@@ -161,14 +144,13 @@ pub fn scrape(target: &Target, edge: &Edge, targets: &[(String, Slot, String)]) 
         return scrape;
     }
     let urls: Vec<String> = targets.iter().map(|(_, _, url)| url.clone()).collect();
-    let argv = scrape_argv(&edge.container, &urls);
     // The script is printed by name: its text would bury the command.
-    let invocation = target
-        .docker
-        .invocation()
-        .args(argv[..5].iter().cloned())
-        .labelled_arg("<game_metrics::SCRAPE_SCRIPT>", SCRAPE_SCRIPT)
-        .args(argv[6..].iter().cloned());
+    let invocation = target.docker.scrape_from_edge(
+        &edge.container,
+        "<game_metrics::SCRAPE_SCRIPT>",
+        SCRAPE_SCRIPT,
+        &urls,
+    );
     let answers = invocation
         .capture(None)
         .context("scraping the game servers from the edge")
@@ -347,9 +329,7 @@ pub fn inspect(
     }
     let output = target
         .docker
-        .invocation()
-        .args(["container", "inspect", "--format", INSPECT_FORMAT])
-        .args(containers.iter().cloned())
+        .inspect_format(INSPECT_FORMAT, containers)
         .capture(None)?;
     parse_inspected(&output)
 }
@@ -556,8 +536,5 @@ ws_connections 4
             )
             .is_empty()
         );
-        let argv = scrape_argv("edge-1", &["http://x:3001/metrics".to_owned()]);
-        assert_eq!(argv[..5], ["container", "exec", "edge-1", "sh", "-c"]);
-        assert_eq!(argv[6..], ["scrape", "http://x:3001/metrics"]);
     }
 }

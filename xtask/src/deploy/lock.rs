@@ -333,21 +333,16 @@ impl DeployLock {
         let since = crate::deploy::now_rfc3339();
         let pid = std::process::id().to_string();
         let lease_seconds = request.lease.as_secs().to_string();
-        let mut create = docker
-            .invocation()
-            .args(["container", "create", "--name", &name])
-            .args(["--label", &format!("avalon.lock.holder={}", request.who)])
-            .args([
-                "--label",
-                &format!("avalon.lock.command={}", request.command),
-            ])
-            .args(["--label", &format!("avalon.lock.since={since}")])
-            .args(["--label", &format!("avalon.lock.pid={pid}")])
-            .args(["--label", &format!("avalon.lock.lease={lease_seconds}")]);
-        for volume in request.volumes {
-            create = create.args(["--volume", volume.as_str()]);
-        }
-        let created = create.arg(request.image.to_owned()).capture(None);
+        let labels = [
+            ("avalon.lock.holder", request.who.to_owned()),
+            ("avalon.lock.command", request.command.to_owned()),
+            ("avalon.lock.since", since),
+            ("avalon.lock.pid", pid),
+            ("avalon.lock.lease", lease_seconds),
+        ];
+        let created = docker
+            .create_lock(&name, &labels, request.volumes, request.image)
+            .capture(None);
         let id = match created {
             Ok(output) => output.trim().to_owned(),
             Err(err) => {
@@ -438,16 +433,7 @@ impl DeployLock {
     pub fn observe(docker: &DockerCli, project: &str) -> anyhow::Result<Option<Observed>> {
         let name = lock_name(project);
         let output = docker
-            .invocation()
-            .args([
-                "container",
-                "ls",
-                "--all",
-                "--filter",
-                &format!("name=^{name}$"),
-                "--format",
-                "{{.ID}} {{json .Labels}}",
-            ])
+            .container_named(&name, "{{.ID}} {{json .Labels}}")
             .capture(None)?;
         let Some((id, labels)) = output.lines().next().and_then(|l| l.split_once(' ')) else {
             return Ok(None);
@@ -472,8 +458,7 @@ impl DeployLock {
     /// Removes a lock by the id it was observed with (`unlock` of a stale lock).
     pub fn break_stale(docker: &DockerCli, observed: &Observed) -> anyhow::Result<()> {
         docker
-            .invocation()
-            .args(["container", "rm", "--force", &observed.id])
+            .remove_container(&observed.id)
             .capture(None)
             .map(|_| ())
             .with_context(|| format!("cannot remove the lock container {}", observed.id))
@@ -492,8 +477,7 @@ impl DeployLock {
         // By id: if this lock was broken and the name taken again, the new lock is not ours to remove.
         let removed = self
             .docker
-            .invocation()
-            .args(["container", "rm", "--force", &self.id])
+            .remove_container(&self.id)
             .output(None)
             .with_context(|| format!("cannot release the deploy lock {}", self.name))?;
         // A container that no longer exists was broken by `unlock`: nothing left to release.
@@ -564,10 +548,7 @@ fn write_lease_file(
     let tar = builder
         .into_inner()
         .context("cannot build the lease archive")?;
-    let written = docker
-        .invocation()
-        .args(["cp", "-", &format!("{id}:/")])
-        .output(Some(&tar))?;
+    let written = docker.renew_lease(id).output(Some(&tar))?;
     if !written.success() {
         // The CLI's own words, so the renewer can tell a removed lock from an engine hiccup.
         bail!("{}", written.stderr.trim());
@@ -578,8 +559,7 @@ fn write_lease_file(
 fn read_lease_file(docker: &DockerCli, id: &str) -> anyhow::Result<Lease> {
     let mut tar = Vec::new();
     docker
-        .invocation()
-        .args(["cp", &format!("{id}:/{LEASE_FILE}"), "-"])
+        .copy_out(id, &format!("/{LEASE_FILE}"))
         .stream(None, &mut tar)?;
     let mut archive = tar::Archive::new(tar.as_slice());
     let file = archive

@@ -57,29 +57,6 @@ pub fn secret_source(env: &[String]) -> anyhow::Result<SecretSource> {
     }
 }
 
-/// `docker container inspect` of one container's environment, as JSON.
-pub fn env_argv(container: &str) -> Vec<String> {
-    [
-        "container",
-        "inspect",
-        "--format",
-        "{{json .Config.Env}}",
-        container,
-    ]
-    .map(str::to_owned)
-    .to_vec()
-}
-
-/// `docker container cp <container>:<path> -`: the file as a tar stream on stdout.
-pub fn copy_out_argv(container: &str, path: &str) -> Vec<String> {
-    vec![
-        "container".to_owned(),
-        "cp".to_owned(),
-        format!("{container}:{path}"),
-        "-".to_owned(),
-    ]
-}
-
 /// The one file of a `docker cp … -` tar stream, without its trailing line break (as the runtime reads
 /// secret files).
 pub fn secret_from_tar(archive: &[u8]) -> anyhow::Result<String> {
@@ -123,8 +100,7 @@ pub fn read_secret(
     let container = source_container(containers, slot)?;
     let env_json = target
         .docker
-        .invocation()
-        .args(env_argv(&container.id))
+        .inspect_format("{{json .Config.Env}}", std::slice::from_ref(&container.id))
         .capture(None)?;
     let env: Vec<String> = serde_json::from_str(env_json.trim())
         .with_context(|| format!("unexpected `docker inspect` output for {}", container.name))?;
@@ -133,8 +109,7 @@ pub fn read_secret(
             let mut archive = Vec::new();
             target
                 .docker
-                .invocation()
-                .args(copy_out_argv(&container.id, &path))
+                .copy_out(&container.id, &path)
                 .stream(None, &mut archive)
                 .with_context(|| format!("reading {path} from {}", container.name))?;
             secret_from_tar(&archive).with_context(|| format!("{path} in {}", container.name))?
@@ -199,15 +174,6 @@ mod tests {
         let archive = builder.into_inner().unwrap();
         assert_eq!(secret_from_tar(&archive).unwrap(), "s3cret-value");
         assert!(secret_from_tar(&[]).is_err());
-    }
-
-    #[test]
-    fn argvs_read_without_a_shell_in_the_image() {
-        assert_eq!(
-            copy_out_argv("abc", "/run/secrets/jwt_secret"),
-            ["container", "cp", "abc:/run/secrets/jwt_secret", "-"]
-        );
-        assert_eq!(env_argv("abc")[3], "{{json .Config.Env}}");
     }
 
     #[test]
