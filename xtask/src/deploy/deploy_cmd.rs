@@ -18,7 +18,7 @@ use super::ledger::{Event, History, Outcome, Release};
 use super::live::{self, LiveRelease, Situation};
 use super::lock::{self, DeployLock};
 use super::plan::{self, Action, Live};
-use super::slots::{self, Slot};
+use super::slots::{self, Routing, Slot};
 use super::target::{ContainerInfo, Edge};
 use super::{ReleaseArgs, preflight};
 
@@ -81,7 +81,14 @@ impl Deploy {
                 None => return Ok(()),
             }
         } else {
-            if let Situation::Unverified { .. } = situation {
+            // Only a deploy stopped after its switch blocks a new one (resume or roll it back first); a
+            // release left unverified on purpose (a rollback whose verification failed) or by hand is
+            // what a new deploy replaces, verified like any other.
+            if let Situation::Unverified {
+                unfinished: Some(_),
+                ..
+            } = situation
+            {
                 anyhow::bail!(
                     "not deploying over an unverified release: {}",
                     situation.advice().unwrap_or_default()
@@ -107,7 +114,7 @@ impl Deploy {
             println!("dry run: nothing was changed");
             return Ok(());
         }
-        run.go(sh, started)
+        run.go(sh, started, slots::routing_of(&model))
     }
 
     /// A deploy of the release named on the command line: pre-flight, then the plan.
@@ -232,10 +239,27 @@ impl Run<'_> {
             .map(|_| ())
     }
 
-    fn go(self, sh: &Shell, started: Instant) -> anyhow::Result<()> {
+    fn go(self, sh: &Shell, started: Instant, planned: Option<Routing>) -> anyhow::Result<()> {
         // From here on SIGINT/SIGTERM stop the deploy at its next safe point, to be cleaned up after.
         interrupt::install()?;
         let lock = self.ctx.lock(self.containers, self.command)?;
+        // The plan was made before the lock: a command that held it meanwhile may have moved traffic (this
+        // plan could then start the slot that now serves). Re-read the edge under the lock.
+        let now = self.edge.model().map(|model| slots::routing_of(&model));
+        if now.as_ref().ok() != Some(&planned) {
+            lock.release()?;
+            anyhow::bail!(
+                "the edge changed while this {} was planned (planned from {}, now {}); nothing was \
+                 changed: run it again",
+                self.command,
+                planned.map_or("no slotted route".to_owned(), |r| r.describe()),
+                match now {
+                    Ok(Some(routing)) => routing.describe(),
+                    Ok(None) => "no slotted route".to_owned(),
+                    Err(err) => format!("unreadable: {err:#}"),
+                }
+            );
+        }
         self.record(Outcome::Started, 0, None)?;
         let version = &self.release.version;
         let result = execute(sh, self.ctx, self.edge, &self.actions, &BTreeMap::new());

@@ -103,9 +103,11 @@ pub fn sleep(duration: Duration, holding: &Holding) -> Result<(), Stopped> {
     }
 }
 
-/// Runs `work` on its own thread and waits for it, looking at the interrupt and the lease meanwhile. On a
-/// stop, `kick` runs (it makes `work` return soon: stopping the containers a `compose up --wait` waits
-/// for), every [`KICK_EVERY`] until `work` has returned, so nothing it does outlives the clean-up.
+/// Runs `work` on its own thread and waits for it, looking at the interrupt and the lease meanwhile. On an
+/// interrupt, `kick` runs (it makes `work` return soon: stopping the containers a `compose up --wait`
+/// waits for), every [`KICK_EVERY`] until `work` has returned, so nothing it does outlives the clean-up.
+/// On a lost lease nothing is kicked — another holder may own those containers by now — and `work` is
+/// only waited for.
 pub fn wait_for<T: Send>(
     holding: &Holding,
     work: impl FnOnce() -> T + Send,
@@ -122,7 +124,7 @@ pub fn wait_for<T: Send>(
             }
             std::thread::sleep(POLL);
         };
-        if stopped.is_some() {
+        if matches!(stopped, Some(Stopped::Interrupted)) {
             let mut kicked: Option<Instant> = None;
             while !worker.is_finished() {
                 if kicked.is_none_or(|at| at.elapsed() >= KICK_EVERY) {
@@ -177,19 +179,24 @@ mod tests {
         });
         assert!(started.elapsed() < Duration::from_secs(2));
 
+        // A lost lease is noticed while the work runs, but nothing is kicked: the containers the work
+        // waits for may belong to the holder that took over. The work is waited for to its own end.
         let kicked = AtomicBool::new(false);
         let stopped = wait_for(
             &holding,
             || {
-                while !kicked.load(Ordering::SeqCst) {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                "work returned after the kick"
+                std::thread::sleep(Duration::from_millis(300));
+                "work returned by itself"
             },
             || kicked.store(true, Ordering::SeqCst),
         )
         .unwrap_err();
-        assert_eq!(stopped.1, "work returned after the kick");
+        assert!(matches!(stopped.0, Stopped::LeaseLost(_)));
+        assert_eq!(stopped.1, "work returned by itself");
+        assert!(
+            !kicked.load(Ordering::SeqCst),
+            "a lost lease kicked the work"
+        );
     }
 
     #[test]

@@ -217,6 +217,20 @@ impl Situation {
                 how_it_ended(entry)
             )),
             Situation::Unverified {
+                serving,
+                verified,
+                unfinished: None,
+            } => Some(format!(
+                "the edge serves {}, which the ledger does not record as verified (a rollback whose \
+                 verification failed, or a change by hand); the ledger's last verified release is {}. \
+                 Name the release to serve: `cargo xtask rollback --to VERSION`, or deploy a fix",
+                serving.describe(),
+                verified.as_ref().map_or("none".to_owned(), |e| format!(
+                    "{} (slot {})",
+                    e.release.version, e.slot
+                ))
+            )),
+            Situation::Unverified {
                 serving, verified, ..
             } => Some(format!(
                 "the edge serves {}, which no verification passed (a deploy stopped after its switch). \

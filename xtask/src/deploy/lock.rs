@@ -183,6 +183,10 @@ pub struct Holder {
     pub since: String,
     #[serde(rename(deserialize = "avalon.lock.pid"), default)]
     pub pid: String,
+    /// The holder's kernel boot id: a pid means something only on that very machine and boot (two hosts
+    /// may share a name; CI containers often do).
+    #[serde(rename(deserialize = "avalon.lock.boot"), default)]
+    pub boot: String,
     /// Seconds.
     #[serde(rename(deserialize = "avalon.lock.lease"), default)]
     pub lease: String,
@@ -265,8 +269,12 @@ pub fn liveness(
         };
     }
     let host = holder.holder.rsplit('@').next().unwrap_or_default();
+    // `this_host` is `host#boot-id` (see [`this_machine`]); a lock without a boot label (an older xtask)
+    // never matches, so only its lease can make it stale.
+    let machine = format!("{host}#{}", holder.boot);
     if let Ok(pid) = holder.pid.parse::<u32>()
-        && host == this_host
+        && !holder.boot.is_empty()
+        && machine == this_host
         && !pid_alive(pid)
     {
         return Liveness::Stale {
@@ -288,6 +296,18 @@ pub fn pid_alive(pid: u32) -> bool {
         // EPERM: it exists, under another user.
         Err(errno) => errno == nix::errno::Errno::EPERM,
     }
+}
+
+/// This machine as a lock's labels name it: `hostname#boot-id`.
+pub fn this_machine() -> String {
+    format!("{}#{}", this_host(), boot_id())
+}
+
+/// The kernel's id of this boot (`/proc/sys/kernel/random/boot_id`); empty where there is none.
+pub fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|id| id.trim().to_owned())
+        .unwrap_or_default()
 }
 
 pub fn this_host() -> String {
@@ -338,6 +358,7 @@ impl DeployLock {
             ("avalon.lock.command", request.command.to_owned()),
             ("avalon.lock.since", since),
             ("avalon.lock.pid", pid),
+            ("avalon.lock.boot", boot_id()),
             ("avalon.lock.lease", lease_seconds),
         ];
         let created = docker
@@ -444,7 +465,7 @@ impl DeployLock {
             &holder,
             lease.as_ref(),
             OffsetDateTime::now_utc(),
-            &this_host(),
+            &this_machine(),
             pid_alive,
         );
         Ok(Some(Observed {
@@ -596,6 +617,7 @@ mod tests {
             command: "deploy".to_owned(),
             since: since.to_owned(),
             pid: pid.to_owned(),
+            boot: "b".to_owned(),
             lease: "15".to_owned(),
         }
     }
@@ -615,7 +637,7 @@ mod tests {
     #[test]
     fn holder_labels_are_read_back() {
         let holder = parse_labels(
-            r#""avalon.lock.command=deploy,avalon.lock.holder=ops@host,avalon.lock.pid=42,avalon.lock.lease=15,avalon.lock.since=2026-11-26T01:00:00Z""#,
+            r#""avalon.lock.boot=b,avalon.lock.command=deploy,avalon.lock.holder=ops@host,avalon.lock.pid=42,avalon.lock.lease=15,avalon.lock.since=2026-11-26T01:00:00Z""#,
         )
         .unwrap();
         assert_eq!(holder, {
@@ -632,7 +654,7 @@ mod tests {
             &holder("ops-1", "42", ""),
             Some(&lease(0)),
             at(10),
-            "ops-1",
+            "ops-1#b",
             |_| true,
         );
         assert_eq!(
@@ -646,7 +668,7 @@ mod tests {
             &holder("ci-runner", "42", ""),
             Some(&lease(0)),
             at(10),
-            "ops-1",
+            "ops-1#b",
             |_| false,
         );
         assert!(matches!(elsewhere, Liveness::Running { .. }));
@@ -658,7 +680,7 @@ mod tests {
             &holder("ci-runner", "42", ""),
             Some(&lease(0)),
             at(16),
-            "ops-1",
+            "ops-1#b",
             |_| true,
         );
         assert!(
@@ -669,13 +691,22 @@ mod tests {
             &holder("ops-1", "42", ""),
             Some(&lease(0)),
             at(1),
-            "ops-1",
+            "ops-1#b",
             |pid| pid != 42,
         );
         assert!(
             matches!(&killed, Liveness::Stale { why } if why.contains("process 42 on ops-1 is gone")),
             "{killed:?}"
         );
+        // Same host name, another machine or boot: its pid means nothing here.
+        let namesake = liveness(
+            &holder("ops-1", "42", ""),
+            Some(&lease(0)),
+            at(1),
+            "ops-1#another-boot",
+            |pid| pid != 42,
+        );
+        assert!(matches!(namesake, Liveness::Running { .. }), "{namesake:?}");
     }
 
     #[test]

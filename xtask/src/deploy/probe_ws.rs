@@ -104,7 +104,7 @@ pub fn classify(text: &str) -> Packet {
     let Some(kind) = body.chars().next() else {
         return Packet::Other;
     };
-    let rest = &body[1..];
+    let rest = &body[kind.len_utf8()..];
     match kind {
         '0' => Packet::Connected,
         '1' => Packet::Closed,

@@ -16,6 +16,7 @@ pub use super::containers::{ContainerInfo, KeptContainer};
 use super::containers::{Inspect, container_info};
 pub use super::edge::Edge;
 use super::edge::endpoint_host;
+use super::interrupt::Stopped;
 use super::ledger::Release;
 use super::lock::Holding;
 use super::plan::Live;
@@ -284,6 +285,15 @@ impl Target {
         serde_json::from_str(&resolved).context("unexpected `docker compose config` output")
     }
 
+    /// Under the deploy lock, a holder whose lease is lost starts and stops nothing more (its own clock:
+    /// no round trip); the edge and the ledger check the fence itself.
+    fn fenced(&self) -> anyhow::Result<()> {
+        self.holding
+            .fence()
+            .map(|_| ())
+            .map_err(|why| anyhow::Error::new(Stopped::LeaseLost(why)))
+    }
+
     /// Creates (or recreates) the slot's containers and waits until their healthchecks pass.
     pub fn start_slot(
         &self,
@@ -293,6 +303,7 @@ impl Target {
         extra_env: &BTreeMap<String, String>,
         timeout: Duration,
     ) -> anyhow::Result<()> {
+        self.fenced()?;
         let composable = self.composable_release(release)?;
         let overlay = self.write_slot_overlay(sh, slot, release, &composable, extra_env)?;
         let release = &composable;
@@ -341,6 +352,9 @@ impl Target {
     ) -> (anyhow::Result<()>, Option<T>) {
         if kept.is_empty() {
             return (Err(anyhow::anyhow!("no kept containers to start")), None);
+        }
+        if let Err(lost) = self.fenced() {
+            return (Err(lost), None);
         }
         let deadline = Instant::now() + timeout;
         let (started_tx, started_rx) = std::sync::mpsc::channel::<&str>();
@@ -450,6 +464,7 @@ impl Target {
 
     /// Stops services' containers (their stop signal and grace period: the runtime drains) and keeps them.
     pub fn stop_services(&self, services: &[String]) -> anyhow::Result<()> {
+        self.fenced()?;
         let mut ids = Vec::new();
         for service in services {
             ids.extend(

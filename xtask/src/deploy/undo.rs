@@ -47,6 +47,24 @@ pub fn what_to_undo<'a>(history: &'a History, serving: &LiveRelease) -> anyhow::
             },
         )
     };
+    // A deploy killed before its switch (its entry still `started`, the edge on the verified release) changed
+    // nothing users get, exactly like one interrupted there: nothing to undo either way.
+    if let Situation::Consistent {
+        unfinished: Some(unfinished),
+    } = situation(history, serving)
+        && unfinished.outcome == Outcome::Started
+        && let Some(live) = live
+    {
+        return Ok(Undo::Nothing(format!(
+            "the last change, {}, did not finish (no outcome recorded: killed before its switch, or still \
+             running); {}, live before it, is still live (the edge serves {}). `cargo xtask deploy --resume` \
+             finishes it; {}",
+            change(&unfinished),
+            live.release.version,
+            serving.describe(),
+            further()
+        )));
+    }
     // The newest entry that ended something; a `started` entry of a command still running (or
     // interrupted) says nothing about what users got.
     let last = history
@@ -318,5 +336,23 @@ mod tests {
             panic!("{undo:?}")
         };
         assert!(why.contains("ping-pong"), "{why}");
+    }
+
+    #[test]
+    fn a_deploy_killed_before_its_switch_leaves_nothing_to_undo() {
+        let mut entries = deployed();
+        entries.push(entry(4, Event::Deploy, "1.2.0", "blue", Outcome::Started));
+        let history = history(entries);
+        let undo = what_to_undo(&history, &serving(Slot::Green, "1.1.0")).unwrap();
+        let Undo::Nothing(why) = undo else {
+            panic!("{undo:?}")
+        };
+        assert!(why.contains("did not finish"), "{why}");
+        // Killed after its switch: the edge serves 1.2.0 unverified; the undo is the verified 1.1.0.
+        let undo = what_to_undo(&history, &serving(Slot::Blue, "1.2.0")).unwrap();
+        assert!(
+            matches!(undo, Undo::To(e) if e.release.version == "1.1.0"),
+            "{undo:?}"
+        );
     }
 }

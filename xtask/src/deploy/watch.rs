@@ -71,19 +71,43 @@ pub fn watch(
     // nginx's $time_iso8601 has whole seconds; so must the start of the interval.
     let now = time::OffsetDateTime::now_utc();
     let since = now.replace_nanosecond(0).unwrap_or(now);
-    let override_cookie = edge.model()?.canary.override_cookie;
+    let model = edge.model()?;
+    let override_cookie = model.canary.override_cookie.clone();
+    // The probe speaks plain HTTP to the edge's published port 80. An edge with TLS answers the application
+    // there with a redirect to HTTPS (only /health, ACME and internal endpoints stay), so Socket.IO sessions
+    // cannot be opened: the game server is then judged on its own counters and the access log only, and
+    // too few sessions is not held against it. (A TLS-speaking probe is the fix; docs/operations.md.)
+    let plain_http_redirects = model.tls.is_some();
+    let mut thresholds = config.thresholds.clone();
+    let ws_sessions_per_second = if plain_http_redirects {
+        thresholds.min_ws_sessions = 0;
+        0
+    } else {
+        config.probe.ws_sessions_per_second
+    };
     let watched: Vec<Slot> = std::iter::once(slot).chain(baseline).collect();
     let probed: Vec<String> = watched.iter().map(|s| s.name().to_owned()).collect();
     println!(
         "watching slot {slot} for {}s (probe {} req/s and {} Socket.IO sessions/s per slot)",
         window.as_secs(),
         config.probe.requests_per_second,
-        config.probe.ws_sessions_per_second
+        ws_sessions_per_second
     );
     let containers = target.containers()?;
     // A slot whose containers are gone still gets judged (its HTTP fails): no token is not an error,
     // only no sessions, said in the printout.
-    let (tokens, ws_probe_error) = if config.probe.ws_sessions_per_second > 0 {
+    let (tokens, ws_probe_error) = if plain_http_redirects
+        && config.probe.ws_sessions_per_second > 0
+    {
+        (
+            BTreeMap::new(),
+            Some(
+                "the edge redirects plain HTTP to HTTPS and the probe speaks plain HTTP: no Socket.IO \
+                 sessions; the game server is judged on its own counters and the access log"
+                    .to_owned(),
+            ),
+        )
+    } else if ws_sessions_per_second > 0 {
         match probe_tokens(target, &containers, slot, &watched, window) {
             Ok(tokens) => (tokens, None),
             Err(err) => (BTreeMap::new(), Some(format!("{err:#}"))),
@@ -92,7 +116,7 @@ pub fn watch(
         (BTreeMap::new(), None)
     };
     let ws_plan = WsPlan {
-        per_second: config.probe.ws_sessions_per_second,
+        per_second: ws_sessions_per_second,
         tokens,
     };
     let scrape_targets = game_server_targets(target, edge, &containers, &watched);
@@ -125,7 +149,7 @@ pub fn watch(
     }
     let judged = stats.get(slot.name()).cloned().unwrap_or_default();
     let base = baseline.and_then(|b| stats.get(b.name()));
-    let verdict = analysis::judge(&judged, base, &config.thresholds);
+    let verdict = analysis::judge(&judged, base, &thresholds);
     Ok(Judgment {
         slot,
         baseline,
