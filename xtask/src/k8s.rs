@@ -1,6 +1,8 @@
 //! `cargo xtask k8s check`: the Kubernetes manifests of k8s/ checked offline — every overlay built with
-//! kustomize (`kubectl kustomize`, no cluster needed) and every resource validated against the pinned
-//! Kubernetes schemas with kubernetes-validate (`--strict`: unknown fields are errors). Run by `cargo xtask ci`.
+//! kustomize (`kubectl kustomize`, no cluster needed), every resource validated against the pinned
+//! Kubernetes schemas with kubernetes-validate (`--strict`: unknown fields are errors), every avalon
+//! container's environment judged by the services' own validator (`k8s_startup`), and the edge, network and
+//! shutdown rules checked (`k8s_rules`). Run by `cargo xtask ci`.
 
 use std::path::{Path, PathBuf};
 
@@ -90,9 +92,37 @@ impl CheckCmd {
                 "k8s/overlays/{name}: {kinds} resources valid for Kubernetes {}",
                 self.versions.join(", ")
             );
+            would_start(&name, &built)?;
         }
         Ok(())
     }
+}
+
+/// Every avalon container would pass its own start-up validation, and the overlay keeps the house rules.
+fn would_start(name: &str, built: &str) -> anyhow::Result<()> {
+    let mut problems = crate::k8s_rules::check_rendered(built)?;
+    let verdicts = crate::k8s_startup::check_rendered(built)?;
+    for verdict in &verdicts {
+        problems.extend(verdict.problems.iter().map(|problem| {
+            format!(
+                "{} container {:?} ({}): {problem}",
+                verdict.workload,
+                verdict.container,
+                verdict.service.name()
+            )
+        }));
+    }
+    if !problems.is_empty() {
+        bail!(
+            "k8s/overlays/{name} would not start as the services require:\n  - {}",
+            problems.join("\n  - ")
+        );
+    }
+    println!(
+        "k8s/overlays/{name}: {} containers pass the services' start-up validation; ingress, network policies and grace periods keep the rules",
+        verdicts.len()
+    );
+    Ok(())
 }
 
 fn build(sh: &Shell, overlay: &Path) -> anyhow::Result<String> {

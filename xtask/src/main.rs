@@ -18,6 +18,8 @@ mod heal;
 mod host;
 mod image;
 mod k8s;
+mod k8s_rules;
+mod k8s_startup;
 mod maintenance;
 mod nginx;
 mod project;
