@@ -99,7 +99,7 @@ pub fn parse(name: &str, text: &str) -> anyhow::Result<Policy> {
                 Some(policy)
             }
             Err(err) => {
-                problems.push(format!("{at}: {}", err.to_string().trim()));
+                problems.push(format!("{at} {}", type_problem(&err.to_string())));
                 None
             }
         }
@@ -243,6 +243,25 @@ fn rule_problems(service: Service, p: &ServicePolicy) -> Vec<(&'static str, Stri
     problems
 }
 
+/// toml says `invalid type: string "two", expected u32\nin `min``; the report says `min: invalid type: …`.
+fn type_problem(message: &str) -> String {
+    let mut text = Vec::new();
+    let mut key = None;
+    for line in message.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        match line
+            .strip_prefix("in `")
+            .and_then(|rest| rest.strip_suffix('`'))
+        {
+            Some(name) => key = Some(name.to_owned()),
+            None => text.push(line),
+        }
+    }
+    match key {
+        Some(key) => format!("{key}: {}", text.join(" ")),
+        None => format!("(a value): {}", text.join(" ")),
+    }
+}
+
 fn shown(duration: Duration) -> String {
     humantime::format_duration(duration).to_string()
 }
@@ -305,8 +324,15 @@ mod tests {
         assert!(err.contains("scaling.toml [edge]: unknown table"), "{err}");
 
         let err = error_of(&committed().replace("sync_period = \"15s\"", "sync_period = \"soon\""));
-        assert!(err.contains("scaling.toml [api]"), "{err}");
-        assert!(err.contains("\"soon\" is not a duration"), "{err}");
+        assert!(
+            err.contains("scaling.toml [api] sync_period: \"soon\" is not a duration"),
+            "{err}"
+        );
+        let err = error_of(&committed().replacen("min = 2", "min = \"two\"", 1));
+        assert!(
+            err.contains("scaling.toml [api] min: invalid type: string \"two\", expected u32"),
+            "{err}"
+        );
 
         let err =
             error_of(&committed().replace("sync_period = \"15s\"", "sync_period = \"1500ms\""));
@@ -321,6 +347,33 @@ mod tests {
             err.contains("scaling.toml [api] target_connections: must be 0 for the api"),
             "{err}"
         );
+    }
+
+    /// Per-instance utilisation is a share of these limits: the Compose stacks must run with them.
+    #[test]
+    fn the_compose_limits_are_the_policys() {
+        let policy = load(&crate::project::root().join(DEFAULT_POLICY)).unwrap();
+        for file in ["docker/compose.prod.yml", "docker/compose.offline.yml"] {
+            let text = std::fs::read_to_string(crate::project::root().join(file)).unwrap();
+            let docs = yaml_rust2::YamlLoader::load_from_str(&text).unwrap();
+            let limits = &docs[0]["x-hardening"]["deploy"]["resources"]["limits"];
+            let cpus: f64 = limits["cpus"].as_str().unwrap().parse().unwrap();
+            let memory = limits["memory"].as_str().unwrap();
+            for service in Service::ALL {
+                let p = policy.get(service);
+                assert_eq!(
+                    (cpus * 1000.0).round() as u32,
+                    p.cpu_limit_millicores,
+                    "{file} cpus vs [{service}] cpu_limit_millicores"
+                );
+                // Docker's `M` is MiB.
+                assert_eq!(
+                    memory,
+                    format!("{}M", p.memory_limit_mib),
+                    "{file} memory vs [{service}] memory_limit_mib"
+                );
+            }
+        }
     }
 
     #[test]
