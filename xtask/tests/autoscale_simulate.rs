@@ -25,14 +25,10 @@ fn simulate(args: &[&str], policy: &Path, trace: &Path) -> Output {
         .unwrap()
 }
 
-fn committed_policy() -> PathBuf {
-    root().join("deploy/scaling.toml")
-}
-
-#[test]
-fn json_prints_one_object_per_change_with_the_documented_keys_and_nothing_else() {
+/// What the committed policy and example trace print, with these flags; the run must succeed.
+fn example_stdout(args: &[&str]) -> String {
     let output = simulate(
-        &["--json"],
+        args,
         &committed_policy(),
         &root().join("deploy/traces/example.csv"),
     );
@@ -41,7 +37,16 @@ fn json_prints_one_object_per_change_with_the_documented_keys_and_nothing_else()
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let stdout = String::from_utf8(output.stdout).unwrap();
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn committed_policy() -> PathBuf {
+    root().join("deploy/scaling.toml")
+}
+
+#[test]
+fn json_prints_one_object_per_change_with_the_documented_keys_and_nothing_else() {
+    let stdout = example_stdout(&["--json"]);
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(lines.len() >= 4, "{stdout}");
     let mut previous_t = 0.0;
@@ -72,17 +77,7 @@ fn json_prints_one_object_per_change_with_the_documented_keys_and_nothing_else()
 
 #[test]
 fn without_json_it_prints_a_table() {
-    let output = simulate(
-        &["--start", "3"],
-        &committed_policy(),
-        &root().join("deploy/traces/example.csv"),
-    );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stdout = example_stdout(&["--start", "3"]);
     let header: Vec<&str> = stdout.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(header, ["t", "service", "from", "to", "reason"]);
     // From 3 replicas, the idle api's first evaluation already scales it in (its stabilisation window
