@@ -38,7 +38,8 @@ pub struct HpaCmd {
 
 impl HpaCmd {
     pub fn run(&self) -> anyhow::Result<()> {
-        let generated = hpa_manifest::render(&policy_file::load(&self.policy)?);
+        let generated =
+            hpa_manifest::render(&policy_file::load(&policy_file::resolve(&self.policy))?);
         if !self.write {
             print!("{generated}");
             return Ok(());

@@ -2,7 +2,7 @@
 //! must not fall back to a default) and every problem is reported at once as
 //! `scaling.toml [websocket] target_connections: <rule>`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -36,6 +36,16 @@ const MAX_REPLICAS: u32 = 100;
 /// HPA's bounds: stabilisation windows 0–3600 s, policy periods 1–1800 s.
 const MAX_WINDOW: Duration = Duration::from_secs(3600);
 const MAX_PERIOD: Duration = Duration::from_secs(1800);
+
+/// A file named on the command line: as given when it exists from the current directory, else from the
+/// repository root (so `--policy deploy/scaling.toml` works from any directory of the checkout).
+pub fn resolve(path: &Path) -> PathBuf {
+    if path.is_absolute() || path.exists() {
+        path.to_path_buf()
+    } else {
+        crate::project::root().join(path)
+    }
+}
 
 pub fn load(path: &Path) -> anyhow::Result<Policy> {
     let text =

@@ -4,6 +4,7 @@
 //! `{"t":…,"service":…,"from":…,"to":…,"reason":…}` per change and nothing else, without it a table.
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -42,17 +43,22 @@ pub struct Change {
 
 impl Simulate {
     pub fn run(&self) -> anyhow::Result<()> {
-        let policy = policy_file::load(&self.policy)?;
-        let rows = trace::load(&self.trace)?;
+        let policy = policy_file::load(&policy_file::resolve(&self.policy))?;
+        let rows = trace::load(&policy_file::resolve(&self.trace))?;
         let changes = simulate(&policy, &rows, self.start);
-        if self.json {
-            for line in json_lines(&changes)? {
-                println!("{line}");
-            }
+        let text = if self.json {
+            json_lines(&changes)?
+                .into_iter()
+                .map(|line| line + "\n")
+                .collect()
         } else {
-            print!("{}", table(&changes));
+            table(&changes)
+        };
+        // `… --json | head` closes the pipe early: that is the reader's choice, not a failure.
+        match std::io::stdout().write_all(text.as_bytes()) {
+            Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => Err(err.into()),
+            _ => Ok(()),
         }
-        Ok(())
     }
 }
 
