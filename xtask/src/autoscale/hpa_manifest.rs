@@ -39,8 +39,8 @@ const HEADER: &str = "\
 #           pod: {resource: pod}
 #       metricsQuery: 'sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)'
 # (KEDA's prometheus scaler is the alternative; it owns its own HPA, so drop the one below if you use it.)
-# Without the adapter the HPA still scales on CPU and memory and reports the connections metric as
-# unavailable. Overlays may patch minReplicas/maxReplicas per environment.
+# Without the adapter the connections metric errors: HPA still scales UP on CPU and memory but skips
+# every scale-down while a metric fails. Overlays may patch minReplicas/maxReplicas per environment.
 ";
 
 /// The Deployment each service's HPA scales.
