@@ -4,6 +4,7 @@
 //! through the command layer ([`command`]), which prints each one that changes something before it runs,
 //! and read-only ones too with `-v`.
 
+mod autoscale;
 mod backup;
 mod bench;
 mod ci;
@@ -98,7 +99,10 @@ enum Command {
     Status(deploy::Status),
     /// Break a stale deploy lock (its holder's lease expired or its process is gone); refuses a live one.
     Unlock(deploy::Unlock),
-    /// Kubernetes manifests of k8s/: build every overlay and validate it offline.
+    /// Replicas from CPU, memory and connections with HPA semantics (deploy/scaling.toml); `simulate`
+    /// replays a demand trace through the same policy.
+    Autoscale(autoscale::Autoscale),
+    /// Kubernetes manifests of k8s/: build every overlay and validate it offline; HPAs from the policy.
     #[command(subcommand)]
     K8s(k8s::K8s),
     /// Restart containers that stay unhealthy (hung processes), with back-off; one pass or --watch.
@@ -143,6 +147,7 @@ fn main() -> anyhow::Result<()> {
         Command::Unlock(cmd) => cmd.run(),
         Command::Heal(cmd) => cmd.run(),
         Command::K8s(cmd) => cmd.run(&sh),
+        Command::Autoscale(cmd) => cmd.run(),
         Command::Host(cmd) => cmd.run(),
     }
 }
@@ -202,6 +207,7 @@ mod tests {
             "backup create",
             "backup restore",
             "backup verify",
+            "autoscale",
         ] {
             assert!(
                 paths.contains(&expected),
