@@ -17,6 +17,7 @@ mod github_output;
 mod heal;
 mod host;
 mod image;
+mod instances;
 mod k8s;
 mod maintenance;
 mod nginx;
@@ -96,6 +97,9 @@ enum Command {
     Status(deploy::Status),
     /// Break a stale deploy lock (its holder's lease expired or its process is gone); refuses a live one.
     Unlock(deploy::Unlock),
+    /// Every api and websocket instance as the instance registry and the engine see it, with their
+    /// disagreements (a container up but not registered, a registration without a container).
+    Instances(instances::Instances),
     /// Kubernetes manifests of k8s/: build every overlay and validate it offline.
     #[command(subcommand)]
     K8s(k8s::K8s),
@@ -140,6 +144,7 @@ fn main() -> anyhow::Result<()> {
         Command::Status(cmd) => cmd.run(),
         Command::Unlock(cmd) => cmd.run(),
         Command::Heal(cmd) => cmd.run(),
+        Command::Instances(cmd) => cmd.run(),
         Command::K8s(cmd) => cmd.run(&sh),
         Command::Host(cmd) => cmd.run(),
     }
@@ -196,6 +201,7 @@ mod tests {
             "releases",
             "maintenance on",
             "status",
+            "instances",
             "heal",
             "backup create",
             "backup restore",
