@@ -18,6 +18,7 @@ mod github_output;
 mod heal;
 mod host;
 mod image;
+mod instances;
 mod k8s;
 mod k8s_rules;
 mod k8s_startup;
@@ -102,6 +103,9 @@ enum Command {
     /// Replicas from CPU, memory and connections with HPA semantics (deploy/scaling.toml); `simulate`
     /// replays a demand trace through the same policy.
     Autoscale(autoscale::Autoscale),
+    /// Every api and websocket instance as the instance registry and the engine see it, with their
+    /// disagreements (a container up but not registered, a registration without a container).
+    Instances(instances::Instances),
     /// Kubernetes manifests of k8s/: build every overlay and validate it offline; HPAs from the policy.
     #[command(subcommand)]
     K8s(k8s::K8s),
@@ -146,6 +150,7 @@ fn main() -> anyhow::Result<()> {
         Command::Status(cmd) => cmd.run(),
         Command::Unlock(cmd) => cmd.run(),
         Command::Heal(cmd) => cmd.run(),
+        Command::Instances(cmd) => cmd.run(),
         Command::K8s(cmd) => cmd.run(&sh),
         Command::Autoscale(cmd) => cmd.run(),
         Command::Host(cmd) => cmd.run(),
@@ -203,6 +208,7 @@ mod tests {
             "releases",
             "maintenance on",
             "status",
+            "instances",
             "heal",
             "backup create",
             "backup restore",

@@ -501,6 +501,8 @@ ws_connections 4
             finished_at: None,
             one_off: false,
             healthcheck: None,
+            hostname: String::new(),
+            networks: BTreeMap::new(),
             binds: BTreeMap::new(),
         };
         let targets = scrape_targets(

@@ -57,7 +57,7 @@ pub use unlock::Unlock;
 pub(crate) use containers::parse_inspect;
 pub(crate) use context::{Ctx, TargetArgs};
 pub(crate) use slots::{Slot, UNSLOTTED_SERVICES, routing_of};
-pub(crate) use target::{ContainerInfo, Snapshot};
+pub(crate) use target::{ContainerInfo, Snapshot, Target};
 
 /// A ledger time as operators read it in tables: `2026-11-26 06:33:13` (UTC).
 pub(crate) fn table_time(at: time::OffsetDateTime) -> String {
