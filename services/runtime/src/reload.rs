@@ -288,7 +288,7 @@ mod tests {
             .collect();
         assert_eq!(named, ["LOG_LEVEL", "MAX_CONNECTIONS"]);
         assert_eq!(reloader.live.get().log_level, "warn");
-        assert_eq!(reloader.live.get().max_connections, 10_000);
+        assert_eq!(reloader.live.get().max_connections, 18_000);
     }
 
     #[test]

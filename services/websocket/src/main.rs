@@ -9,6 +9,7 @@ mod fanout;
 mod handlers;
 mod metrics;
 mod payload;
+mod request_head;
 mod room;
 mod server;
 mod session;

@@ -19,6 +19,12 @@ use crate::fanout;
 use crate::metrics::WsMetrics;
 use crate::store::{MemoryStore, RedisStore, Store};
 
+/// Each WebSocket's read buffer (engineioxide's default is 4 KiB). It is held, zero-filled, for the life of
+/// every connection, idle or not, while client packets are small (a move, a chat line); a larger message
+/// still arrives whole, as tungstenite grows the buffer to the frame (MAX_MESSAGE_BYTES caps it). 4 KiB →
+/// 1 KiB saved 3 KiB per idle connection in `cargo xtask bench ws` (docs/protocol.md §9).
+pub const WS_READ_BUFFER: usize = 1024;
+
 pub async fn build(context: ServiceContext<WsSettings>) -> Result<Router, String> {
     let metrics = WsMetrics::register(context.metrics.registry())
         .map_err(|err| format!("cannot register game-server metrics: {err}"))?;
@@ -35,6 +41,7 @@ pub async fn build(context: ServiceContext<WsSettings>) -> Result<Router, String
         .max_payload(u64::from(settings.max_message_bytes))
         .ws_max_message_size(max_bytes)
         .ws_max_frame_size(max_bytes)
+        .ws_read_buffer_size(WS_READ_BUFFER)
         .build_svc();
 
     let resubscribed = Arc::new(tokio::sync::Notify::new());
@@ -100,7 +107,8 @@ pub async fn build(context: ServiceContext<WsSettings>) -> Result<Router, String
     // Mounted as routes (not a layer) so the runtime's ops routes merge beside it.
     Ok(Router::new()
         .route_service("/socket.io/", service.clone())
-        .route_service("/socket.io", service))
+        .route_service("/socket.io", service)
+        .layer(axum::middleware::map_request(crate::request_head::detach)))
 }
 
 /// After (re)subscribing, states published while this instance was not listening are fetched and pushed.

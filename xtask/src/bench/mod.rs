@@ -16,6 +16,12 @@ pub enum Bench {
     /// The game server: connections per instance within 500 MiB, and room fan-out latency over two
     /// instances, each beside a python-socketio server doing the same.
     Ws(ws::WsBench),
+    /// The bare-WebSocket floor server `bench ws` starts beside the game server (not run by hand).
+    #[command(hide = true)]
+    WsFloor(ws::WsFloor),
+    /// A fan-out load generator `bench ws` starts for its share of the rooms (not run by hand).
+    #[command(hide = true)]
+    WsFanoutWorker(ws::WsFanoutWorker),
 }
 
 impl Bench {
@@ -24,6 +30,8 @@ impl Bench {
             Self::Api(cmd) => cmd.run(sh),
             Self::Backup(cmd) => cmd.run(sh),
             Self::Ws(cmd) => cmd.run(sh),
+            Self::WsFloor(cmd) => cmd.run(),
+            Self::WsFanoutWorker(cmd) => cmd.run(),
         }
     }
 }

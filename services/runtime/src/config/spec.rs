@@ -333,8 +333,8 @@ pub const MAX_CONNECTIONS: Var = Var {
     reloadable: true,
     ..var(
         "MAX_CONNECTIONS",
-        Some("10000"),
-        "Most concurrent Socket.IO connections one game-server instance accepts; more are refused with a clear error.",
+        Some("18000"),
+        "Most concurrent Socket.IO connections one game-server instance accepts; more are refused with a clear error. The default fits the 500 MiB memory limit of docker/compose.prod.yml and k8s/ at the ~21 KiB per idle connection `cargo xtask bench ws` measures, with a quarter left for games in play (docs/protocol.md §9).",
     )
 };
 pub const RATE_LIMIT_IP: Var = Var {

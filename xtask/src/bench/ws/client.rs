@@ -2,14 +2,32 @@
 //! with `auth`, emit with acknowledgements, receive events and acks with their arrival time, answer pings.
 //! The same client drives avalon-ws and the python-socketio baseline, so neither side gets a faster client.
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use tokio::net::TcpSocket;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+/// Loopback source addresses the connections are spread over: one address has ~28,000 ephemeral ports
+/// (net.ipv4.ip_local_port_range), and a connection bound before it connects keeps its port to itself, so
+/// 40,000 connections to one server port need more than one. All of 127.0.0.0/8 is loopback on Linux.
+const SOURCE_ADDRESSES: u8 = 8;
+
+/// The client's read buffer: tungstenite's default (128 KiB, zero-filled on the first read) would cost the
+/// load generator 5 GiB at 40,000 connections; what the servers send an idle client fits in far less.
+const CLIENT_READ_BUFFER: usize = 4096;
+
+/// The loopback address connection `index` is bound to.
+pub fn source_address(index: usize) -> Ipv4Addr {
+    let spread = u8::try_from(index % usize::from(SOURCE_ADDRESSES)).unwrap_or(0);
+    Ipv4Addr::new(127, 0, 0, 1 + spread)
+}
 
 /// Something the server sent, stamped when its frame arrived (before any parsing).
 pub enum Inbound {
@@ -33,22 +51,17 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects player `index` to the server on loopback `port`; what it receives goes to `sink` tagged with
-    /// `index` (or is dropped when `sink` is `None`).
+    /// Connects player `index` to the server on loopback `port` from [`source_address`]`(index)`; what it
+    /// receives goes to `sink` tagged with `index` (or is dropped when `sink` is `None`).
     pub async fn connect(
         port: u16,
         token: &str,
         index: usize,
         sink: Option<InboundSender>,
     ) -> anyhow::Result<Client> {
-        let url = format!("ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket");
-        let (socket, _) = tokio::time::timeout(
-            Duration::from_secs(20),
-            tokio_tungstenite::connect_async(url.as_str()),
-        )
-        .await
-        .context("websocket connect timed out")?
-        .context("websocket connect failed")?;
+        let socket = tokio::time::timeout(Duration::from_secs(20), open(port, index))
+            .await
+            .context("websocket connect timed out")??;
         let (mut write, mut read) = socket.split();
         let open = next_text(&mut read).await?;
         if !open.starts_with('0') {
@@ -114,6 +127,29 @@ impl Client {
             .send(Message::text(format!("42{id}{}", json!([event, payload]))));
         id
     }
+}
+
+/// The TCP connection from this connection's source address, then the WebSocket handshake over it.
+async fn open(
+    port: u16,
+    index: usize,
+) -> anyhow::Result<tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>> {
+    let source = source_address(index);
+    let tcp = TcpSocket::new_v4()?;
+    tcp.bind(SocketAddr::from((source, 0)))
+        .with_context(|| format!("cannot bind a client socket to {source}"))?;
+    let stream = tcp
+        .connect(SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+        .with_context(|| format!("cannot connect from {source} to 127.0.0.1:{port}"))?;
+    stream.set_nodelay(true)?;
+    let url = format!("ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket");
+    let config = WebSocketConfig::default().read_buffer_size(CLIENT_READ_BUFFER);
+    let (socket, _) =
+        tokio_tungstenite::client_async_with_config(url.as_str(), stream, Some(config))
+            .await
+            .context("websocket handshake failed")?;
+    Ok(socket)
 }
 
 async fn next_text<S>(read: &mut S) -> anyhow::Result<String>

@@ -3,10 +3,12 @@
 //! (every sample is a game move stored in Redis and fanned out as per-player views); the baseline broadcasts
 //! an equally large payload to the room through python-socketio's Redis manager.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::{Barrier, Semaphore, mpsc};
 
@@ -18,7 +20,7 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Rooms being seated at the same time.
 const SEATING_AT_ONCE: usize = 32;
 
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 pub struct Samples {
     pub latencies_ms: Vec<f64>,
     pub events: u64,
@@ -28,8 +30,11 @@ pub struct Samples {
     pub payloads: u64,
 }
 
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Plan {
     pub ports: [u16; 2],
+    /// This load generator's rooms are numbered from here (each worker process seats its own share).
+    pub first_room: usize,
     pub rooms: usize,
     pub rate: u32,
     pub measure: Duration,
@@ -37,17 +42,35 @@ pub struct Plan {
     pub padding: usize,
 }
 
-type Tokens = Arc<dyn Fn(usize, usize) -> String + Send + Sync>;
+pub type Tokens = Arc<dyn Fn(usize, usize) -> String + Send + Sync>;
 
-/// Runs one side: sets every room up (bounded), then measures for `plan.measure` at `plan.rate` events/s.
-pub async fn run(plan: &Plan, avalon: bool, tokens: Tokens) -> anyhow::Result<Samples> {
+impl Samples {
+    /// Adds another load generator's samples to these.
+    pub fn merge(&mut self, other: Samples) {
+        self.latencies_ms.extend(other.latencies_ms);
+        self.events += other.events;
+        self.lost += other.lost;
+        self.refused += other.refused;
+        self.payload_bytes += other.payload_bytes;
+        self.payloads += other.payloads;
+    }
+}
+
+/// Runs one side: sets every room up (bounded), waits for `go`, then measures for `plan.measure` at
+/// `plan.rate` events/s.
+pub async fn run(
+    plan: &Plan,
+    avalon: bool,
+    tokens: Tokens,
+    go: impl Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<Samples> {
     let samples = Arc::new(Mutex::new(Samples::default()));
     let permits = Arc::new(Semaphore::new(0));
     let barrier = Arc::new(Barrier::new(plan.rooms + 1));
     // Seating is paced so thousands of simultaneous handshakes do not time each other out.
     let seating = Arc::new(Semaphore::new(SEATING_AT_ONCE));
     let mut rooms = tokio::task::JoinSet::new();
-    for room in 0..plan.rooms {
+    for room in plan.first_room..plan.first_room + plan.rooms {
         let (samples, permits, barrier, tokens, seating) = (
             Arc::clone(&samples),
             Arc::clone(&permits),
@@ -74,6 +97,7 @@ pub async fn run(plan: &Plan, avalon: bool, tokens: Tokens) -> anyhow::Result<Sa
     if setup.is_err() {
         bail!("seating {} rooms took more than 300s", plan.rooms);
     }
+    go.await?;
     let feeder = tokio::spawn(feed(Arc::clone(&permits), plan.rate, plan.measure));
     let _ = feeder.await;
     permits.close();

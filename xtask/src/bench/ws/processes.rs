@@ -1,5 +1,6 @@
 //! The processes a run needs, all on loopback and all stopped when the run ends: a redis-server, avalon-ws
-//! instances and python-socketio baseline instances.
+//! instances, python-socketio baseline instances and the bare-WebSocket floor; and the open-file limit they
+//! all need for tens of thousands of sockets.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -142,4 +143,30 @@ pub fn python_baseline(
         &format!("redis://127.0.0.1:{redis_port}/0"),
     ]);
     start(name, command, port, &dir.join(format!("{name}.log")))
+}
+
+/// The bare-WebSocket floor ([`super::floor`]), run by this same xtask binary as `bench ws-floor`.
+pub fn floor(name: &str, dir: &Path) -> anyhow::Result<Server> {
+    let port = free_port()?;
+    let exe = std::env::current_exe().context("cannot find the running xtask binary")?;
+    let mut command = Command::new(exe);
+    command.args(["bench", "ws-floor", "--port", &port.to_string()]);
+    start(name, command, port, &dir.join(format!("{name}.log")))
+}
+
+/// Raises RLIMIT_NOFILE to at least `wanted` for this process and so for the servers it starts (a child
+/// inherits the limit): the soft limit up to the hard one, and the hard one too where this process may
+/// (root, or CAP_SYS_RESOURCE). Returns the soft limit now in force, which may be below `wanted`.
+pub fn raise_open_files(wanted: u64) -> anyhow::Result<u64> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).context("cannot read RLIMIT_NOFILE")?;
+    if soft >= wanted {
+        return Ok(soft);
+    }
+    if hard < wanted && setrlimit(Resource::RLIMIT_NOFILE, wanted, wanted).is_ok() {
+        return Ok(wanted);
+    }
+    let soft = wanted.min(hard);
+    setrlimit(Resource::RLIMIT_NOFILE, soft, hard).context("cannot raise RLIMIT_NOFILE")?;
+    Ok(soft)
 }
