@@ -10,6 +10,7 @@ mod docker;
 mod edge;
 mod invocation;
 mod print;
+mod scaling;
 
 pub use compose::Compose;
 pub use docker::{DockerCli, SERVICE_LABEL};

@@ -44,6 +44,10 @@ pub struct ContainerInfo {
     /// Bind mounts, path in the container → path on the engine's host.
     #[serde(skip)]
     pub binds: BTreeMap<String, String>,
+    /// IPv4 address on each network it is attached to (network name → address; empty while stopped):
+    /// the edge reaches an instance by its address on a network they share.
+    #[serde(skip)]
+    pub networks: BTreeMap<String, String>,
 }
 
 /// What starting a kept container again needs, known when the plan is made.
@@ -96,6 +100,15 @@ pub(super) struct InspectNetwork {
     /// `"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]`; null for a port that is not published.
     #[serde(default)]
     pub(super) ports: Option<BTreeMap<String, Option<Vec<InspectPortBinding>>>>,
+    #[serde(default)]
+    networks: Option<BTreeMap<String, InspectEndpoint>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct InspectEndpoint {
+    #[serde(default, rename = "IPAddress")]
+    ip_address: String,
 }
 
 #[derive(Deserialize)]
@@ -187,6 +200,14 @@ fn finished_at(text: &str) -> Option<time::OffsetDateTime> {
 
 pub(super) fn container_info(raw: Inspect) -> ContainerInfo {
     let labels = raw.config.labels.unwrap_or_default();
+    let networks = raw
+        .network_settings
+        .and_then(|settings| settings.networks)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(_, endpoint)| !endpoint.ip_address.is_empty())
+        .map(|(name, endpoint)| (name, endpoint.ip_address))
+        .collect();
     let service = labels
         .get("com.docker.compose.service")
         .cloned()
@@ -227,6 +248,7 @@ pub(super) fn container_info(raw: Inspect) -> ContainerInfo {
             .filter(|m| m.kind == "bind")
             .map(|m| (m.destination, m.source))
             .collect(),
+        networks,
     }
 }
 
@@ -275,9 +297,14 @@ mod tests {
         let json = r#"[{"Id":"0123456789abcdef","Name":"/avalon-offline-api-green-1","Image":"sha256:img","RestartCount":3,
             "State":{"Status":"running","Health":{"Status":"unhealthy","FailingStreak":4}},
             "Config":{"Image":"avalon-api:1.2.0","Labels":{"com.docker.compose.service":"api-green","avalon.release":"1.2.0"}},
-            "Mounts":[]}]"#;
+            "Mounts":[],"NetworkSettings":{"Ports":{},"Networks":{"avalon-offline_backend":{"IPAddress":"172.20.0.4"},
+            "avalon-offline_data":{"IPAddress":""}}}}]"#;
         let containers = parse_inspect(json).unwrap();
         let c = &containers[0];
+        assert_eq!(
+            c.networks,
+            BTreeMap::from([("avalon-offline_backend".to_owned(), "172.20.0.4".to_owned())])
+        );
         assert_eq!(
             (c.id.as_str(), c.name.as_str(), c.slot),
             (

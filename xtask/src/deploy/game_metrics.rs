@@ -502,6 +502,7 @@ ws_connections 4
             one_off: false,
             healthcheck: None,
             binds: BTreeMap::new(),
+            networks: BTreeMap::new(),
         };
         let targets = scrape_targets(
             &[
