@@ -1,6 +1,8 @@
 //! `cargo xtask k8s check`: the Kubernetes manifests of k8s/ checked offline — every overlay built with
 //! kustomize (`kubectl kustomize`, no cluster needed) and every resource validated against the pinned
-//! Kubernetes schemas with kubernetes-validate (`--strict`: unknown fields are errors). Run by `cargo xtask ci`.
+//! Kubernetes schemas with kubernetes-validate (`--strict`: unknown fields are errors), after checking
+//! that k8s/base/hpa.yaml is what `deploy/scaling.toml` generates. Run by `cargo xtask ci`.
+//! `cargo xtask k8s hpa [--write]` prints (or writes) the generated HorizontalPodAutoscalers.
 
 use std::path::{Path, PathBuf};
 
@@ -8,6 +10,8 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use xshell::{Shell, cmd};
 
+use crate::autoscale::policy::Service;
+use crate::autoscale::{hpa_manifest, policy_file};
 use crate::project;
 
 /// The oldest Kubernetes the manifests must be valid for: the preStop `sleep` action needs 1.30.
@@ -15,8 +19,80 @@ pub const MIN_KUBERNETES: &str = "1.30";
 
 #[derive(Subcommand)]
 pub enum K8s {
-    /// Build every overlay and validate the result against the Kubernetes schemas.
+    /// Check k8s/base/hpa.yaml against deploy/scaling.toml, build every overlay and validate the result
+    /// against the Kubernetes schemas.
     Check(CheckCmd),
+    /// Print the HorizontalPodAutoscalers generated from deploy/scaling.toml (k8s/base/hpa.yaml).
+    Hpa(HpaCmd),
+}
+
+#[derive(Args)]
+pub struct HpaCmd {
+    /// The scaling policy.
+    #[arg(long, value_name = "FILE", default_value = policy_file::DEFAULT_POLICY)]
+    policy: PathBuf,
+    /// Write k8s/base/hpa.yaml instead of printing it.
+    #[arg(long)]
+    write: bool,
+}
+
+impl HpaCmd {
+    pub fn run(&self) -> anyhow::Result<()> {
+        let generated = hpa_manifest::render(&policy_file::load(&self.policy)?);
+        if !self.write {
+            print!("{generated}");
+            return Ok(());
+        }
+        let path = project::root().join(hpa_manifest::PATH);
+        std::fs::write(&path, generated)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!(
+            "wrote {} from {}",
+            hpa_manifest::PATH,
+            self.policy.display()
+        );
+        Ok(())
+    }
+}
+
+/// Fails when the committed HPA manifests are not what the committed policy generates.
+pub fn check_hpa_drift() -> anyhow::Result<()> {
+    let root = project::root();
+    let policy = policy_file::load(&root.join(policy_file::DEFAULT_POLICY))?;
+    let path = root.join(hpa_manifest::PATH);
+    let committed = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let mut mismatches = Vec::new();
+    for service in Service::ALL {
+        let file = root.join(hpa_manifest::deployment_manifest(service));
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        mismatches.extend(hpa_manifest::limit_mismatches(
+            service,
+            policy.get(service),
+            &text,
+        ));
+    }
+    if !mismatches.is_empty() {
+        bail!(
+            "the k8s Deployments and {} disagree on the container limits the targets are shares of:\n  - {}",
+            policy_file::DEFAULT_POLICY,
+            mismatches.join("\n  - ")
+        );
+    }
+    if committed != hpa_manifest::render(&policy) {
+        bail!(
+            "{} differs from what {} generates: run `cargo xtask k8s hpa --write` (and review the diff)",
+            hpa_manifest::PATH,
+            policy_file::DEFAULT_POLICY
+        );
+    }
+    println!(
+        "{}: generated from {} (up to date)",
+        hpa_manifest::PATH,
+        policy_file::DEFAULT_POLICY
+    );
+    Ok(())
 }
 
 #[derive(Args)]
@@ -30,6 +106,7 @@ impl K8s {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         match self {
             K8s::Check(cmd) => cmd.run(sh),
+            K8s::Hpa(cmd) => cmd.run(),
         }
     }
 }
@@ -58,6 +135,8 @@ impl CheckCmd {
     }
 
     pub fn run(&self, sh: &Shell) -> anyhow::Result<()> {
+        // First, and without any tool: drift is a failure even where kubectl is missing.
+        check_hpa_drift()?;
         for tool in ["kubectl", "kubernetes-validate"] {
             if crate::nginx::which(tool).is_none() {
                 bail!("{tool} is not installed (`bash scripts/ci/install-tools.sh` installs it)");

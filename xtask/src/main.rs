@@ -4,6 +4,7 @@
 //! through the command layer ([`command`]), which prints each one that changes something before it runs,
 //! and read-only ones too with `-v`.
 
+mod autoscale;
 mod backup;
 mod bench;
 mod ci;
@@ -97,7 +98,10 @@ enum Command {
     Status(deploy::Status),
     /// Break a stale deploy lock (its holder's lease expired or its process is gone); refuses a live one.
     Unlock(deploy::Unlock),
-    /// Kubernetes manifests of k8s/: build every overlay and validate it offline.
+    /// Replicas from CPU, memory and connections with HPA semantics (deploy/scaling.toml); `simulate`
+    /// replays a demand trace through the same policy.
+    Autoscale(autoscale::Autoscale),
+    /// Kubernetes manifests of k8s/: build every overlay and validate it offline; HPAs from the policy.
     #[command(subcommand)]
     K8s(k8s::K8s),
     /// Change the live slot's replicas of api or websocket: scale-out waits until the new instances are
@@ -157,6 +161,7 @@ fn main() -> anyhow::Result<()> {
         Command::Scale(cmd) => cmd.run(&sh),
         Command::Edge(EdgeCommand::Follow(cmd)) => cmd.run(&sh),
         Command::K8s(cmd) => cmd.run(&sh),
+        Command::Autoscale(cmd) => cmd.run(),
         Command::Host(cmd) => cmd.run(),
     }
 }
@@ -216,6 +221,7 @@ mod tests {
             "backup create",
             "backup restore",
             "backup verify",
+            "autoscale",
         ] {
             assert!(
                 paths.contains(&expected),

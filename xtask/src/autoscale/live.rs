@@ -106,7 +106,10 @@ pub fn run(args: LiveArgs) -> anyhow::Result<()> {
             if Instant::now() < due {
                 continue;
             }
-            next_due.insert(key.clone(), Instant::now() + run.policy.get(service).sync_period);
+            next_due.insert(
+                key.clone(),
+                Instant::now() + run.policy.get(service).sync_period,
+            );
             let Some(scaler) = scalers.get_mut(&key) else {
                 continue;
             };
@@ -122,12 +125,20 @@ pub fn run(args: LiveArgs) -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        let wake = next_due.values().min().copied().unwrap_or_else(Instant::now);
+        let wake = next_due
+            .values()
+            .min()
+            .copied()
+            .unwrap_or_else(Instant::now);
         while Instant::now() < wake {
             match scale::follow_tick(&ctx, sh, run.dry_run) {
                 Ok(report) if report.changed => println!(
                     "autoscale: edge members {}: +[{}] -[{}]",
-                    if run.dry_run { "would change" } else { "changed" },
+                    if run.dry_run {
+                        "would change"
+                    } else {
+                        "changed"
+                    },
                     report.added.join(", "),
                     report.removed.join(", ")
                 ),

@@ -239,7 +239,7 @@ impl DeployConfig {
 }
 
 /// Durations as humantime strings ("90s", "2m").
-mod humantime_serde_str {
+pub(crate) mod humantime_serde_str {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};

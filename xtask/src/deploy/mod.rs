@@ -16,7 +16,7 @@
 mod analysis;
 mod analysis_ws;
 mod canary;
-mod config;
+pub(crate) mod config;
 mod containers;
 mod context;
 mod deploy_cmd;
