@@ -288,8 +288,8 @@ fn autoscale_adds_a_game_server_under_load_and_drains_it_after() {
     let load = Load::start(
         &format!("{}/api/v1/users/me", stack.base_url()),
         &token,
-        "100",
-        "2",
+        "200",
+        "4",
     );
     players.send("start autoscale");
 
