@@ -18,6 +18,7 @@ mod github_output;
 mod heal;
 mod host;
 mod image;
+mod instances;
 mod k8s;
 mod maintenance;
 mod nginx;
@@ -101,6 +102,9 @@ enum Command {
     /// Replicas from CPU, memory and connections with HPA semantics (deploy/scaling.toml); `simulate`
     /// replays a demand trace through the same policy.
     Autoscale(autoscale::Autoscale),
+    /// Every api and websocket instance as the instance registry and the engine see it, with their
+    /// disagreements (a container up but not registered, a registration without a container).
+    Instances(instances::Instances),
     /// Kubernetes manifests of k8s/: build every overlay and validate it offline; HPAs from the policy.
     #[command(subcommand)]
     K8s(k8s::K8s),
@@ -160,6 +164,7 @@ fn main() -> anyhow::Result<()> {
         Command::Heal(cmd) => cmd.run(),
         Command::Scale(cmd) => cmd.run(&sh),
         Command::Edge(EdgeCommand::Follow(cmd)) => cmd.run(&sh),
+        Command::Instances(cmd) => cmd.run(),
         Command::K8s(cmd) => cmd.run(&sh),
         Command::Autoscale(cmd) => cmd.run(),
         Command::Host(cmd) => cmd.run(),
@@ -217,6 +222,7 @@ mod tests {
             "releases",
             "maintenance on",
             "status",
+            "instances",
             "heal",
             "backup create",
             "backup restore",

@@ -3,23 +3,12 @@
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{ConnectionAddr, ConnectionInfo, RedisConnectionInfo};
 
 use avalon_runtime::config::RedisSettings;
 
 pub fn client(settings: &RedisSettings) -> Result<redis::Client, String> {
-    let info = ConnectionInfo {
-        addr: ConnectionAddr::Tcp(settings.host.clone(), settings.port),
-        redis: RedisConnectionInfo {
-            db: i64::from(settings.db),
-            password: settings
-                .password
-                .as_ref()
-                .map(|password| password.expose().to_owned()),
-            ..RedisConnectionInfo::default()
-        },
-    };
-    redis::Client::open(info).map_err(|err| format!("invalid Redis settings: {err}"))
+    avalon_runtime::redis_client::client(settings)
+        .map_err(|err| format!("invalid Redis settings: {err}"))
 }
 
 /// Connects with retries, so a Redis that starts a moment after the API is tolerated. Commands fail after

@@ -53,6 +53,7 @@ pub fn outer(router: Router, metrics: Metrics) -> Router {
 
 async fn record_metrics(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
     let started = Instant::now();
+    let _in_flight = metrics.request_started();
     let method = request.method().as_str().to_owned();
     // The matched route, not the raw path: raw paths would give every id its own time series.
     let route = request

@@ -14,6 +14,8 @@ pub mod lifecycle;
 pub mod maintenance_flag;
 pub mod metrics;
 mod ops_routes;
+pub mod redis_client;
+pub mod registry;
 pub mod reload;
 mod service;
 pub mod telemetry;

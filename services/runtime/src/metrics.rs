@@ -16,6 +16,7 @@ pub struct Metrics {
     http_duration: HistogramVec,
     config_reloads: IntCounterVec,
     draining: IntGauge,
+    in_flight: IntGauge,
 }
 
 impl Metrics {
@@ -57,13 +58,19 @@ impl Metrics {
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(config_reloads.clone()))?;
+        let in_flight = IntGauge::new(
+            "http_requests_in_flight",
+            "HTTP requests being answered right now (the API's `connections` in the instance registry)",
+        )?;
         registry.register(Box::new(draining.clone()))?;
+        registry.register(Box::new(in_flight.clone()))?;
         Ok(Metrics {
             registry,
             http_requests,
             http_duration,
             config_reloads,
             draining,
+            in_flight,
         })
     }
 
@@ -82,6 +89,16 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
+    /// Counts a request as in flight until the returned guard is dropped (answered or cancelled).
+    pub fn request_started(&self) -> InFlight {
+        self.in_flight.inc();
+        InFlight(self.in_flight.clone())
+    }
+
+    pub fn requests_in_flight(&self) -> &IntGauge {
+        &self.in_flight
+    }
+
     pub fn observe_reload(&self, result: &str) {
         self.config_reloads.with_label_values(&[result]).inc();
     }
@@ -95,5 +112,14 @@ impl Metrics {
         let mut buffer = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut buffer)?;
         String::from_utf8(buffer).map_err(|err| prometheus::Error::Msg(err.to_string()))
+    }
+}
+
+/// One request in flight; see [`Metrics::request_started`].
+pub struct InFlight(IntGauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }

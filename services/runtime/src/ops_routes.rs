@@ -13,6 +13,7 @@ use serde_json::json;
 use crate::build_info;
 use crate::health::Health;
 use crate::metrics::Metrics;
+use crate::registry::RegistryStore;
 
 #[derive(Clone)]
 struct OpsState {
@@ -25,17 +26,22 @@ pub fn router(
     service: &'static str,
     health: Health,
     metrics: Metrics,
-    debug_endpoints: bool,
+    // `Some` turns the development-only debug endpoints on; they include this registry's listing.
+    debug_registry: Option<RegistryStore>,
 ) -> Router {
     let mut router = Router::new()
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
         .route("/health", get(health_alias))
         .route("/metrics", get(metrics_text));
-    if debug_endpoints {
+    if let Some(registry) = debug_registry {
         router = router
             .route("/debug/sleep", get(debug_sleep))
-            .route("/debug/stall", post(debug_stall));
+            .route("/debug/stall", post(debug_stall))
+            .route(
+                "/debug/instances",
+                get(move || debug_instances(registry.clone())),
+            );
     }
     router.with_state(OpsState {
         service,
@@ -100,6 +106,15 @@ async fn metrics_text(State(state): State<OpsState>) -> Response {
     match state.metrics.render() {
         Ok(text) => ([(CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
         Err(err) => (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response(),
+    }
+}
+
+/// The instance registry this process writes to (Redis: every instance of the stack; in-process: this
+/// one), for `cargo xtask dev`, where no `cargo xtask instances` can reach it.
+async fn debug_instances(registry: RegistryStore) -> Response {
+    match registry.list().await {
+        Ok(records) => no_store(Json(json!({ "instances": records })).into_response()),
+        Err(err) => (StatusCode::SERVICE_UNAVAILABLE, err.to_string()).into_response(),
     }
 }
 

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use tokio::signal::unix::{SignalKind, signal};
@@ -15,6 +16,7 @@ use crate::config::{Config, ServiceSettings, Sources};
 use crate::health::Health;
 use crate::lifecycle::Lifecycle;
 use crate::metrics::Metrics;
+use crate::registry::{Heartbeat, Identity, Load, LoadSource, RegistryStore, count};
 use crate::reload::{LiveConfig, Reloader};
 use crate::{build_info, healthcheck, http_layers, ops_routes, telemetry, watchdog};
 
@@ -28,7 +30,13 @@ pub struct ServiceContext<S> {
     pub health: Health,
     pub metrics: Metrics,
     pub lifecycle: Lifecycle,
+    /// What this instance reports as its load in the instance registry; the API keeps the default (HTTP
+    /// requests in flight), the game server replaces it with its connections, rooms and live games.
+    pub load: LoadSource,
 }
+
+/// How long a clean exit waits to delete its registry record before leaving it to the TTL.
+const DEREGISTER_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Errors that end start-up; each becomes a log line and a non-zero exit.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +58,8 @@ pub enum StartError {
     Serve(std::io::Error),
     #[error("service start-up failed: {0}")]
     Service(String),
+    #[error("cannot set up the instance registry: {0}")]
+    Registry(#[from] crate::registry::RegistryError),
 }
 
 const USAGE: &str = "usage: {bin} [healthcheck | check-config | --version]";
@@ -164,19 +174,31 @@ where
     crate::reload::spawn(reloader, config_file).map_err(StartError::Signals)?;
 
     let config = Arc::new(config);
+    let in_flight = metrics.requests_in_flight().clone();
+    let load = LoadSource::new(move || Load {
+        connections: count(&in_flight),
+        ..Load::default()
+    });
     let context = ServiceContext {
         config: Arc::clone(&config),
         live,
         health: health.clone(),
         metrics: metrics.clone(),
         lifecycle: lifecycle.clone(),
+        load: load.clone(),
     };
+    let live = context.live.clone();
     let service_routes = build(context).await.map_err(StartError::Service)?;
+    let registry_store =
+        RegistryStore::for_settings(config.common.redis.as_ref(), config.common.registry.ttl)?;
     let ops = ops_routes::router(
         S::KIND.name(),
-        health,
+        health.clone(),
         metrics.clone(),
-        config.common.debug_endpoints,
+        config
+            .common
+            .debug_endpoints
+            .then(|| registry_store.clone()),
     );
     let app = http_layers::outer(
         http_layers::traced(service_routes, Level::INFO)
@@ -197,6 +219,17 @@ where
         "listening"
     );
 
+    let registry = Heartbeat {
+        identity: Identity::of_this_process(S::KIND, config.common.bind_address, config.port()),
+        store: registry_store,
+        settings: config.common.registry,
+        load,
+        live,
+        lifecycle: lifecycle.clone(),
+        health,
+    }
+    .spawn();
+
     spawn_signal_handler(lifecycle.clone(), metrics, &config)?;
     let stopped = lifecycle.clone();
     axum::serve(
@@ -207,6 +240,7 @@ where
     .await
     .map_err(StartError::Serve)?;
     lifecycle.exit_holds_released().await;
+    registry.deregister(DEREGISTER_TIMEOUT).await;
     tracing::info!("shutdown complete");
     Ok(())
 }

@@ -103,6 +103,64 @@ fn sigterm_lets_in_flight_requests_finish_and_exits_zero() {
     );
 }
 
+/// The records `/debug/instances` lists (development: the in-process registry).
+fn registered(addr: SocketAddr) -> Vec<serde_json::Value> {
+    let Ok((200, body)) = http_get(addr, "/debug/instances") else {
+        return Vec::new();
+    };
+    let listing: serde_json::Value = serde_json::from_str(&body).unwrap();
+    listing["instances"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn without_redis_the_instance_registers_in_process_with_its_requests_in_flight_then_drains() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut api = start_api(
+        dir.path(),
+        &[
+            ("SHUTDOWN_DRAIN_DELAY", "2s"),
+            ("REGISTRY_HEARTBEAT", "100ms"),
+            ("REGISTRY_TTL", "1s"),
+        ],
+    );
+    let in_flight: Vec<_> = (0..2)
+        .map(|_| get_in_background(api.addr, "/debug/sleep?ms=1500"))
+        .collect();
+    let busy = wait_until(Duration::from_secs(5), || {
+        registered(api.addr)
+            .first()
+            .is_some_and(|record| record["connections"].as_u64() >= Some(2))
+    });
+    let records = registered(api.addr);
+    assert!(
+        busy,
+        "the API's connections are its requests in flight: {records:?}"
+    );
+    let record = &records[0];
+    assert_eq!(record["service"], "api");
+    assert_eq!(record["state"], "ready");
+    assert_eq!(record["slot"], serde_json::Value::Null);
+    assert_eq!(record["address"], format!("{}", api.addr));
+    assert_eq!(
+        (record["rooms"].as_u64(), record["live_games"].as_u64()),
+        (Some(0), Some(0))
+    );
+    for request in in_flight {
+        assert_eq!(request.join().unwrap().unwrap().0, 200);
+    }
+
+    api.process.signal(Signal::SIGTERM);
+    assert!(
+        wait_until(Duration::from_secs(1), || registered(api.addr)
+            .first()
+            .is_some_and(|record| record["state"] == "draining")),
+        "draining in the registry while readiness reports draining"
+    );
+    let exit = api.process.wait_exit(Duration::from_secs(10)).unwrap();
+    assert!(exit.success(), "exit status {exit}");
+    assert!(api.process.output_contains("registry: record deleted"));
+}
+
 #[test]
 fn shutdown_deadline_ends_work_that_would_not_finish() {
     let dir = tempfile::tempdir().unwrap();

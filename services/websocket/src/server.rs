@@ -6,6 +6,7 @@ use std::sync::Arc;
 use avalon_game::FINISHED_GAMES_SPOOL;
 use avalon_runtime::ServiceContext;
 use avalon_runtime::config::WsSettings;
+use avalon_runtime::registry::{Load, count};
 use axum::Router;
 use serde_json::Value;
 use socketioxide::SocketIo;
@@ -83,6 +84,16 @@ pub async fn build(context: ServiceContext<WsSettings>) -> Result<Router, String
             }
         }),
     );
+    let reported = Arc::clone(&app);
+    context.load.replace(move || {
+        crate::tasks::refresh_room_gauges(&reported);
+        let gauges = &reported.metrics;
+        Load {
+            connections: count(&gauges.connections),
+            rooms: count(&gauges.rooms),
+            live_games: count(&gauges.active_games),
+        }
+    });
     fanout::spawn(Arc::clone(&app), bus_rx);
     crate::tasks::spawn_all(&app);
     tracing::info!(instance = %app.instance, "game server ready on /socket.io/");

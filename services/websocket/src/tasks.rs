@@ -130,20 +130,27 @@ async fn housekeeping(app: Arc<App>) {
                 );
             }
         }
-        let rooms: HashSet<String> = app
-            .io
-            .sockets()
-            .iter()
-            .filter_map(|socket| session_of(socket).and_then(|session| session.room()))
-            .collect();
-        let games = app.count_playing(&rooms);
-        app.metrics
-            .rooms
-            .set(i64::try_from(rooms.len()).unwrap_or(i64::MAX));
-        app.metrics
-            .active_games
-            .set(i64::try_from(games).unwrap_or(i64::MAX));
+        refresh_room_gauges(&app);
     }
+}
+
+/// Sets `ws_rooms` (rooms with a player connected here) and `ws_active_games` (of those, the ones whose
+/// game is in progress) from the sockets open now. Called by housekeeping and by every registry
+/// heartbeat, so the registry's `rooms`/`live_games` are these gauges, fresh.
+pub fn refresh_room_gauges(app: &App) {
+    let rooms: HashSet<String> = app
+        .io
+        .sockets()
+        .iter()
+        .filter_map(|socket| session_of(socket).and_then(|session| session.room()))
+        .collect();
+    let games = app.count_playing(&rooms);
+    app.metrics
+        .rooms
+        .set(i64::try_from(rooms.len()).unwrap_or(i64::MAX));
+    app.metrics
+        .active_games
+        .set(i64::try_from(games).unwrap_or(i64::MAX));
 }
 
 /// On SIGTERM: tell every client to reconnect (their state is in the store; the next instance resumes it),

@@ -152,24 +152,14 @@ impl DockerCli {
 
     /// `docker exec -i [-e NAME…] CONTAINER PROGRAM ARGS…`, with each secret copied from the CLI's
     /// environment by name, so its value is on no command line; as read-only as `inner` is.
-    pub fn exec(&self, container_id: &str, inner: Invocation) -> Invocation {
+    pub fn exec(&self, container_id: &str, mut inner: Invocation) -> Invocation {
         let mut outer = self.invocation().args(["exec", "-i"]);
         outer.effect = inner.effect;
-        for (name, value) in inner.secret_env {
+        for (name, value) in std::mem::take(&mut inner.secret_env) {
             outer = outer.arg("-e").arg(name.clone()).secret_env(&name, value);
         }
-        outer = outer
-            .arg(container_id.to_owned())
-            .arg(inner.program.to_string_lossy().into_owned());
         // A script passed to the inner program is printed by its label here too.
-        let offset = outer.args.len();
-        outer.labelled.extend(
-            inner
-                .labelled
-                .iter()
-                .map(|(at, label)| (offset + at, *label)),
-        );
-        outer.args(inner.args)
+        outer.arg(container_id.to_owned()).then_run(inner)
     }
 
     /// `docker cp CONTAINER:PATH -`: a path of a container as a tar stream on stdout.

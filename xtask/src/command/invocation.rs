@@ -97,6 +97,21 @@ impl Invocation {
         self
     }
 
+    /// Appends `other`'s program and arguments, its labelled arguments still labelled (a command run by
+    /// another: `docker exec … redis-cli …`, `sh -c SCRIPT redis-cli …`).
+    pub(super) fn then_run(mut self, other: Invocation) -> Self {
+        self.args.push(other.program.to_string_lossy().into_owned());
+        let offset = self.args.len();
+        self.labelled.extend(
+            other
+                .labelled
+                .iter()
+                .map(|(at, label)| (offset + at, *label)),
+        );
+        self.args.extend(other.args);
+        self
+    }
+
     /// A variable of the child's environment that is neither secret nor printed.
     pub fn env(mut self, name: &str, value: impl Into<String>) -> Self {
         self.env.push((name.to_owned(), value.into()));

@@ -44,8 +44,11 @@ pub struct ContainerInfo {
     /// Bind mounts, path in the container → path on the engine's host.
     #[serde(skip)]
     pub binds: BTreeMap<String, String>,
-    /// IPv4 address on each network it is attached to (network name → address; empty while stopped):
-    /// the edge reaches an instance by its address on a network they share.
+    /// The container's hostname (Docker's default: the first 12 characters of its id); what an instance
+    /// writes as `host` in the instance registry.
+    #[serde(skip)]
+    pub hostname: String,
+    /// IPv4 address on each network it is attached to, by network name (`avalon-offline_backend`).
     #[serde(skip)]
     pub networks: BTreeMap<String, String>,
 }
@@ -107,6 +110,7 @@ pub(super) struct InspectNetwork {
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct InspectEndpoint {
+    /// Empty while the container is not running.
     #[serde(default, rename = "IPAddress")]
     ip_address: String,
 }
@@ -146,6 +150,8 @@ struct InspectHealth {
 #[serde(rename_all = "PascalCase")]
 struct InspectConfig {
     image: String,
+    #[serde(default)]
+    hostname: String,
     #[serde(default)]
     labels: Option<BTreeMap<String, String>>,
     #[serde(default)]
@@ -248,6 +254,7 @@ pub(super) fn container_info(raw: Inspect) -> ContainerInfo {
             .filter(|m| m.kind == "bind")
             .map(|m| (m.destination, m.source))
             .collect(),
+        hostname: raw.config.hostname,
         networks,
     }
 }
@@ -296,15 +303,11 @@ mod tests {
     fn inspect_output_gives_slot_health_and_restarts() {
         let json = r#"[{"Id":"0123456789abcdef","Name":"/avalon-offline-api-green-1","Image":"sha256:img","RestartCount":3,
             "State":{"Status":"running","Health":{"Status":"unhealthy","FailingStreak":4}},
-            "Config":{"Image":"avalon-api:1.2.0","Labels":{"com.docker.compose.service":"api-green","avalon.release":"1.2.0"}},
-            "Mounts":[],"NetworkSettings":{"Ports":{},"Networks":{"avalon-offline_backend":{"IPAddress":"172.20.0.4"},
-            "avalon-offline_data":{"IPAddress":""}}}}]"#;
+            "Config":{"Image":"avalon-api:1.2.0","Hostname":"0123456789ab","Labels":{"com.docker.compose.service":"api-green","avalon.release":"1.2.0"}},
+            "Mounts":[],
+            "NetworkSettings":{"Ports":{},"Networks":{"avalon-offline_backend":{"IPAddress":"172.20.0.4"},"avalon-offline_data":{"IPAddress":""}}}}]"#;
         let containers = parse_inspect(json).unwrap();
         let c = &containers[0];
-        assert_eq!(
-            c.networks,
-            BTreeMap::from([("avalon-offline_backend".to_owned(), "172.20.0.4".to_owned())])
-        );
         assert_eq!(
             (c.id.as_str(), c.name.as_str(), c.slot),
             (
@@ -319,5 +322,11 @@ mod tests {
         );
         assert!(!c.healthy());
         assert_eq!(c.release.as_deref(), Some("1.2.0"));
+        assert_eq!(c.hostname, "0123456789ab");
+        assert_eq!(
+            c.networks,
+            BTreeMap::from([("avalon-offline_backend".to_owned(), "172.20.0.4".to_owned())]),
+            "a network without an address (container stopped) is left out"
+        );
     }
 }

@@ -501,8 +501,9 @@ ws_connections 4
             finished_at: None,
             one_off: false,
             healthcheck: None,
-            binds: BTreeMap::new(),
+            hostname: String::new(),
             networks: BTreeMap::new(),
+            binds: BTreeMap::new(),
         };
         let targets = scrape_targets(
             &[

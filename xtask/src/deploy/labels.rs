@@ -9,6 +9,7 @@
 //! A leaf module: the slot overlay (target) and the release (context) both use it.
 
 use anyhow::Context as _;
+use avalon_runtime::registry::SLOT_VARIABLE;
 use sha2::{Digest, Sha256};
 
 /// Which slot a container belongs to (defined by `stack`, which reads it without knowing deploys).
@@ -18,8 +19,10 @@ pub const RELEASE_LABEL: &str = "avalon.release";
 /// The config digest of the overlay a slot was started with ([`config_digest`]).
 pub const CONFIG_LABEL: &str = "avalon.config-digest";
 
-/// sha256 of the slot's effective compose definition minus the slot-specific names (and the digest's own
-/// label), so the same release on blue or green has the same digest.
+/// sha256 of the slot's effective compose definition minus the slot-specific names (the slot label, the
+/// `AVALON_SLOT` variable) and the digest's own label, so the same release on blue or green has the same
+/// digest — and the same digest as before slots carried `AVALON_SLOT`, so ledger entries recorded
+/// earlier still match their kept containers.
 pub fn config_digest(overlay: &serde_json::Value) -> anyhow::Result<String> {
     let services = overlay
         .get("services")
@@ -43,6 +46,14 @@ pub fn config_digest(overlay: &serde_json::Value) -> anyhow::Result<String> {
                     if labels.is_empty() {
                         object.remove("labels");
                     }
+                }
+                // The slot's name in its environment (the instance registry's `slot`) is the slot, not
+                // configuration: blue and green of one release still digest the same.
+                let environment = object
+                    .get_mut("environment")
+                    .and_then(|e| e.as_object_mut());
+                if let Some(environment) = environment {
+                    environment.remove(SLOT_VARIABLE);
                 }
             }
             (base, definition.to_string())
@@ -86,8 +97,16 @@ mod tests {
 
     #[test]
     fn the_config_digest_is_the_same_on_either_slot_and_changes_with_the_config() {
-        let blue = serde_json::json!({"services": {"api-blue": {"image": "a", "labels": {"avalon.slot": "blue"}}}});
-        let green = serde_json::json!({"services": {"api-green": {"image": "a", "labels": {"avalon.slot": "green"}}}});
+        let blue = serde_json::json!({"services": {"api-blue": {"image": "a", "labels": {"avalon.slot": "blue"},
+            "environment": {"AVALON_SLOT": "blue"}}}});
+        let green = serde_json::json!({"services": {"api-green": {"image": "a", "labels": {"avalon.slot": "green"},
+            "environment": {"AVALON_SLOT": "green"}}}});
+        let before_slots_had_a_variable = serde_json::json!({"services": {"api-green": {"image": "a", "labels": {"avalon.slot": "green"},
+            "environment": {}}}});
+        assert_eq!(
+            config_digest(&green).unwrap(),
+            config_digest(&before_slots_had_a_variable).unwrap()
+        );
         let other = serde_json::json!({"services": {"api-green": {"image": "a", "environment": {"X": "1"}}}});
         assert_eq!(
             config_digest(&blue).unwrap(),

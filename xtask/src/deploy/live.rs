@@ -331,6 +331,7 @@ mod tests {
             one_off: false,
             healthcheck: None,
             binds: Default::default(),
+            hostname: String::new(),
             networks: Default::default(),
         }
     }

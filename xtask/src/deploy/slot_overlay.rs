@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use anyhow::Context;
 
+use avalon_runtime::registry::SLOT_VARIABLE;
+
 use super::containers::{RELEASE_LABEL, SLOT_LABEL};
 use super::ledger::Release;
 use super::slots::Slot;
@@ -52,6 +54,8 @@ pub fn slot_overlay(
             .entry("environment")
             .or_insert_with(|| serde_json::json!({}));
         if let Some(environment) = environment.as_object_mut() {
+            // The instance registry's `slot` (the unslotted `api`/`websocket` leave it unset).
+            environment.insert(SLOT_VARIABLE.to_owned(), slot.name().into());
             for (key, value) in extra_env {
                 environment.insert(key.clone(), value.clone().into());
             }
@@ -162,6 +166,11 @@ mod tests {
         assert_eq!(api["labels"][SLOT_LABEL], "green");
         assert_eq!(api["environment"]["FAULT_INJECT_5XX_RATE"], "0.5");
         assert_eq!(api["environment"]["APP_ENV"], "development");
+        assert_eq!(api["environment"]["AVALON_SLOT"], "green");
+        assert_eq!(
+            overlay["services"]["websocket-green"]["environment"]["AVALON_SLOT"],
+            "green"
+        );
         assert_eq!(api["restart"], "unless-stopped");
         assert_eq!(overlay["services"]["websocket-green"]["labels"]["x"], "y");
         assert_eq!(
@@ -202,6 +211,10 @@ mod tests {
         };
         let overlay =
             slot_overlay(&resolved, Slot::Blue, &release, &BTreeMap::new(), &host).unwrap();
+        assert_eq!(
+            overlay["services"]["api-blue"]["environment"]["AVALON_SLOT"],
+            "blue"
+        );
         let volumes = &overlay["services"]["api-blue"]["volumes"];
         assert_eq!(volumes[0]["source"], "/srv/avalon/config");
         assert_eq!(volumes[0]["read_only"], true);

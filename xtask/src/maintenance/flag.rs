@@ -15,13 +15,6 @@ use crate::container_exec::{ContainerRef, DockerCli, Invocation, SecretValue, se
 pub const FLAG_KEY: &str = avalon_runtime::maintenance_flag::KEY;
 pub const CHANGED_CHANNEL: &str = "avalon:maintenance:changed";
 
-/// Without REDIS_PASSWORD: the password the redis container was given as a Compose secret.
-const REDIS_SECRET_FILE_SCRIPT: &str = r#"if [ -r /run/secrets/redis_password ]; then
-  REDISCLI_AUTH="$(cat /run/secrets/redis_password)"
-  export REDISCLI_AUTH
-fi
-exec "$0" "$@""#;
-
 /// The value stored under [`FLAG_KEY`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MaintenanceState {
@@ -111,17 +104,12 @@ impl MaintenanceFlag {
     /// `redis-cli` in the container (replies print bare when not on a terminal). The password is
     /// REDIS_PASSWORD when xtask has one, else the container's own Compose secret file.
     pub fn redis_cli<const N: usize>(&self, container: &str, command: [&str; N]) -> Invocation {
-        let inner = match &self.password {
-            Some(password) => Invocation::new("redis-cli")
-                .args(command)
-                .secret_env("REDISCLI_AUTH", password.clone()),
-            None => Invocation::new("sh")
-                .arg("-c")
-                .labelled_arg("\"$REDIS_SECRET_FILE_SCRIPT\"", REDIS_SECRET_FILE_SCRIPT)
-                .arg("redis-cli")
-                .args(command),
-        };
-        self.docker.exec(container, inner)
+        crate::command::redis_cli(
+            &self.docker,
+            container,
+            self.password.as_ref(),
+            Invocation::new("redis-cli").args(command),
+        )
     }
 
     /// Turns maintenance on and returns a guard that turns it off again when dropped, whether the

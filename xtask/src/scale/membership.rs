@@ -42,7 +42,10 @@ pub fn instances(
         .iter()
         .filter(|c| c.running() && !c.one_off && base_service(&c.service).is_some())
         .map(|container| {
-            let record = records.iter().find(|r| same_host(&r.host, &container.id));
+            let record = records.iter().find(|r| {
+                (!container.hostname.is_empty() && r.host == container.hostname)
+                    || same_host(&r.host, &container.id)
+            });
             let port =
                 record.map_or_else(|| default_port(&container.service), |record| record.port);
             let address = container
@@ -143,7 +146,8 @@ fn default_port(service: &str) -> u16 {
     }
 }
 
-/// A record's host is the container's hostname: its id, 12 characters (either side may be longer).
+/// A record's host is the container's hostname, by default its id (12 characters; either side may be
+/// longer): the match when the listing carries no hostname.
 fn same_host(host: &str, container_id: &str) -> bool {
     !host.is_empty()
         && !container_id.is_empty()

@@ -177,6 +177,8 @@ mod tests {
             "REDIS_PORT_6379_TCP_ADDR",
             "AVALON_API_SERVICE_HOST",
             "AVALON_API_PORT",
+            // Set by the slot overlay and read by the instance registry, not a configuration variable.
+            "AVALON_SLOT",
         ];
         assert_eq!(named(&names), Vec::<String>::new());
     }

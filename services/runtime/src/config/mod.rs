@@ -21,7 +21,7 @@ pub use environment::{Environment, NotUtf8};
 pub use secret::Secret;
 pub use settings::{
     AdminAllowlist, ApiSettings, Common, IpBlock, Lifecycle, Live, LogFormat, Maintenance,
-    MongoPool, RedisSettings, ServiceSettings, WechatSettings, WsSettings,
+    MongoPool, RedisSettings, RegistrySettings, ServiceSettings, WechatSettings, WsSettings,
 };
 pub use sources::{Layers, Resolved, Sources};
 pub use spec::{AppEnv, ServiceKind};

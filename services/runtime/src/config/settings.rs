@@ -33,6 +33,20 @@ pub struct Lifecycle {
     pub readiness_timeout: Duration,
 }
 
+/// The instance registry's timing (see [`crate::registry`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct RegistrySettings {
+    /// How often a ready instance rewrites its record.
+    pub heartbeat: Duration,
+    /// The record's expiry; at least [`RegistrySettings::MIN_BEATS_PER_TTL`] heartbeats.
+    pub ttl: Duration,
+}
+
+impl RegistrySettings {
+    /// A record must survive this many heartbeats, so one slow or lost write never drops a live instance.
+    pub const MIN_BEATS_PER_TTL: u32 = 3;
+}
+
 /// Settings both services read; fixed for the life of the process.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Common {
@@ -46,6 +60,7 @@ pub struct Common {
     pub jwt_secret: Secret,
     pub jwt_expires_in: Duration,
     pub lifecycle: Lifecycle,
+    pub registry: RegistrySettings,
     pub debug_endpoints: bool,
     /// Where embedded (development) stores keep their files.
     pub data_dir: std::path::PathBuf,
@@ -496,6 +511,7 @@ pub(super) fn read_common(reader: &mut Reader<'_>) -> Option<Common> {
     let jwt_secret = read_jwt_secret(reader, strict);
     let jwt_expires_in = reader.value(&var::JWT_EXPIRES_IN, parse::positive_duration);
     let lifecycle = read_lifecycle(reader);
+    let registry = read_registry(reader);
     let debug_endpoints = reader.development_switch(&var::DEBUG_ENDPOINTS);
     let data_dir = reader.value(&var::DATA_DIR, |text| {
         if text.trim().is_empty() {
@@ -514,6 +530,7 @@ pub(super) fn read_common(reader: &mut Reader<'_>) -> Option<Common> {
         jwt_secret: jwt_secret?,
         jwt_expires_in: jwt_expires_in?,
         lifecycle: lifecycle?,
+        registry: registry?,
         debug_endpoints,
         data_dir: data_dir?,
     })
@@ -622,6 +639,37 @@ fn read_lifecycle(reader: &mut Reader<'_>) -> Option<Lifecycle> {
         watchdog_timeout: watchdog_timeout?,
         readiness_timeout: readiness_timeout?,
     })
+}
+
+fn read_registry(reader: &mut Reader<'_>) -> Option<RegistrySettings> {
+    let heartbeat = reader.value(
+        &var::REGISTRY_HEARTBEAT,
+        |text| match parse::positive_duration(text)? {
+            value if value < Duration::from_millis(100) => Err("must be at least 100ms".to_owned()),
+            value if value > Duration::from_secs(60) => Err("must be at most 60s".to_owned()),
+            value => Ok(value),
+        },
+    );
+    let ttl = reader.value(&var::REGISTRY_TTL, |text| {
+        match parse::positive_duration(text)? {
+            value if value > Duration::from_secs(600) => Err("must be at most 10m".to_owned()),
+            value => Ok(value),
+        }
+    });
+    let (heartbeat, ttl) = (heartbeat?, ttl?);
+    let beats = RegistrySettings::MIN_BEATS_PER_TTL;
+    if ttl < heartbeat * beats {
+        reader.violate(
+            &var::REGISTRY_TTL,
+            format!(
+                "must be at least {beats} × REGISTRY_HEARTBEAT, so a record outlives a missed heartbeat (got {} < {beats} × {})",
+                humantime::format_duration(ttl),
+                humantime::format_duration(heartbeat)
+            ),
+        );
+        return None;
+    }
+    Some(RegistrySettings { heartbeat, ttl })
 }
 
 pub(super) fn read_live(reader: &mut Reader<'_>) -> Option<Live> {

@@ -397,6 +397,16 @@ pub const READINESS_TIMEOUT: Var = var(
     Some("2s"),
     "Timeout of each dependency check behind /readyz; more than 0 and at most `30s`.",
 );
+pub const REGISTRY_HEARTBEAT: Var = var(
+    "REGISTRY_HEARTBEAT",
+    Some("1s"),
+    "How often a ready instance rewrites its record in the instance registry (Redis key `avalon:instance:<id>`, see docs/operations.md \"Instances and the registry\"). From `100ms` to `60s`.",
+);
+pub const REGISTRY_TTL: Var = var(
+    "REGISTRY_TTL",
+    Some("5s"),
+    "Expiry of an instance's registry record: an instance that stops beating (killed, hung, cut off from Redis) vanishes from the registry this long after its last heartbeat. At least 3 × REGISTRY_HEARTBEAT and at most `10m`.",
+);
 pub const DEV_LOGIN: Var = Var {
     scope: Scope::Api,
     development_only: true,
@@ -411,7 +421,7 @@ pub const DEBUG_ENDPOINTS: Var = Var {
     ..var(
         "DEBUG_ENDPOINTS",
         Some("false"),
-        "Enables `/debug/sleep` and `/debug/stall` used by the shutdown and watchdog tests. Development only.",
+        "Enables `/debug/sleep` and `/debug/stall` used by the shutdown and watchdog tests, and `/debug/instances` (the instance registry this process writes to). Development only.",
     )
 };
 pub const FAULT_INJECT_5XX_RATE: Var = Var {
@@ -529,6 +539,8 @@ pub const ALL: &[&Var] = &[
     &SHUTDOWN_TIMEOUT,
     &WATCHDOG_TIMEOUT,
     &READINESS_TIMEOUT,
+    &REGISTRY_HEARTBEAT,
+    &REGISTRY_TTL,
     &DEV_LOGIN,
     &DEBUG_ENDPOINTS,
     &FAULT_INJECT_5XX_RATE,

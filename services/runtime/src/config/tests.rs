@@ -309,6 +309,52 @@ fn durations_must_be_positive() {
 }
 
 #[test]
+fn registry_heartbeat_and_ttl_are_bounded_and_the_ttl_covers_three_beats() {
+    let defaults = Config::<WsSettings>::load(&production(&[])).unwrap();
+    assert_eq!(
+        defaults.common.registry,
+        RegistrySettings {
+            heartbeat: std::time::Duration::from_secs(1),
+            ttl: std::time::Duration::from_secs(5),
+        }
+    );
+    let tuned = Config::<ApiSettings>::load(&production(&[
+        ("REGISTRY_HEARTBEAT", "500ms"),
+        ("REGISTRY_TTL", "1500ms"),
+    ]))
+    .unwrap();
+    assert_eq!(
+        tuned.common.registry.ttl,
+        std::time::Duration::from_millis(1500)
+    );
+    assert_refused(
+        &production(&[("REGISTRY_HEARTBEAT", "2s"), ("REGISTRY_TTL", "5s")]),
+        "REGISTRY_TTL",
+        "at least 3 × REGISTRY_HEARTBEAT, so a record outlives a missed heartbeat (got 5s < 3 × 2s)",
+    );
+    assert_refused(
+        &production(&[("REGISTRY_HEARTBEAT", "50ms")]),
+        "REGISTRY_HEARTBEAT",
+        "at least 100ms",
+    );
+    assert_refused(
+        &production(&[("REGISTRY_HEARTBEAT", "2m"), ("REGISTRY_TTL", "10m")]),
+        "REGISTRY_HEARTBEAT",
+        "at most 60s",
+    );
+    assert_refused(
+        &production(&[("REGISTRY_TTL", "1h")]),
+        "REGISTRY_TTL",
+        "at most 10m",
+    );
+    assert_refused(
+        &production(&[("REGISTRY_TTL", "soon")]),
+        "REGISTRY_TTL",
+        "duration",
+    );
+}
+
+#[test]
 fn refresh_must_outlive_access_token() {
     assert_refused(
         &production(&[("JWT_EXPIRES_IN", "2d"), ("REFRESH_TOKEN_EXPIRES_IN", "1d")]),

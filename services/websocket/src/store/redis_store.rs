@@ -10,7 +10,7 @@ use avalon_game::{FINISHED_GAMES_FIELD, FINISHED_GAMES_STREAM};
 use avalon_runtime::config::RedisSettings;
 use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Client, ConnectionAddr, ConnectionInfo, RedisConnectionInfo, Script};
+use redis::{AsyncCommands, Client, Script};
 
 use super::{BusMessage, BusSender, Committed, StoreError, bus_message};
 use crate::metrics::WsMetrics;
@@ -59,19 +59,8 @@ impl RedisStore {
         settings: &RedisSettings,
         metrics: WsMetrics,
     ) -> Result<RedisStore, String> {
-        let info = ConnectionInfo {
-            addr: ConnectionAddr::Tcp(settings.host.clone(), settings.port),
-            redis: RedisConnectionInfo {
-                db: i64::from(settings.db),
-                username: None,
-                password: settings
-                    .password
-                    .as_ref()
-                    .map(|secret| secret.expose().to_owned()),
-                ..RedisConnectionInfo::default()
-            },
-        };
-        let client = Client::open(info).map_err(|err| err.to_string())?;
+        let client =
+            avalon_runtime::redis_client::client(settings).map_err(|err| err.to_string())?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Duration::from_secs(2))
             .set_response_timeout(Duration::from_secs(2))
