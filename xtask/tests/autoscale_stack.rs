@@ -293,9 +293,9 @@ fn autoscale_adds_a_game_server_under_load_and_drains_it_after() {
     );
     players.send("start autoscale");
 
-    let mut autoscale_command = stack.xtask(&["autoscale", "--watch", "--json", "--policy"]);
-    autoscale_command.arg(stack.policy());
-    let mut autoscaler = autoscale_command
+    let policy = stack.policy().display().to_string();
+    let mut autoscaler = stack
+        .xtask(&["autoscale", "--watch", "--json", "--policy", &policy])
         .stdout(Stdio::piped())
         .spawn()
         .expect("cargo xtask autoscale --watch");
