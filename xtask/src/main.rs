@@ -26,6 +26,7 @@ mod maintenance;
 mod nginx;
 mod project;
 mod release;
+mod scale;
 mod stack;
 mod version;
 mod workflows;
@@ -109,11 +110,24 @@ enum Command {
     /// Kubernetes manifests of k8s/: build every overlay and validate it offline; HPAs from the policy.
     #[command(subcommand)]
     K8s(k8s::K8s),
+    /// Change the live slot's replicas of api or websocket: scale-out waits until the new instances are
+    /// ready and on the edge; scale-in drains the instances with the fewest live games first.
+    Scale(scale::Scale),
+    /// The live edge's membership: its upstreams follow the instance registry.
+    #[command(subcommand)]
+    Edge(EdgeCommand),
     /// Restart containers that stay unhealthy (hung processes), with back-off; one pass or --watch.
     Heal(heal::Heal),
     /// Prepare a Docker host (directories, secrets, env file, certificates, sysctls, units) or check one.
     #[command(subcommand)]
     Host(host::Host),
+}
+
+#[derive(Subcommand)]
+enum EdgeCommand {
+    /// Keep the edge's upstream members in line with the instance registry (ready instances in,
+    /// draining and vanished ones out): graceful, verified reloads; skipped while the deploy lock is held.
+    Follow(scale::Follow),
 }
 
 #[derive(Subcommand)]
@@ -150,6 +164,8 @@ fn main() -> anyhow::Result<()> {
         Command::Status(cmd) => cmd.run(),
         Command::Unlock(cmd) => cmd.run(),
         Command::Heal(cmd) => cmd.run(),
+        Command::Scale(cmd) => cmd.run(&sh),
+        Command::Edge(EdgeCommand::Follow(cmd)) => cmd.run(&sh),
         Command::Instances(cmd) => cmd.run(),
         Command::K8s(cmd) => cmd.run(&sh),
         Command::Autoscale(cmd) => cmd.run(),

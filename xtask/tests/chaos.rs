@@ -16,15 +16,17 @@
 #[path = "chaos_support/interrupts.rs"]
 mod interrupts;
 mod stack_support;
+#[path = "chaos_support/traffic.rs"]
+mod traffic;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use stack_support::{container, docker, docker_with_compose_v2, run, run_ok, workspace_root};
+use traffic::{Load, Players};
 
 const TABLES: usize = 4;
 /// Requests per second of the steady load, over this many keep-alive connections.
@@ -144,130 +146,6 @@ fn tag(version: u32) -> String {
     format!("chaos-{}-v{version}", std::process::id())
 }
 
-/// Steady HTTP load through the edge until stopped: oha at a fixed rate over keep-alive connections.
-struct Load {
-    child: Child,
-}
-
-impl Load {
-    fn start(url: &str, token: &str) -> Load {
-        let child = Command::new("oha")
-            .args([
-                "-z",
-                "1h",
-                "-q",
-                LOAD_RATE,
-                "-c",
-                LOAD_CONNECTIONS,
-                "-t",
-                "5s",
-            ])
-            .args(["--no-tui", "--output-format", "json", "-H"])
-            .arg(format!("Authorization: Bearer {token}"))
-            .arg(url)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("oha");
-        Load { child }
-    }
-
-    /// SIGINT makes oha stop and print its JSON report; kept: status counts and errors.
-    fn stop(self) -> Value {
-        run_ok(Command::new("kill").args(["-INT", &self.child.id().to_string()]));
-        let output = self.child.wait_with_output().unwrap();
-        let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
-            panic!(
-                "oha printed no JSON report ({err}):\n{}",
-                String::from_utf8_lossy(&output.stdout)
-            )
-        });
-        // Requests still in flight when oha is interrupted are reported as canceled: that is the stop,
-        // not the stack, so they are not counted at all.
-        let mut errors = report["errorDistribution"].clone();
-        if let Some(map) = errors.as_object_mut() {
-            map.remove("operation was canceled");
-        }
-        let count = |value: &Value| -> u64 {
-            value
-                .as_object()
-                .map_or(0, |map| map.values().filter_map(Value::as_u64).sum())
-        };
-        json!({
-            "requests": count(&report["statusCodeDistribution"]) + count(&errors),
-            "statuses": report["statusCodeDistribution"],
-            "errors": errors,
-            "p99_ms": report["metrics"]["latency_ms"]["p99"],
-        })
-    }
-}
-
-/// The scripted players (chaos_support/players.py), driven over stdin.
-struct Players {
-    child: Child,
-    stdin: ChildStdin,
-    lines: Receiver<String>,
-}
-
-impl Players {
-    fn start(base: &str) -> Players {
-        let script = workspace_root().join("xtask/tests/chaos_support/players.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg(base)
-            .arg(TABLES.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut players = Players {
-            child,
-            stdin,
-            lines,
-        };
-        players.expect("READY ", Duration::from_secs(120));
-        players
-    }
-
-    fn expect(&mut self, prefix: &str, within: Duration) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.lines.recv_timeout(left).unwrap_or_else(|err| {
-                panic!("players: no {prefix:?} line within {within:?}: {err}")
-            });
-            println!("players: {line}");
-            if let Some(json) = line.strip_prefix(prefix) {
-                return serde_json::from_str(json).unwrap();
-            }
-        }
-    }
-
-    fn send(&mut self, command: &str) {
-        writeln!(self.stdin, "{command}").unwrap();
-        self.stdin.flush().unwrap();
-    }
-}
-
-impl Drop for Players {
-    fn drop(&mut self) {
-        let _ = writeln!(self.stdin, "quit");
-        let _ = self.stdin.flush();
-        std::thread::sleep(Duration::from_millis(500));
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// What users saw during one phase.
 struct Figures {
     phase: String,
@@ -285,31 +163,12 @@ impl Figures {
 
     /// Requests that did not get a 2xx: any other status, or an error (connection, timeout).
     fn failed(&self) -> u64 {
-        let not_ok: u64 = self.load["statuses"]
-            .as_object()
-            .map(|statuses| {
-                statuses
-                    .iter()
-                    .filter(|(status, _)| !status.starts_with('2'))
-                    .filter_map(|(_, count)| count.as_u64())
-                    .sum()
-            })
-            .unwrap_or(0);
-        let errors: u64 = self.load["errors"]
-            .as_object()
-            .map(|errors| errors.values().filter_map(Value::as_u64).sum())
-            .unwrap_or(0);
-        not_ok + errors
+        traffic::failed_requests(&self.load)
     }
 
-    /// Requests sent on a reused keep-alive connection that an exiting nginx worker closed before reading
-    /// them: at a reload, old workers close their idle client connections at once, and a request already
-    /// on its way meets the close. nginx 1.22 has no setting against it; browsers and the mobile HTTP
-    /// stacks retry such requests by themselves, oha (hyper) does not. Counted apart, bounded, and shown.
+    /// See [`traffic::keepalive_resets`].
     fn keepalive_resets(&self) -> u64 {
-        self.load["errors"]["connection closed before message completed"]
-            .as_u64()
-            .unwrap_or(0)
+        traffic::keepalive_resets(&self.load)
     }
 
     fn status(&self, code: &str) -> u64 {
@@ -387,7 +246,12 @@ fn phase(
 ) -> Figures {
     println!("\n===== phase: {name} =====");
     let started = Instant::now();
-    let load = Load::start(&format!("{}/api/v1/users/me", chaos.base_url()), token);
+    let load = Load::start(
+        &format!("{}/api/v1/users/me", chaos.base_url()),
+        token,
+        LOAD_RATE,
+        LOAD_CONNECTIONS,
+    );
     players.send(&format!("start {name}"));
     std::thread::sleep(SETTLE);
     let measured = disrupt();
@@ -779,7 +643,7 @@ fn deploys_canaries_rollbacks_maintenance_and_crashes_under_load_lose_no_request
     }
 
     let token = dev_login(&chaos);
-    let mut players = Players::start(&chaos.base_url());
+    let mut players = Players::start(&chaos.base_url(), TABLES);
     let mut all = Vec::new();
 
     let steady = phase(&mut players, &chaos, &token, "steady (control)", || {

@@ -88,6 +88,23 @@ impl Compose {
         .args(services.iter().cloned())
         .env("COMPOSE_IGNORE_ORPHANS", "true")
     }
+
+    /// `… up --detach --no-deps --no-recreate --scale SERVICE=N --wait --wait-timeout SECS SERVICE`: adds
+    /// containers of one service up to `replicas` and waits for their healthchecks; the running ones are
+    /// left as they are (`--no-recreate`), so a scale-out never restarts a serving instance.
+    pub fn scale_out_and_wait(
+        &self,
+        service: &str,
+        replicas: u32,
+        timeout_secs: u64,
+    ) -> Invocation {
+        self.invocation(["up", "--detach", "--no-deps", "--no-recreate", "--scale"])
+            .arg(format!("{service}={replicas}"))
+            .args(["--wait", "--wait-timeout"])
+            .arg(timeout_secs.to_string())
+            .arg(service)
+            .env("COMPOSE_IGNORE_ORPHANS", "true")
+    }
 }
 
 #[cfg(test)]
@@ -174,6 +191,31 @@ mod tests {
             assert_eq!(invocation.args, [&PROJECT[..], subcommand].concat());
             assert_eq!(invocation.effect, effect, "{invocation}");
         }
+    }
+
+    #[test]
+    fn a_service_is_scaled_out_without_recreating_its_containers() {
+        let up = compose().scale_out_and_wait("websocket-blue", 3, 120);
+        assert_eq!(
+            up.args,
+            [
+                &PROJECT[..],
+                &[
+                    "up",
+                    "--detach",
+                    "--no-deps",
+                    "--no-recreate",
+                    "--scale",
+                    "websocket-blue=3",
+                    "--wait",
+                    "--wait-timeout",
+                    "120",
+                    "websocket-blue",
+                ],
+            ]
+            .concat()
+        );
+        assert_eq!(up.effect, Effect::Changes);
     }
 
     #[test]

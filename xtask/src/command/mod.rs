@@ -11,6 +11,7 @@ mod edge;
 mod invocation;
 mod print;
 mod redis;
+mod scaling;
 
 pub use compose::Compose;
 pub use docker::{DockerCli, SERVICE_LABEL};

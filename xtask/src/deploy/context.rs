@@ -146,6 +146,35 @@ impl Ctx {
     /// Appends an entry (after re-reading, so the sequence number is the next one), under this command's
     /// fence: refused once the lease is lost or a newer fence was issued.
     pub fn record(&self, containers: &[ContainerInfo], draft: Draft) -> anyhow::Result<Entry> {
+        let slot = draft.slot.name().to_owned();
+        self.append(containers, draft, slot)
+    }
+
+    /// A scale of the live stack: like [`Self::record`], on `slot` — the live slot's name, or `unslotted`
+    /// for the stack `cargo xtask up` started (which is no deploy slot).
+    pub fn record_scale(
+        &self,
+        containers: &[ContainerInfo],
+        scale: ScaleDraft,
+    ) -> anyhow::Result<Entry> {
+        let draft = Draft {
+            event: Event::Scale,
+            release: scale.release,
+            slot: Slot::Blue,
+            weight: scale.weight,
+            outcome: scale.outcome,
+            note: Some(scale.note),
+            plan: None,
+        };
+        self.append(containers, draft, scale.slot)
+    }
+
+    fn append(
+        &self,
+        containers: &[ContainerInfo],
+        draft: Draft,
+        slot: String,
+    ) -> anyhow::Result<Entry> {
         let lost = |why| anyhow::Error::new(Stopped::LeaseLost(why));
         let fence = self.holding.fence().map_err(lost)?;
         self.fresh
@@ -161,7 +190,7 @@ impl Ctx {
             at: time::OffsetDateTime::now_utc(),
             event: draft.event,
             release: draft.release,
-            slot: draft.slot.name().to_owned(),
+            slot,
             weight: draft.weight,
             outcome: draft.outcome,
             who: who(),
@@ -176,6 +205,24 @@ impl Ctx {
             entry.seq, entry.event, entry.release.version, entry.slot, entry.outcome
         );
         Ok(entry)
+    }
+
+    /// A file kept beside the ledger (the live autoscaler's state between `--once` runs).
+    pub fn read_beside_ledger(
+        &self,
+        containers: &[ContainerInfo],
+        name: &str,
+    ) -> anyhow::Result<Option<String>> {
+        self.store(containers)?.read_aside(name)
+    }
+
+    pub fn write_beside_ledger(
+        &self,
+        containers: &[ContainerInfo],
+        name: &str,
+        body: &str,
+    ) -> anyhow::Result<()> {
+        self.store(containers)?.write_aside(name, body)
     }
 
     /// The release for `api_image` / `ws_image` on the target, with digests that start the same bits.
@@ -214,6 +261,18 @@ pub struct Draft {
     pub outcome: Outcome,
     pub note: Option<String>,
     pub plan: Option<String>,
+}
+
+/// What [`Ctx::record_scale`] appends.
+pub struct ScaleDraft {
+    pub release: Release,
+    /// The live slot's name, or `unslotted`.
+    pub slot: String,
+    /// The slot's share of users.
+    pub weight: u8,
+    pub outcome: Outcome,
+    /// Service, from → to, and why.
+    pub note: String,
 }
 
 pub fn who() -> String {

@@ -38,6 +38,10 @@ pub enum Event {
     CanaryAbort,
     /// Traffic went back to an earlier release.
     Rollback,
+    /// The live slot's replicas of one service changed (`cargo xtask scale`, or `autoscale` with its
+    /// reason); the note says which service, from how many to how many, and why. Routes nothing: the
+    /// rollback and deploy logic skips these entries.
+    Scale,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -31,6 +31,10 @@ pub trait LedgerStore {
     /// so an older holder's writes are refused even before the new one has written an entry.
     fn raise_fence(&self, fence: u64) -> anyhow::Result<()>;
     fn describe(&self) -> String;
+    /// A file kept beside the history (the live autoscaler's state), if it exists. Ledger reads skip it.
+    fn read_aside(&self, name: &str) -> anyhow::Result<Option<String>>;
+    /// Replaces a file beside the history as a whole.
+    fn write_aside(&self, name: &str, body: &str) -> anyhow::Result<()>;
 }
 
 /// What a store holds.
@@ -104,6 +108,20 @@ impl LedgerStore for DirStore {
 
     fn describe(&self) -> String {
         self.file().display().to_string()
+    }
+
+    fn read_aside(&self, name: &str) -> anyhow::Result<Option<String>> {
+        let text = read_or_empty(&self.dir.join(name))?;
+        Ok((!text.is_empty()).then_some(text))
+    }
+
+    fn write_aside(&self, name: &str, body: &str) -> anyhow::Result<()> {
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("cannot create {}", self.dir.display()))?;
+        let temporary = self.dir.join(format!(".{name}.{}", std::process::id()));
+        std::fs::write(&temporary, body)
+            .and_then(|()| std::fs::rename(&temporary, self.dir.join(name)))
+            .with_context(|| format!("cannot write {name} in {}", self.dir.display()))
     }
 }
 
@@ -198,6 +216,42 @@ impl LedgerStore for VolumeStore {
     fn describe(&self) -> String {
         format!("docker volume {}", self.volume)
     }
+
+    fn read_aside(&self, name: &str) -> anyhow::Result<Option<String>> {
+        self.with_helper(Effect::ReadOnly, |helper| {
+            let tar = capture_bytes(&self.docker.copy_out(helper, &format!("{MOUNT}/.")))?;
+            file_from_tar(&tar, name)
+        })
+    }
+
+    fn write_aside(&self, name: &str, body: &str) -> anyhow::Result<()> {
+        let tar = file_tar(name, body)?;
+        self.with_helper(Effect::Changes, |helper| {
+            self.docker
+                .copy_in(helper, MOUNT)
+                .capture(Some(&tar))
+                .map(|_| ())
+        })
+    }
+}
+
+/// The top-level file `name` of a `docker cp` archive of the volume.
+fn file_from_tar(tar_bytes: &[u8], name: &str) -> anyhow::Result<Option<String>> {
+    let mut archive = tar::Archive::new(tar_bytes);
+    for file in archive
+        .entries()
+        .context("the ledger archive is not a tar stream")?
+    {
+        let mut file = file.context("damaged ledger archive")?;
+        let path = file.path().context("damaged ledger archive")?;
+        if path.to_string_lossy().trim_start_matches("./") == name {
+            let mut text = String::new();
+            file.read_to_string(&mut text)
+                .with_context(|| format!("{name} is not UTF-8"))?;
+            return Ok(Some(text));
+        }
+    }
+    Ok(None)
 }
 
 fn entry_name(seq: u64) -> String {
@@ -289,6 +343,28 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn files_beside_the_history_are_kept_and_skipped_by_ledger_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirStore {
+            dir: dir.path().join("ledger"),
+        };
+        assert_eq!(store.read_aside("autoscale.json").unwrap(), None);
+        store.write_aside("autoscale.json", "{\"x\":1}").unwrap();
+        store.write_aside("autoscale.json", "{\"x\":2}").unwrap();
+        assert_eq!(
+            store.read_aside("autoscale.json").unwrap().as_deref(),
+            Some("{\"x\":2}")
+        );
+        assert_eq!(store.read().unwrap(), Stored::default());
+        let tar = file_tar("autoscale.json", "{}").unwrap();
+        assert_eq!(
+            file_from_tar(&tar, "autoscale.json").unwrap().as_deref(),
+            Some("{}")
+        );
+        assert_eq!(entries_from_tar(&tar).unwrap(), Stored::default());
+    }
 
     #[test]
     fn dir_store_appends_whole_lines_and_reads_them_back() {

@@ -55,8 +55,12 @@ pub use unlock::Unlock;
 // context as every deploy command.
 #[cfg(test)]
 pub(crate) use containers::parse_inspect;
-pub(crate) use context::{Ctx, TargetArgs};
-pub(crate) use slots::{Slot, UNSLOTTED_SERVICES, routing_of};
+pub(crate) use context::{Ctx, ScaleDraft, TargetArgs, who};
+// What `scale`, `edge follow` and `autoscale` (crate::scale, crate::autoscale) use.
+pub(crate) use ledger::{Outcome, Release};
+pub(crate) use lock::DeployLock;
+pub(crate) use plan::Live;
+pub(crate) use slots::{API_PORT, Slot, UNSLOTTED_SERVICES, WS_PORT, routing_of};
 pub(crate) use target::{ContainerInfo, Snapshot, Target};
 
 /// A ledger time as operators read it in tables: `2026-11-26 06:33:13` (UTC).

@@ -133,6 +133,9 @@ pub fn edge_model(base: &EdgeModel, routing: Routing, keep_idle: Option<Slot>) -
     }
     model.slots = slots;
     model.canary.slot = second.map(|slot| slot.name().to_owned());
+    // Members of a slot that stays are still its running instances; a slot that leaves takes its members
+    // with it, so a slot that comes back starts on its DNS name until the follower fills them again.
+    model.prune_members();
     model
 }
 
@@ -198,6 +201,23 @@ mod tests {
         let model = EdgeModel::default();
         assert_eq!(model.slots[0].name, "blue");
         assert_eq!(routing_of(&model), None);
+    }
+
+    #[test]
+    fn members_stay_with_their_slot_and_leave_with_it() {
+        let mut live = edge_model(&EdgeModel::default(), Routing::all_to(Slot::Blue), None);
+        live.members.insert(
+            "websocket-blue".to_owned(),
+            vec!["172.18.0.5:3001".to_owned()],
+        );
+        assert_eq!(routing_of(&live), Some(Routing::all_to(Slot::Blue)));
+        let switching = edge_model(&live, Routing::all_to(Slot::Green), Some(Slot::Blue));
+        switching.validate().unwrap();
+        assert_eq!(switching.members.len(), 1, "blue still runs");
+        let switched = edge_model(&switching, Routing::all_to(Slot::Green), None);
+        switched.validate().unwrap();
+        assert!(switched.members.is_empty(), "{:?}", switched.members);
+        assert_eq!(switched.slots[0].websocket, ["websocket-green:3001"]);
     }
 
     #[test]

@@ -315,6 +315,43 @@ impl Target {
             .with_context(|| format!("slot {slot} did not become healthy"))
     }
 
+    /// Adds containers of one live service up to `replicas` (the running ones untouched) and waits for
+    /// their healthchecks: a slot's service with the slot overlay a deploy writes, the unslotted one with
+    /// the stack's own files; both with the images the live containers run (`release`).
+    pub fn scale_out(
+        &self,
+        sh: &Shell,
+        slot: Option<Slot>,
+        release: &Release,
+        service: &str,
+        replicas: u32,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        self.fenced()?;
+        let composable = self.composable_release(release)?;
+        let mut compose = self.compose(&composable);
+        if let Some(slot) = slot {
+            let overlay =
+                self.write_slot_overlay(sh, slot, release, &composable, &BTreeMap::new())?;
+            compose.files.push(overlay);
+        }
+        compose
+            .scale_out_and_wait(service, replicas, timeout.as_secs())
+            .stream(None, &mut std::io::stdout())
+            .with_context(|| format!("{service} did not become healthy at {replicas} replicas"))
+    }
+
+    /// Stops containers with their stop signal and grace period (the runtime drains) and removes them:
+    /// a scale-in's instances, already out of the edge.
+    pub fn stop_and_remove(&self, ids: &[String]) -> anyhow::Result<()> {
+        self.fenced()?;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.docker.stop_containers(ids).capture(None)?;
+        self.docker.remove_stopped(ids).capture(None).map(|_| ())
+    }
+
     /// `docker compose` of this stack for `release`.
     fn compose(&self, release: &Release) -> Compose {
         self.stack(Some(release)).command(&self.docker)

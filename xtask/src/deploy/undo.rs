@@ -71,7 +71,7 @@ pub fn what_to_undo<'a>(history: &'a History, serving: &LiveRelease) -> anyhow::
         .entries
         .iter()
         .rev()
-        .find(|e| e.outcome != Outcome::Started);
+        .find(|e| e.outcome != Outcome::Started && e.event != Event::Scale);
     if let Some(last) = last.filter(|e| undid_itself(e)) {
         let Some(live) = live else {
             return Ok(Undo::Nothing(format!(
@@ -146,6 +146,7 @@ fn change(entry: &Entry) -> String {
         Event::CanaryStart | Event::CanaryStep | Event::CanaryAbort => "the canary of",
         Event::CanaryPromote => "the promotion of",
         Event::Rollback => "the rollback to",
+        Event::Scale => "the scaling of",
     };
     format!("{what} {} on slot {}", entry.release.version, entry.slot)
 }

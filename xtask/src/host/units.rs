@@ -12,8 +12,10 @@ use super::layout::{BACKUP_ENV_FILE, Owner, Root, UNIT_DIR, XTASK_BIN};
 use super::plan::{Entry, Kind, Source};
 
 /// Repository file → unit name.
-pub const UNITS: [&str; 6] = [
+pub const UNITS: [&str; 8] = [
     "scripts/systemd/avalon-heal.service",
+    "scripts/systemd/avalon-edge-follow.service",
+    "scripts/systemd/avalon-autoscale.service",
     "scripts/backup/avalon-backup.service",
     "scripts/backup/avalon-backup.timer",
     "scripts/backup/avalon-backup-status.service",
@@ -22,9 +24,11 @@ pub const UNITS: [&str; 6] = [
 ];
 
 /// The units that start things; the rest are started by these (services by their timers, the alert by
-/// `OnFailure=`).
-pub const ENABLED: [&str; 3] = [
+/// `OnFailure=`). `avalon-autoscale.service` is installed, not enabled: autoscaling is the operator's call
+/// (it replaces the follower when started).
+pub const ENABLED: [&str; 4] = [
     "avalon-heal.service",
+    "avalon-edge-follow.service",
     "avalon-backup.timer",
     "avalon-backup-status.timer",
 ];

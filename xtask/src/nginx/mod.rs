@@ -306,14 +306,23 @@ impl ModelCmd {
 
 /// nginx resolves upstream names when it loads a config, so compose service names (`api:3000`) fail
 /// `nginx -t` outside the compose network. For a local check, such hosts are replaced by 127.0.0.1 (same
-/// port); everything else about the tree is checked as rendered. Returns the hosts replaced.
+/// port); everything else about the tree is checked as rendered. A host with members is rendered as its
+/// members' addresses, so it stays. Returns the hosts replaced.
 fn resolvable_here(mut model: EdgeModel) -> (EdgeModel, Vec<String>) {
     use std::net::ToSocketAddrs;
     let mut substituted = Vec::new();
+    let with_members = |host: &str| model.members.get(host).is_some_and(|m| !m.is_empty());
+    let kept: std::collections::BTreeSet<String> = model
+        .server_hosts()
+        .into_iter()
+        .filter(|host| with_members(host))
+        .map(str::to_owned)
+        .collect();
     for slot in &mut model.slots {
         for server in slot.api.iter_mut().chain(slot.websocket.iter_mut()) {
             if server.to_socket_addrs().is_err()
                 && let Some((host, port)) = server.rsplit_once(':')
+                && !kept.contains(host)
             {
                 substituted.push(host.to_owned());
                 *server = format!("127.0.0.1:{port}");

@@ -6,7 +6,7 @@
 //! values that reach nginx syntax (names, paths, addresses) are restricted to characters that cannot break
 //! out of a directive.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
 use std::path::Path;
@@ -39,6 +39,13 @@ pub struct EdgeModel {
     /// `auto` or a number.
     pub worker_processes: String,
     pub worker_connections: u32,
+    /// Upstream membership, kept by `cargo xtask edge follow` (xtask/src/membership/): the `ip:port` of
+    /// each ready instance of a service, keyed by the host part of a slot's server (`api-blue`, or `api`
+    /// for the stack `cargo xtask up` started). Present and non-empty, the members are rendered in place of
+    /// that DNS name; absent or empty, the name is (nginx 1.22 resolves it once, at load). A slot's identity
+    /// stays its service name, so routing and deploys read the slots alone.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub members: BTreeMap<String, Vec<String>>,
     /// The deploy lock's fencing number of the command that wrote this model (xtask/src/deploy/lock.rs):
     /// a command under an older fence may not replace it. Absent on models written without the lock.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -184,6 +191,7 @@ impl Default for EdgeModel {
             user: None,
             worker_processes: "auto".to_owned(),
             worker_connections: 4096,
+            members: BTreeMap::new(),
             fence: None,
         }
     }
@@ -324,11 +332,50 @@ impl EdgeModel {
             .max_by_key(|slot| slot.weight)
     }
 
+    /// The servers of `servers` as rendered: each `host:port` whose host has members becomes those members.
+    pub fn upstream_servers(&self, servers: &[String]) -> Vec<String> {
+        let mut out = Vec::new();
+        for server in servers {
+            match self.members_of(server) {
+                Some(members) => out.extend(members.iter().cloned()),
+                None => out.push(server.clone()),
+            }
+        }
+        out
+    }
+
+    /// The members rendered in place of `server` (`host:port`), when it has any.
+    fn members_of(&self, server: &str) -> Option<&Vec<String>> {
+        let host = server.rsplit_once(':').map_or(server, |(host, _)| host);
+        self.members.get(host).filter(|members| !members.is_empty())
+    }
+
+    /// The hosts (service names) the slots' servers name: what `members` may be keyed by.
+    pub fn server_hosts(&self) -> BTreeSet<&str> {
+        self.slots
+            .iter()
+            .flat_map(|slot| slot.api.iter().chain(&slot.websocket))
+            .map(|server| {
+                server
+                    .rsplit_once(':')
+                    .map_or(server.as_str(), |(host, _)| host)
+            })
+            .collect()
+    }
+
+    /// Drops members of services no slot names any more (a slot a deploy stopped): a slot that comes back
+    /// starts on its DNS name until the follower fills its members again.
+    pub fn prune_members(&mut self) {
+        let hosts: BTreeSet<String> = self.server_hosts().into_iter().map(str::to_owned).collect();
+        self.members.retain(|service, _| hosts.contains(service));
+    }
+
     pub fn validate(&self) -> Result<(), ModelError> {
         let mut v = Validator::default();
         v.server_name(&self.server_name);
         self.validate_listen(&mut v);
         self.validate_slots(&mut v);
+        self.validate_members(&mut v);
         self.validate_canary(&mut v);
         self.validate_maintenance(&mut v);
         let (least, most) = API_BODY_LIMIT_RANGE;
@@ -498,6 +545,31 @@ impl EdgeModel {
         let total: u32 = self.slots.iter().map(|slot| u32::from(slot.weight)).sum();
         if !self.slots.is_empty() && total != 100 {
             v.fail("slots", format!("weights must add up to 100, got {total}"));
+        }
+    }
+
+    fn validate_members(&self, v: &mut Validator) {
+        let hosts = self.server_hosts();
+        for (service, members) in &self.members {
+            let field = format!("members.{service}");
+            if !hosts.contains(service.as_str()) {
+                v.fail(
+                    field.clone(),
+                    "names no server host of any slot (a slot's members go when the slot goes)"
+                        .to_owned(),
+                );
+            }
+            for (j, member) in members.iter().enumerate() {
+                let is_address = member
+                    .parse::<std::net::SocketAddr>()
+                    .is_ok_and(|address| address.port() > 0);
+                if !is_address {
+                    v.fail(
+                        format!("{field}[{j}]"),
+                        format!("must be ip:port (IPv6 in brackets), got {member:?}"),
+                    );
+                }
+            }
         }
     }
 
@@ -725,6 +797,49 @@ mod tests {
     fn unknown_fields_are_rejected() {
         let err = serde_json::from_str::<EdgeModel>(r#"{"slotz": []}"#).unwrap_err();
         assert!(err.to_string().contains("slotz"), "{err}");
+    }
+
+    #[test]
+    fn members_replace_their_service_name_and_are_validated() {
+        let mut model = two_slots();
+        model.members.insert(
+            "websocket-green".to_owned(),
+            vec!["172.18.0.5:3001".to_owned(), "172.18.0.6:3001".to_owned()],
+        );
+        model.members.insert("api-green".to_owned(), vec![]);
+        model.validate().unwrap();
+        assert_eq!(
+            model.upstream_servers(&model.slots[1].websocket),
+            ["172.18.0.5:3001", "172.18.0.6:3001"]
+        );
+        // Empty members: the DNS name, as without members.
+        assert_eq!(
+            model.upstream_servers(&model.slots[1].api),
+            ["api-green:3000"]
+        );
+        assert_eq!(model.upstream_servers(&model.slots[0].api), ["api:3000"]);
+
+        model.members.insert("api-purple".to_owned(), vec![]);
+        model
+            .members
+            .insert("api".to_owned(), vec!["api-3:3000".to_owned()]);
+        let problems = model.validate().unwrap_err().problems;
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["members.api[0]", "members.api-purple"],
+            "{problems:?}"
+        );
+
+        model.prune_members();
+        assert!(!model.members.contains_key("api-purple"));
+        assert!(model.members.contains_key("websocket-green"));
+    }
+
+    #[test]
+    fn a_model_without_members_serialises_as_before() {
+        let text = serde_json::to_string(&EdgeModel::default()).unwrap();
+        assert!(!text.contains("members"), "{text}");
     }
 
     #[test]

@@ -108,6 +108,15 @@ struct OverrideEntry {
     slot: String,
 }
 
+/// A slot's upstream servers as rendered: its service names, or their members where the follower set any.
+#[derive(Serialize)]
+struct UpstreamEntry<'a> {
+    name: &'a str,
+    weight: u8,
+    api: Vec<String>,
+    websocket: Vec<String>,
+}
+
 #[derive(Serialize)]
 struct TemplateContext<'a> {
     #[serde(flatten)]
@@ -119,6 +128,7 @@ struct TemplateContext<'a> {
     split: Vec<SplitEntry>,
     overrides: Vec<OverrideEntry>,
     slot_weights: BTreeMap<&'a str, u8>,
+    upstreams: Vec<UpstreamEntry<'a>>,
     retry_minutes: u32,
     edge_errors: Vec<EdgeError>,
 }
@@ -214,6 +224,16 @@ fn build_context<'a>(model: &'a EdgeModel, config_id: &'a str) -> TemplateContex
             .slots
             .iter()
             .map(|slot| (slot.name.as_str(), slot.weight))
+            .collect(),
+        upstreams: model
+            .slots
+            .iter()
+            .map(|slot| UpstreamEntry {
+                name: &slot.name,
+                weight: slot.weight,
+                api: model.upstream_servers(&slot.api),
+                websocket: model.upstream_servers(&slot.websocket),
+            })
             .collect(),
         retry_minutes: model.maintenance.retry_after.div_ceil(60).max(1),
         edge_errors: edge_errors(model),
@@ -324,6 +344,33 @@ mod tests {
         );
         assert!(
             upstreams.contains("upstream avalon_ws_blue {\n    hash $avalon_user_key consistent;")
+        );
+    }
+
+    #[test]
+    fn members_are_rendered_in_place_of_their_service_name() {
+        let mut model = EdgeModel::default();
+        model.members.insert(
+            "websocket".to_owned(),
+            vec!["172.18.0.7:3001".to_owned(), "172.18.0.9:3001".to_owned()],
+        );
+        let upstreams = rendered(&model, "conf.d/upstreams.conf");
+        assert!(
+            upstreams.contains("server 172.18.0.7:3001 max_fails"),
+            "{upstreams}"
+        );
+        assert!(
+            upstreams.contains("server 172.18.0.9:3001 max_fails"),
+            "{upstreams}"
+        );
+        assert!(!upstreams.contains("server websocket:3001"), "{upstreams}");
+        assert!(
+            upstreams.contains("server api:3000 max_fails"),
+            "{upstreams}"
+        );
+        assert_ne!(
+            config_id(&model).unwrap(),
+            config_id(&EdgeModel::default()).unwrap()
         );
     }
 
