@@ -260,7 +260,11 @@ mod tests {
         .await;
         let first = store.list()[0].clone();
         assert_eq!(first.id, "api-h1-3000");
-        assert_eq!((first.connections, first.max_connections), (4, 10000));
+        let default_max: u64 = crate::config::spec::MAX_CONNECTIONS
+            .default
+            .and_then(|text| text.parse().ok())
+            .unwrap();
+        assert_eq!((first.connections, first.max_connections), (4, default_max));
         // Beats keep it past its TTL, with a newer heartbeat time.
         tokio::time::sleep(Duration::from_millis(700)).await;
         let later = store.list();
