@@ -313,7 +313,7 @@ fn autoscale_adds_a_game_server_under_load_and_drains_it_after() {
     assert_eq!(opened["open"], RAMP, "{opened}");
     let crossed = Instant::now();
     let mut serving = None;
-    let mut extra = 0;
+    let mut extra: u64 = 0;
     while crossed.elapsed() < Duration::from_secs(120) {
         decisions(&autoscale_lines, &mut seen);
         let servers = stack.game_servers();
@@ -336,8 +336,19 @@ fn autoscale_adds_a_game_server_under_load_and_drains_it_after() {
     let serving =
         serving.expect("no new game server took connections within 120 s of the threshold");
 
-    // Scale-in: every extra connection closed; 20 players on two game servers is below the target.
-    connections.ask(&format!("close {}", RAMP + extra), Duration::from_secs(60));
+    // Scale-in: the ramp's connections closed; the newest `extra` stay open, at least one of them on the new
+    // game server (that is how the loop above ended). 20 players + those few on two game servers is below
+    // the target, and the new server has no live game, so it is the one drained: its clients must be told
+    // to reconnect and resume on the survivor.
+    let on_fresh_before: u64 = stack
+        .connections()
+        .into_iter()
+        .filter(|(name, _)| !before.contains(name))
+        .map(|(_, count)| count)
+        .sum();
+    let closed = connections.ask(&format!("close-oldest {RAMP}"), Duration::from_secs(60));
+    assert_eq!(closed["open"], extra, "{closed}");
+    let reconnects_before = closed["reconnects"].as_u64().unwrap_or_default();
     let lowered = Instant::now();
     let mut drained = None;
     while lowered.elapsed() < Duration::from_secs(120) {
@@ -349,6 +360,26 @@ fn autoscale_adds_a_game_server_under_load_and_drains_it_after() {
         std::thread::sleep(Duration::from_millis(500));
     }
     let drained = drained.expect("no game server was drained within 120 s of the load going down");
+    // The drained server's clients resume through the edge: every connection kept is up again.
+    let resumed_by = Instant::now() + Duration::from_secs(60);
+    let resumed = loop {
+        let status = connections.ask("open 0", Duration::from_secs(30));
+        let reconnected = status["reconnects"].as_u64().unwrap_or_default() - reconnects_before;
+        if (status["open"] == extra && reconnected >= 1) || Instant::now() > resumed_by {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let resumed_connections =
+        resumed["reconnects"].as_u64().unwrap_or_default() - reconnects_before;
+    assert_eq!(
+        resumed["open"], extra,
+        "clients of the drained game server did not all resume: {resumed}"
+    );
+    assert!(
+        resumed_connections >= 1,
+        "no client of the drained game server was told to reconnect (it had {on_fresh_before}): {resumed}"
+    );
     std::thread::sleep(Duration::from_secs(3));
     decisions(&autoscale_lines, &mut seen);
     let _ = Command::new("kill")
@@ -375,7 +406,8 @@ fn autoscale_adds_a_game_server_under_load_and_drains_it_after() {
         &format!(
             "threshold crossed → new replica serving {:.1} s; load down → replica drained and removed {:.1} s \
              (its drain {drain_seconds:.1} s); requests {} failed {} (+{resets} keep-alive resets at reloads); \
-             games started {} finished {} lost {lost}; reconnects {}",
+             games started {} finished {} lost {lost}; reconnects {}; clients of the drained server resumed \
+             {resumed_connections} of {on_fresh_before}",
             serving.as_secs_f64(),
             drained.as_secs_f64(),
             load["requests"],

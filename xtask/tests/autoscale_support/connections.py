@@ -7,6 +7,7 @@ autoscale stack test ramps past `target_connections` (xtask/tests/autoscale_stac
 Driven on stdin, one command per line:
   open N    sign in N more users (dev-login) and connect each (WebSocket transport, through nginx)
   close N   disconnect the N newest
+  close-oldest N   disconnect the N oldest (the newest stay, e.g. those on a replica about to be drained)
   quit      disconnect everyone and exit
 
 After each command prints `OPEN <json>`: {"open": connections up, "reconnects": n, "errors": [...]}. A
@@ -87,6 +88,10 @@ async def main():
                 fresh.append(Connection(base, token))
             await asyncio.gather(*(c.connect() for c in fresh))
             connections.extend(fresh)
+        elif command.startswith("close-oldest "):
+            count = min(int(command.split(" ", 1)[1]), len(connections))
+            closing, connections = connections[:count], connections[count:]
+            await asyncio.gather(*(c.close() for c in closing))
         elif command.startswith("close "):
             count = min(int(command.split(" ", 1)[1]), len(connections))
             keep = len(connections) - count
