@@ -180,6 +180,35 @@ impl Drop for Stack {
     }
 }
 
+/// `autoscale --watch`, stopped (SIGINT, then SIGKILL after 20 s) however the test ends — before the
+/// stack is torn down (it is declared after it), so it cannot scale containers back up after `down`.
+struct Stopped(Child);
+
+impl Stopped {
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            self.stop();
+        }
+    }
+}
+
 /// A line-driven child (the connection ramp), its stdout read on a thread.
 struct Driven {
     child: Child,
@@ -294,12 +323,14 @@ fn autoscale_adds_a_game_server_under_load_and_drains_it_after() {
     players.send("start autoscale");
 
     let policy = stack.policy().display().to_string();
-    let mut autoscaler = stack
-        .xtask(&["autoscale", "--watch", "--json", "--policy", &policy])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("cargo xtask autoscale --watch");
-    let autoscale_lines = lines_of(autoscaler.stdout.take().unwrap());
+    let mut autoscaler = Stopped(
+        stack
+            .xtask(&["autoscale", "--watch", "--json", "--policy", &policy])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("cargo xtask autoscale --watch"),
+    );
+    let autoscale_lines = lines_of(autoscaler.0.stdout.take().unwrap());
     let mut seen = Vec::new();
 
     let script = workspace_root().join("xtask/tests/autoscale_support/connections.py");
@@ -382,10 +413,7 @@ fn autoscale_adds_a_game_server_under_load_and_drains_it_after() {
     );
     std::thread::sleep(Duration::from_secs(3));
     decisions(&autoscale_lines, &mut seen);
-    let _ = Command::new("kill")
-        .args(["-INT", &autoscaler.id().to_string()])
-        .status();
-    let _ = autoscaler.wait();
+    autoscaler.stop();
 
     players.send("stop");
     let games = players.expect("PHASE ", Duration::from_secs(240));

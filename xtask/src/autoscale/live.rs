@@ -173,13 +173,18 @@ fn evaluate(
         return Ok(());
     }
     let snapshot = ctx.target.snapshot()?;
+    if let Some(why) = scale::mid_release(ctx, &snapshot)? {
+        println!("autoscale: {service}: skipped, {why}");
+        return Ok(());
+    }
     let model = ctx.target.edge_in(&snapshot)?.model()?;
     let live = LiveStack::of(&model, ctx.target.live(&model, &snapshot.containers))?;
     let compose_service = live.service(kind(service));
-    let ready: Vec<scale::Instance> = scale::instances_now(ctx, &snapshot)?
+    let running: Vec<scale::Instance> = scale::instances_now(ctx, &snapshot)?
         .into_iter()
-        .filter(|i| i.service == compose_service && i.ready)
+        .filter(|i| i.service == compose_service)
         .collect();
+    let ready: Vec<scale::Instance> = running.iter().filter(|i| i.ready).cloned().collect();
     if ready.is_empty() {
         println!(
             "autoscale: {service}: no registered ready instance of {compose_service}; nothing to decide on"
@@ -207,8 +212,13 @@ fn evaluate(
         match ctx.lock(&snapshot.containers, "autoscale") {
             Ok(lock) => {
                 let reason = format!("autoscale: {}", decision.reason);
-                let result =
-                    scale::set_replicas(ctx, sh, kind(service), decision.to, false, &reason);
+                // The policy decided on ready instances; the scale counts every container of the
+                // service (one starting, draining or unregistered too), so the decision is applied as
+                // a change, never as an absolute count that would remove more than the policy allows.
+                let total = i64::try_from(running.len()).unwrap_or(i64::MAX);
+                let target = total + i64::from(decision.to) - i64::from(decision.from);
+                let target = u32::try_from(target.max(1)).unwrap_or(u32::MAX);
+                let result = scale::set_replicas(ctx, sh, kind(service), target, false, &reason);
                 lock.release()?;
                 match result {
                     Ok(done) => {

@@ -22,7 +22,7 @@ pub use live_stack::{LiveStack, ServiceKind};
 #[allow(unused_imports)]
 pub use membership::{Instance, instances};
 #[allow(unused_imports)]
-pub use replicas::{ScaleReport, set_replicas};
+pub use replicas::{ScaleReport, mid_release, set_replicas};
 pub use scale_cmd::Scale;
 #[allow(unused_imports)]
 pub use stats::{Usage, usage};

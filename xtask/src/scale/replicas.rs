@@ -66,6 +66,9 @@ pub fn set_replicas(
     }
     let started = Instant::now();
     let snapshot = ctx.target.snapshot()?;
+    if let Some(why) = mid_release(ctx, &snapshot)? {
+        bail!("scale refused: {why}");
+    }
     let edge = ctx.target.edge_in(&snapshot)?;
     let model = edge.model()?;
     let live = LiveStack::of(&model, ctx.target.live(&model, &snapshot.containers))?;
@@ -143,6 +146,26 @@ pub fn set_replicas(
     outcome.map(|()| report)
 }
 
+/// A release in flight between commands: a canary between its steps (it holds the lock only while a step
+/// runs) or a deploy left unfinished. Scaling then would judge and drain one slot of a split route, inside
+/// the canary's verification window; issue 16 asks that scale never runs while a deploy or canary is on.
+pub fn mid_release(ctx: &Ctx, snapshot: &Snapshot) -> anyhow::Result<Option<String>> {
+    let history = ctx.history(&snapshot.containers)?;
+    if let Some(canary) = history.canary_in_progress() {
+        return Ok(Some(format!(
+            "canary {} is in progress (promote or abort it first: `cargo xtask canary promote|abort`)",
+            canary.release.version
+        )));
+    }
+    if let Some(deploy) = history.unfinished_deploy() {
+        return Ok(Some(format!(
+            "deploy of {} did not finish (`cargo xtask deploy --resume` or `cargo xtask rollback` first)",
+            deploy.release.version
+        )));
+    }
+    Ok(None)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn scale_out(
     ctx: &Ctx,
@@ -166,10 +189,39 @@ fn scale_out(
         );
         return Ok(());
     }
-    ctx.target
+    // Ready instances wanted: those ready now plus the ones added (a container already running but not
+    // registered is not counted twice, and does not hold the wait hostage).
+    let added = replicas as usize - running.len();
+    let want_ready = running.iter().filter(|i| i.ready).count() + added;
+    let started = ctx
+        .target
         .scale_out(sh, live.slot, &release, service, replicas, timeout)
-        .with_context(|| format!("{service} did not scale out to {replicas}"))?;
-    let serving = wait_ready(ctx, service, replicas, timeout)?;
+        .with_context(|| format!("{service} did not scale out to {replicas}"))
+        .and_then(|()| wait_ready(ctx, service, want_ready, timeout));
+    let serving = match started {
+        Ok(serving) => serving,
+        Err(err) => {
+            // What this scale started and never served is stopped again: nothing half-applied is left
+            // for the follower to put on the edge later.
+            let snapshot = ctx.target.snapshot()?;
+            let strays: Vec<String> = snapshot
+                .containers
+                .iter()
+                .filter(|c| c.service == service && !before.contains(&c.id))
+                .map(|c| c.id.clone())
+                .collect();
+            if !strays.is_empty() {
+                eprintln!(
+                    "scale: stopping the {} container(s) this scale started",
+                    strays.len()
+                );
+                ctx.target
+                    .stop_and_remove(&strays)
+                    .context("cannot stop the containers a failed scale-out started")?;
+            }
+            return Err(err);
+        }
+    };
     report.added = serving
         .iter()
         .filter(|i| !before.contains(&i.container_id))
@@ -195,9 +247,11 @@ fn scale_in(
 ) -> anyhow::Result<()> {
     let victims = scale_in_victims(running, count as usize);
     let excluded: BTreeSet<String> = victims.iter().map(|v| v.container_id.clone()).collect();
+    // Ready and reachable by the edge: with none of those left, the edge would fall back to the service's
+    // DNS name, which still lists the instances being drained.
     let remaining_ready = running
         .iter()
-        .filter(|i| i.ready && !excluded.contains(&i.container_id))
+        .filter(|i| i.ready && i.address.is_some() && !excluded.contains(&i.container_id))
         .count();
     if remaining_ready == 0 {
         bail!(
@@ -245,7 +299,7 @@ fn scale_in(
 fn wait_ready(
     ctx: &Ctx,
     service: &str,
-    replicas: u32,
+    replicas: usize,
     timeout: Duration,
 ) -> anyhow::Result<Vec<Instance>> {
     let deadline = Instant::now() + timeout;
@@ -265,7 +319,7 @@ fn wait_ready(
                     && healthy.get(i.container_id.as_str()) == Some(&true)
             })
             .collect();
-        if ready.len() >= replicas as usize {
+        if ready.len() >= replicas {
             return Ok(ready);
         }
         if Instant::now() >= deadline {
