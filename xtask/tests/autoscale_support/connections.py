@@ -47,7 +47,16 @@ class Connection:
                     asyncio.get_running_loop().create_task(self.connect())
 
             try:
-                await client.connect(self.base, auth={"token": self.token}, transports=["websocket"], wait_timeout=5)
+                # The bearer token in the upgrade's Authorization header is the edge's user key (nginx hashes
+                # game-server connections on it, docs/nginx.md); without it every test client, arriving
+                # from one address, would hash to one game server.
+                await client.connect(
+                    self.base,
+                    headers={"Authorization": f"Bearer {self.token}"},
+                    auth={"token": self.token},
+                    transports=["websocket"],
+                    wait_timeout=5,
+                )
                 self.client = client
                 return
             except Exception as err:  # noqa: BLE001 - the edge may be between reloads: retry
