@@ -32,6 +32,8 @@ const TABLES: usize = 4;
 /// Extra connections: with the 20 players, 60 on one game server — twice the policy's
 /// `target_connections` of 30.
 const RAMP: u64 = 40;
+/// Ramp connections kept open through the ramp-down (the newest), so the drained server has clients.
+const KEPT: u64 = 8;
 
 /// The test's policy: every key of deploy/scaling.toml, windows short enough for a test.
 const POLICY: &str = r#"
@@ -377,8 +379,14 @@ fn autoscale_adds_a_game_server_under_load_and_drains_it_after() {
         .filter(|(name, _)| !before.contains(name))
         .map(|(_, count)| count)
         .sum();
-    let closed = connections.ask(&format!("close-oldest {RAMP}"), Duration::from_secs(60));
-    assert_eq!(closed["open"], extra, "{closed}");
+    // At most KEPT stay (20 players + 8 on two servers is below the target of 30 each: the policy wants 1);
+    // they hash on their tokens, so some of them sit on the new server.
+    let kept = extra.min(KEPT);
+    let closed = connections.ask(
+        &format!("close-oldest {}", RAMP + extra - kept),
+        Duration::from_secs(60),
+    );
+    assert_eq!(closed["open"], kept, "{closed}");
     let reconnects_before = closed["reconnects"].as_u64().unwrap_or_default();
     let lowered = Instant::now();
     let mut drained = None;
@@ -396,7 +404,7 @@ fn autoscale_adds_a_game_server_under_load_and_drains_it_after() {
     let resumed = loop {
         let status = connections.ask("open 0", Duration::from_secs(30));
         let reconnected = status["reconnects"].as_u64().unwrap_or_default() - reconnects_before;
-        if (status["open"] == extra && reconnected >= 1) || Instant::now() > resumed_by {
+        if (status["open"] == kept && reconnected >= 1) || Instant::now() > resumed_by {
             break status;
         }
         std::thread::sleep(Duration::from_millis(500));
