@@ -369,7 +369,7 @@ fn autoscale_adds_a_game_server_under_load_and_drains_it_after() {
     let serving =
         serving.expect("no new game server took connections within 120 s of the threshold");
 
-    // Scale-in: the ramp's connections closed; the newest `extra` stay open, at least one of them on the new
+    // Scale-in: the ramp's connections closed; the newest (at most KEPT) stay open, at least one of them on the new
     // game server (that is how the loop above ended). 20 players + those few on two game servers is below
     // the target, and the new server has no live game, so it is the one drained: its clients must be told
     // to reconnect and resume on the survivor.
@@ -412,7 +412,7 @@ fn autoscale_adds_a_game_server_under_load_and_drains_it_after() {
     let resumed_connections =
         resumed["reconnects"].as_u64().unwrap_or_default() - reconnects_before;
     assert_eq!(
-        resumed["open"], extra,
+        resumed["open"], kept,
         "clients of the drained game server did not all resume: {resumed}"
     );
     assert!(
