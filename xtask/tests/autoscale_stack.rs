@@ -369,10 +369,9 @@ fn autoscale_adds_a_game_server_under_load_and_drains_it_after() {
     let serving =
         serving.expect("no new game server took connections within 120 s of the threshold");
 
-    // Scale-in: the ramp's connections closed; the newest (at most KEPT) stay open, at least one of them on the new
-    // game server (that is how the loop above ended). 20 players + those few on two game servers is below
-    // the target, and the new server has no live game, so it is the one drained: its clients must be told
-    // to reconnect and resume on the survivor.
+    // Scale-in: the ramp's connections closed but the newest (at most KEPT), which hash on their tokens over
+    // both servers. 20 players + those few on two game servers is below the target, and the new server has
+    // no live game, so it is the one drained: its clients must be told to reconnect and resume.
     let on_fresh_before: u64 = stack
         .connections()
         .into_iter()
