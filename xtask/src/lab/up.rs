@@ -70,7 +70,22 @@ fn node_network(state: &LabState, node: &NodeState) -> Vec<Invocation> {
         &format!("{}/{PREFIX_LEN}", node.address),
         &state.host_address,
     ));
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    for server in name_servers(&resolv) {
+        commands.push(cmd::unreachable_route(node, &server));
+    }
     commands
+}
+
+/// The IPv4 name servers of a resolv.conf, but loopback ones (a node's own lo refuses those at once).
+fn name_servers(resolv: &str) -> Vec<String> {
+    resolv
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("nameserver"))
+        .filter_map(|rest| rest.trim().parse::<std::net::Ipv4Addr>().ok())
+        .filter(|address| !address.is_loopback())
+        .map(|address| address.to_string())
+        .collect()
 }
 
 /// Makes the lab, or reports the healthy one already there. Returns its state.
@@ -266,5 +281,19 @@ mod tests {
                 .any(|line| line.contains("--label-add avalon.edge=true"))
         );
         assert!(plan.iter().all(|line| !line.contains("ip netns exec")));
+    }
+
+    #[test]
+    fn name_servers_but_loopback_ones_are_made_unreachable() {
+        let resolv =
+            "# x\nnameserver 10.255.255.53\nnameserver 127.0.0.53\nnameserver ::1\nsearch lan\n";
+        assert_eq!(name_servers(resolv), ["10.255.255.53"]);
+    }
+
+    #[test]
+    fn name_servers_but_loopback_ones_are_made_unreachable() {
+        let resolv =
+            "# x\nnameserver 10.255.255.53\nnameserver 127.0.0.53\nnameserver ::1\nsearch lan\n";
+        assert_eq!(name_servers(resolv), ["10.255.255.53"]);
     }
 }
