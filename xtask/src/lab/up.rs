@@ -114,6 +114,7 @@ pub fn up(spec: &LabSpec) -> anyhow::Result<LabState> {
             spec.bridge()
         );
     }
+    refuse_another_lab(&spec.name)?;
     let mut state = LabState::planned(spec);
     let started = Instant::now();
     create(spec, &mut state).with_context(|| {
@@ -132,6 +133,23 @@ pub fn up(spec: &LabSpec) -> anyhow::Result<LabState> {
         state.manager()?.docker_host
     );
     Ok(state)
+}
+
+/// Every lab uses 10.231.0.0/24: two at once would route each other's nodes to the wrong bridge.
+fn refuse_another_lab(name: &str) -> anyhow::Result<()> {
+    let Ok(entries) = std::fs::read_dir(super::spec::LAB_ROOT) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let other = entry.file_name().to_string_lossy().into_owned();
+        if other != name && entry.path().join("lab.json").exists() {
+            bail!(
+                "lab {other} is up and uses the lab network 10.231.0.0/24 too: \
+                 `cargo xtask lab down --name {other}` first"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Records `thing` in lab.json, then makes it with `command`.
