@@ -65,7 +65,7 @@ impl LabState {
             nodes: spec
                 .all_nodes()
                 .iter()
-                .map(|node| NodeState::planned(node))
+                .map(NodeState::planned)
                 .collect(),
             created: Vec::new(),
             complete: false,
