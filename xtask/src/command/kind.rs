@@ -184,24 +184,6 @@ impl Kubectl {
             .read_only()
     }
 
-    /// `kubectl -n NS wait --for=condition=ready pod --selector=SEL --timeout=…`.
-    pub fn wait_pods_ready(
-        &self,
-        namespace: &str,
-        selector: &str,
-        timeout_secs: u64,
-    ) -> Invocation {
-        self.in_namespace(namespace)
-            .args([
-                "wait".to_owned(),
-                "--for=condition=ready".to_owned(),
-                "pod".to_owned(),
-                format!("--selector={selector}"),
-                format!("--timeout={timeout_secs}s"),
-            ])
-            .read_only()
-    }
-
     /// `kubectl -n NS get KINDS -o wide`: what a failed run leaves to read.
     pub fn get_wide(&self, namespace: &str, kinds: &str) -> Invocation {
         self.in_namespace(namespace)
@@ -242,8 +224,8 @@ pub struct Probe {
     pub ca: PathBuf,
 }
 
-/// What `--write-out` appends after the body: a line break and the status code.
-pub const STATUS_MARKER: &str = "\n%{http_code}";
+/// What `--write-out` appends after the body: a line break (curl expands the `\n`) and the status code.
+pub const STATUS_MARKER: &str = r"\n%{http_code}";
 
 impl Probe {
     pub fn url(&self) -> String {
@@ -363,24 +345,6 @@ mod tests {
             ]
         );
         assert_eq!(
-            kubectl
-                .wait_pods_ready(
-                    "ingress-nginx",
-                    "app.kubernetes.io/component=controller",
-                    180
-                )
-                .args[2..],
-            [
-                "--namespace",
-                "ingress-nginx",
-                "wait",
-                "--for=condition=ready",
-                "pod",
-                "--selector=app.kubernetes.io/component=controller",
-                "--timeout=180s"
-            ]
-        );
-        assert_eq!(
             Kubectl::kustomize(Path::new("k8s/overlays/staging")).args,
             ["kustomize", "k8s/overlays/staging"]
         );
@@ -452,7 +416,7 @@ mod tests {
                 "--resolve",
                 "staging.avalon.example.com:18443:127.0.0.1",
                 "--write-out",
-                "\n%{http_code}",
+                r"\n%{http_code}",
                 "https://staging.avalon.example.com:18443/socket.io/?EIO=4&transport=polling"
             ]
         );

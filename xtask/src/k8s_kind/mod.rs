@@ -430,7 +430,85 @@ fn clean_up(plan: &Plan, root: &Path, made: &Made) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
+    use plan::Step;
+
+    fn sh_step(why: &str, script: &str) -> Step {
+        Step {
+            why: why.to_owned(),
+            action: Action::Run(Invocation::new("sh").args(["-c", script])),
+        }
+    }
+
+    /// A plan of shell one-liners whose clean-up and diagnostics leave marker files in `dir`.
+    fn plan_of(dir: &Path, steps: Vec<Step>) -> Plan {
+        let mark = |name: &str| {
+            Invocation::new("sh").args([
+                "-c".to_owned(),
+                format!("echo x >> {}", dir.join(name).display()),
+            ])
+        };
+        Plan {
+            steps,
+            diagnostics: vec![mark("diagnosed").read_only()],
+            delete_cluster: mark("deleted"),
+        }
+    }
+
+    fn create() -> Step {
+        Step {
+            why: "create".to_owned(),
+            action: Action::CreateCluster(Invocation::new("true")),
+        }
+    }
+
+    #[test]
+    fn a_failed_step_prints_the_diagnostics_and_deletes_the_cluster() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan_of(dir.path(), vec![create(), sh_step("apply", "exit 3")]);
+        let error = execute(&Shell::new().unwrap(), &plan, dir.path()).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("step 2/2 (apply)"),
+            "{error:#}"
+        );
+        assert!(dir.path().join("diagnosed").exists());
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("deleted")).unwrap(),
+            "x\n"
+        );
+    }
+
+    #[test]
+    fn a_create_that_fails_half_way_is_still_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let failing_create = Step {
+            why: "create".to_owned(),
+            action: Action::CreateCluster(Invocation::new("false")),
+        };
+        let plan = plan_of(dir.path(), vec![failing_create]);
+        assert!(execute(&Shell::new().unwrap(), &plan, dir.path()).is_err());
+        assert!(dir.path().join("deleted").exists());
+    }
+
+    #[test]
+    fn nothing_is_deleted_when_no_cluster_was_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan_of(dir.path(), vec![sh_step("build", "exit 1"), create()]);
+        assert!(execute(&Shell::new().unwrap(), &plan, dir.path()).is_err());
+        assert!(!dir.path().join("deleted").exists());
+        assert!(!dir.path().join("diagnosed").exists());
+    }
+
+    #[test]
+    fn a_passing_run_deletes_the_cluster_without_diagnostics() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan_of(dir.path(), vec![create(), sh_step("apply", "true")]);
+        execute(&Shell::new().unwrap(), &plan, dir.path()).unwrap();
+        assert!(dir.path().join("deleted").exists());
+        assert!(!dir.path().join("diagnosed").exists());
+    }
 
     #[test]
     fn the_refusal_names_what_is_missing_and_where_it_comes_from() {

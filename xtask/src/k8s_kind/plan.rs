@@ -19,7 +19,8 @@ use crate::command::{Invocation, Kind, Kubectl, Probe};
 /// `ingress-nginx` namespace the NetworkPolicies admit. controller-v1.12.0 supports Kubernetes 1.28–1.32.
 pub const INGRESS_NGINX_MANIFEST: &str = "https://raw.githubusercontent.com/kubernetes/ingress-nginx/controller-v1.12.0/deploy/static/provider/kind/deploy.yaml";
 pub const INGRESS_NAMESPACE: &str = "ingress-nginx";
-const INGRESS_CONTROLLER: &str = "app.kubernetes.io/component=controller";
+/// The controller's Deployment in that manifest.
+const INGRESS_CONTROLLER: &str = "ingress-nginx-controller";
 const INGRESS_NODE_LABEL: &str = "ingress-ready=true";
 /// The stand-ins' Deployments in k8s/kind/datastores.yaml.
 pub const DATASTORES: [&str; 2] = ["redis", "mongodb"];
@@ -180,7 +181,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
     }
     steps.push(step(
         "wait for the ingress controller",
-        Action::Run(kubectl.wait_pods_ready(
+        Action::Run(kubectl.rollout_status(
             INGRESS_NAMESPACE,
             INGRESS_CONTROLLER,
             INGRESS_READY_SECS,
@@ -235,7 +236,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
         diagnostics.push(kubectl.logs(namespace, deployment, 60));
     }
     diagnostics.push(kubectl.get_wide(INGRESS_NAMESPACE, "pods,jobs"));
-    diagnostics.push(kubectl.logs(INGRESS_NAMESPACE, "ingress-nginx-controller", 60));
+    diagnostics.push(kubectl.logs(INGRESS_NAMESPACE, INGRESS_CONTROLLER, 60));
     Plan {
         steps,
         diagnostics,
@@ -342,7 +343,10 @@ mod tests {
         let redis = position(&plan, |a| runs(a, "rollout status deployment/redis"));
         let mongodb = position(&plan, |a| runs(a, "rollout status deployment/mongodb"));
         let controller = position(&plan, |a| {
-            runs(a, "--selector=app.kubernetes.io/component=controller")
+            runs(
+                a,
+                "--namespace ingress-nginx rollout status deployment/ingress-nginx-controller",
+            )
         });
         let apply = position(&plan, |a| runs(a, "apply -k k8s/overlays/staging"));
         assert!(matches!(plan.steps[apply].action, Action::Retry(..)));
