@@ -81,7 +81,7 @@ fn ci_runs_the_kind_smoke_with_kind_installed_only() {
     assert_eq!(kind["with"]["install_only"].as_bool(), Some(true));
     assert_eq!(
         kind["with"]["version"].as_str(),
-        Some("v0.26.0"),
+        Some("v0.30.0"),
         "k8s/kind/cluster.yaml pins the node image of this kind release"
     );
     let cluster = std::fs::read_to_string(
@@ -89,7 +89,7 @@ fn ci_runs_the_kind_smoke_with_kind_installed_only() {
     )
     .unwrap();
     assert!(
-        cluster.contains("kindest/node:v1.32.0@sha256:") && cluster.contains("kind v0.26.0"),
+        cluster.contains("kindest/node:v1.32.8@sha256:") && cluster.contains("kind v0.30.0"),
         "the node image is pinned by digest to the kind release the job installs"
     );
 }
