@@ -5,6 +5,7 @@
 //! shutdown rules checked (`k8s_rules`) — after checking that k8s/base/hpa.yaml is what
 //! `deploy/scaling.toml` generates. Run by `cargo xtask ci`.
 //! `cargo xtask k8s hpa [--write]` prints (or writes) the generated HorizontalPodAutoscalers.
+//! `cargo xtask k8s kind-smoke` runs an overlay on a throwaway kind cluster (`k8s_kind`).
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +27,23 @@ pub enum K8s {
     Check(CheckCmd),
     /// Print the HorizontalPodAutoscalers generated from deploy/scaling.toml (k8s/base/hpa.yaml).
     Hpa(HpaCmd),
+    /// Run an overlay on a throwaway kind cluster: build and load the images, install ingress-nginx,
+    /// create the Secrets, apply, wait for the rollouts, check /health, a Socket.IO handshake and that
+    /// /metrics is private through the Ingress; the cluster is always deleted. Needs kind and kubectl.
+    KindSmoke(KindSmokeCmd),
+}
+
+#[derive(Args)]
+pub struct KindSmokeCmd {
+    /// The overlay to apply as committed (relative to the project root).
+    #[arg(long, value_name = "DIR", default_value = crate::k8s_kind::DEFAULT_OVERLAY)]
+    overlay: PathBuf,
+    /// The kind cluster's name (refused when a cluster of that name exists).
+    #[arg(long, default_value = crate::k8s_kind::DEFAULT_CLUSTER)]
+    name: String,
+    /// Print every step without running any (needs only kubectl, to read the overlay).
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Args)]
@@ -110,6 +128,14 @@ impl K8s {
         match self {
             K8s::Check(cmd) => cmd.run(sh),
             K8s::Hpa(cmd) => cmd.run(),
+            K8s::KindSmoke(cmd) => crate::k8s_kind::run(
+                sh,
+                &crate::k8s_kind::Options {
+                    overlay: cmd.overlay,
+                    cluster: cmd.name,
+                    dry_run: cmd.dry_run,
+                },
+            ),
         }
     }
 }
@@ -174,6 +200,26 @@ impl CheckCmd {
             );
             would_start(&name, &built)?;
         }
+        // The smoke's Redis and MongoDB stand-ins are applied to a real cluster by `k8s kind-smoke`.
+        let datastores = project::root().join(crate::k8s_kind::DATASTORES_MANIFEST);
+        for version in &self.versions {
+            cmd!(
+                sh,
+                "kubernetes-validate --strict --quiet --kubernetes-version {version} {datastores}"
+            )
+            .run()
+            .with_context(|| {
+                format!(
+                    "{} is not valid for Kubernetes {version}",
+                    crate::k8s_kind::DATASTORES_MANIFEST
+                )
+            })?;
+        }
+        println!(
+            "{}: valid for Kubernetes {}",
+            crate::k8s_kind::DATASTORES_MANIFEST,
+            self.versions.join(", ")
+        );
         Ok(())
     }
 }

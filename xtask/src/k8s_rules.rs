@@ -5,7 +5,10 @@
 //! - every Ingress terminates TLS (staging included: WeChat mini-programs only talk HTTPS);
 //! - every avalon tier has a NetworkPolicy selecting its pods;
 //! - a pod's grace period covers its preStop pause and the runtime's drain (SHUTDOWN_DRAIN_DELAY +
-//!   SHUTDOWN_TIMEOUT), or the kubelet kills a draining game server mid-drain.
+//!   SHUTDOWN_TIMEOUT), or the kubelet kills a draining game server mid-drain;
+//! - a non-root container can read the secret files it mounts: the kubelet writes them as root, group
+//!   `fsGroup` (root without one), with the volume's mode — a 0440 Secret without `fsGroup` is unreadable,
+//!   and the service exits at start-up on a cluster though every schema and validator passes.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -39,6 +42,7 @@ pub fn check_rendered(rendered: &str) -> anyhow::Result<Vec<String>> {
                     tiers.push((name.to_owned(), labels.clone()));
                 }
                 problems.extend(grace_problems(name, &template["spec"], &config));
+                problems.extend(secret_read_problems(name, &template["spec"]));
             }
             _ => {}
         }
@@ -116,6 +120,65 @@ fn grace_problems(
     problems
 }
 
+/// Every secret volume a non-root container mounts must be readable by it: by others, or by the group
+/// when the pod sets `fsGroup` (the kubelet gives the files that group).
+fn secret_read_problems(name: &str, pod: &Yaml) -> Vec<String> {
+    let pod_context = &pod["securityContext"];
+    let fs_group = pod_context["fsGroup"].as_i64();
+    let mut problems = Vec::new();
+    for volume in pod["volumes"].as_vec().into_iter().flatten() {
+        let secret = &volume["secret"];
+        if secret.is_badvalue() {
+            continue;
+        }
+        let volume_name = volume["name"].as_str().unwrap_or("(unnamed)");
+        // The API's default mode is 0644; an item's own mode wins for that file.
+        let default_mode = secret["defaultMode"].as_i64().unwrap_or(0o644);
+        let modes: Vec<i64> = std::iter::once(default_mode)
+            .chain(
+                secret["items"]
+                    .as_vec()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|item| item["mode"].as_i64()),
+            )
+            .collect();
+        for container in pod["containers"].as_vec().into_iter().flatten() {
+            let mounts = container["volumeMounts"]
+                .as_vec()
+                .into_iter()
+                .flatten()
+                .any(|mount| mount["name"].as_str() == Some(volume_name));
+            let context = &container["securityContext"];
+            let uid = context["runAsUser"]
+                .as_i64()
+                .or_else(|| pod_context["runAsUser"].as_i64());
+            let gid = context["runAsGroup"]
+                .as_i64()
+                .or_else(|| pod_context["runAsGroup"].as_i64());
+            if !mounts || uid == Some(0) {
+                continue;
+            }
+            // Files are root:<fsGroup>, or root:root without one.
+            let owning_group = fs_group.unwrap_or(0);
+            let in_group = fs_group.is_some() || gid == Some(0);
+            let unreadable = modes
+                .iter()
+                .any(|mode| mode & 0o004 == 0 && !(in_group && mode & 0o040 != 0));
+            if unreadable {
+                let container_name = container["name"].as_str().unwrap_or("(unnamed)");
+                problems.push(format!(
+                    "{name}: container {container_name} (uid {}) cannot read secret volume {volume_name} \
+                     (mode {default_mode:o}, files owned by root:{owning_group}): set the pod's fsGroup to its \
+                     group, or make the mode readable",
+                    uid.map_or_else(|| "from the image".to_owned(), |uid| uid.to_string())
+                ));
+            }
+        }
+    }
+    problems
+}
+
 fn config_values(documents: &[Yaml]) -> BTreeMap<String, BTreeMap<String, String>> {
     documents
         .iter()
@@ -165,6 +228,30 @@ mod tests {
             check_rendered(&format!("{DEPLOYMENT}{POLICY}"))
                 .unwrap()
                 .is_empty()
+        );
+    }
+
+    const SECRET_POD: &str = "kind: Deployment\nmetadata: {name: avalon-api}\nspec:\n  template:\n    spec:\n      terminationGracePeriodSeconds: 40\n      securityContext: {runAsUser: 10001, runAsGroup: 10001, fsGroup: 10001}\n      containers:\n        - name: api\n          volumeMounts: [{name: secrets, mountPath: /run/secrets/avalon}]\n      volumes:\n        - {name: secrets, secret: {secretName: avalon-secrets, defaultMode: 0440}}\n";
+
+    #[test]
+    fn a_non_root_container_must_be_able_to_read_its_secret_files() {
+        assert!(check_rendered(SECRET_POD).unwrap().is_empty());
+        let no_fs_group = SECRET_POD.replace(", fsGroup: 10001", "");
+        let problems = check_rendered(&no_fs_group).unwrap();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("cannot read secret volume secrets")
+                && problems[0].contains("fsGroup"),
+            "{problems:?}"
+        );
+        let world_readable = no_fs_group.replace("defaultMode: 0440", "defaultMode: 0444");
+        assert!(check_rendered(&world_readable).unwrap().is_empty());
+        let as_root = no_fs_group.replace("runAsUser: 10001", "runAsUser: 0");
+        assert!(check_rendered(&as_root).unwrap().is_empty());
+        let owner_only = SECRET_POD.replace("defaultMode: 0440", "defaultMode: 0400");
+        assert!(
+            !check_rendered(&owner_only).unwrap().is_empty(),
+            "files are root's: 0400 is unreadable to uid 10001 even with fsGroup"
         );
     }
 

@@ -242,7 +242,7 @@ fn env_value(
 
 /// What an operator's `avalon-secrets` holds under `key`: a value of the right shape and full strength, so a
 /// failure can only come from the manifests.
-fn operator_secret(key: &str) -> String {
+pub(crate) fn operator_secret(key: &str) -> String {
     let random = |len: usize| -> String {
         use rand::Rng;
         use rand::distr::Alphanumeric;

@@ -20,6 +20,7 @@ mod host;
 mod image;
 mod instances;
 mod k8s;
+mod k8s_kind;
 mod k8s_rules;
 mod k8s_startup;
 mod lab;
@@ -108,7 +109,8 @@ enum Command {
     /// Every api and websocket instance as the instance registry and the engine see it, with their
     /// disagreements (a container up but not registered, a registration without a container).
     Instances(instances::Instances),
-    /// Kubernetes manifests of k8s/: build every overlay and validate it offline; HPAs from the policy.
+    /// Kubernetes manifests of k8s/: build every overlay and validate it offline; HPAs from the policy;
+    /// a smoke run of an overlay on a throwaway kind cluster.
     #[command(subcommand)]
     K8s(k8s::K8s),
     /// Change the live slot's replicas of api or websocket: scale-out waits until the new instances are

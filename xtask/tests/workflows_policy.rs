@@ -64,6 +64,37 @@ fn ci_runs_xtask_ci_and_the_mongodb_contract_job() {
 }
 
 #[test]
+fn ci_runs_the_kind_smoke_with_kind_installed_only() {
+    let ci = load("ci.yml");
+    let job = &ci["jobs"]["kind-smoke"];
+    assert_eq!(job["runs-on"].as_str(), Some("ubuntu-latest"));
+    assert_eq!(run_lines(job), ["cargo xtask k8s kind-smoke"]);
+    let steps = job["steps"].as_vec().unwrap();
+    let kind = steps
+        .iter()
+        .find(|step| {
+            step["uses"]
+                .as_str()
+                .is_some_and(|uses| uses.starts_with("helm/kind-action@"))
+        })
+        .expect("kind is installed by the pinned action");
+    assert_eq!(kind["with"]["install_only"].as_bool(), Some(true));
+    assert_eq!(
+        kind["with"]["version"].as_str(),
+        Some("v0.30.0"),
+        "k8s/kind/cluster.yaml pins the node image of this kind release"
+    );
+    let cluster = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../k8s/kind/cluster.yaml"),
+    )
+    .unwrap();
+    assert!(
+        cluster.contains("kindest/node:v1.32.8@sha256:") && cluster.contains("kind v0.30.0"),
+        "the node image is pinned by digest to the kind release the job installs"
+    );
+}
+
+#[test]
 fn release_is_least_privilege_and_serialized() {
     let release = load("release.yml");
     assert_eq!(

@@ -199,6 +199,11 @@ impl DockerCli {
         self.invocation().args(["image", "tag", source, target])
     }
 
+    /// `docker image rm REF`: removes the name; the image itself only when no other name holds it.
+    pub fn remove_image_name(&self, reference: &str) -> Invocation {
+        self.invocation().args(["image", "rm", reference])
+    }
+
     /// `docker image pull --quiet REF`.
     pub fn pull_image(&self, reference: &str) -> Invocation {
         self.invocation()

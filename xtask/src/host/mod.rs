@@ -1,7 +1,7 @@
 //! `cargo xtask host init|check`: prepare a fresh Debian/Ubuntu Docker host for the prod overlay, and report
 //! on one. See "First install on a new host" in docs/deployment.md.
 
-mod certs;
+pub(crate) mod certs;
 mod checks;
 mod env_file;
 mod init;

@@ -7,7 +7,8 @@ use std::fmt;
 
 use yaml_rust2::{Yaml, YamlLoader};
 
-/// Actions a step may use: checkout, toolchain and cache setup, registry login, ssh key, artifacts.
+/// Actions a step may use: checkout, toolchain and cache setup, registry login, ssh key, artifacts, and
+/// kind's installer (as a tool only: see [`INSTALL_ONLY_ACTIONS`]).
 pub const ALLOWED_ACTIONS: &[&str] = &[
     "actions/checkout",
     "actions/setup-python",
@@ -17,7 +18,13 @@ pub const ALLOWED_ACTIONS: &[&str] = &[
     "shimataro/ssh-key-action",
     "actions/upload-artifact",
     "actions/download-artifact",
+    "helm/kind-action",
 ];
+
+/// Actions that could do more than install a tool, allowed only with `with: install_only: true`: a kind
+/// cluster is made (and always deleted) by `cargo xtask k8s kind-smoke`, so what CI runs is what a developer
+/// runs, and no cluster outlives the command that made it.
+pub const INSTALL_ONLY_ACTIONS: &[&str] = &["helm/kind-action"];
 
 /// One rule broken, located by job and step.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,7 +93,7 @@ fn check_step(step: &Yaml) -> Option<String> {
     match (step["run"].as_str(), step["uses"].as_str()) {
         (Some(_), Some(_)) => Some("has both `run` and `uses`".into()),
         (Some(run), None) => check_run(run),
-        (None, Some(uses)) => check_uses(uses),
+        (None, Some(uses)) => check_uses(uses).or_else(|| check_install_only(uses, step)),
         (None, None) => Some("has neither a `run` string nor a `uses` action".into()),
     }
 }
@@ -118,6 +125,21 @@ fn check_run(run: &str) -> Option<String> {
         ));
     }
     None
+}
+
+fn check_install_only(uses: &str, step: &Yaml) -> Option<String> {
+    let action = uses.split_once('@').map_or(uses, |(action, _)| action);
+    let installs_only = match &step["with"]["install_only"] {
+        Yaml::Boolean(flag) => *flag,
+        Yaml::String(text) => text == "true",
+        _ => false,
+    };
+    (INSTALL_ONLY_ACTIONS.contains(&action) && !installs_only).then(|| {
+        format!(
+            "`uses: {action}` must only install its tool (`with: install_only: true`); the `cargo xtask` step \
+             makes and removes what it needs"
+        )
+    })
 }
 
 fn check_uses(uses: &str) -> Option<String> {
@@ -206,6 +228,28 @@ mod tests {
             rules(&format!("      - uses: some/deployer@{SHA}\n"))[0].contains("not an allowed")
         );
         assert!(rules("      - uses: docker://alpine:3\n")[0].contains("not pinned"));
+    }
+
+    #[test]
+    fn the_kind_installer_may_only_install() {
+        let pinned = format!("helm/kind-action@{SHA}");
+        assert_eq!(
+            rules(&format!(
+                "      - uses: {pinned}\n        with:\n          install_only: true\n"
+            )),
+            Vec::<String>::new()
+        );
+        for with in ["", "        with:\n          install_only: false\n"] {
+            let found = rules(&format!("      - uses: {pinned}\n{with}"));
+            assert_eq!(found.len(), 1, "{found:?}");
+            assert!(found[0].contains("install_only"), "{found:?}");
+        }
+        assert!(
+            rules(
+                "      - uses: helm/kind-action@v1\n        with:\n          install_only: true\n"
+            )[0]
+            .contains("40-hex")
+        );
     }
 
     #[test]
