@@ -12,6 +12,7 @@ mod invocation;
 mod print;
 mod redis;
 mod scaling;
+pub mod swarm;
 
 pub use compose::Compose;
 pub use docker::{DockerCli, SERVICE_LABEL};
