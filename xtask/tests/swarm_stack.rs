@@ -115,9 +115,9 @@ impl Lab {
             .env("AVALON_WS_REPLICAS", "2")
             .env("RUST_BACKTRACE", "0");
         if !matches!(args.first(), Some(&"up") | Some(&"down")) {
-            command.arg("--config").arg(
-                workspace_root().join("xtask/tests/fixtures/deploy-chaos.toml"),
-            );
+            command
+                .arg("--config")
+                .arg(workspace_root().join("xtask/tests/fixtures/deploy-chaos.toml"));
         }
         command
     }
@@ -244,7 +244,12 @@ impl Lab {
     fn tasks_on(&self, node: &str) -> usize {
         ["api", "websocket"]
             .iter()
-            .map(|service| self.tasks(service).iter().filter(|(n, _)| n == node).count())
+            .map(|service| {
+                self.tasks(service)
+                    .iter()
+                    .filter(|(n, _)| n == node)
+                    .count()
+            })
             .sum()
     }
 
@@ -292,10 +297,9 @@ impl Drop for Lab {
         if std::thread::panicking() {
             // What Swarm did with the tasks, for the failure's log.
             for service in ["api", "websocket", "nginx"] {
-                let output = run(&mut self.docker(
-                    1,
-                    &["service", "ps", "--no-trunc", &self.service(service)],
-                ));
+                let output =
+                    run(&mut self
+                        .docker(1, &["service", "ps", "--no-trunc", &self.service(service)]));
                 println!("{}", String::from_utf8_lossy(&output.stdout));
             }
         }
@@ -370,7 +374,11 @@ impl Phase {
 
     /// Every game started in the phase finished, and the players saw no error.
     fn assert_games_finished(&self) {
-        assert!(self.games("started") > 0, "{}: no game was started", self.name);
+        assert!(
+            self.games("started") > 0,
+            "{}: no game was started",
+            self.name
+        );
         assert_eq!(
             self.games_lost(),
             0,
@@ -499,7 +507,11 @@ fn node_loss(
         lab.placement(names)
     );
     let down = lab.node_state(&id);
-    println!("after {:.1} s: {}; node {node}: {down}", window.as_secs_f64(), lab.placement(names));
+    println!(
+        "after {:.1} s: {}; node {node}: {down}",
+        window.as_secs_f64(),
+        lab.placement(names)
+    );
     let during = during.stop();
     let after = start_load(lab, token);
     std::thread::sleep(SETTLE * 2);
@@ -628,20 +640,26 @@ fn swarm_cluster_survives_rolling_deploy_rollback_and_node_loss_without_losing_g
     steady.assert_games_finished();
     all.push(steady);
 
-    let deployed = phase(&mut players, &lab, &token, "rolling deploy v1 -> v2", || {
-        let spawned = Instant::now();
-        xtask_ok(&mut lab.xtask(&["deploy", "--image-tag", &v2]));
-        assert!(
-            lab.image("api").ends_with(&v2) && lab.image("websocket").ends_with(&v2),
-            "api/websocket not on {v2}: {} {}",
-            lab.image("api"),
-            lab.image("websocket")
-        );
-        format!(
-            "start-first, converged in {:.1} s",
-            spawned.elapsed().as_secs_f64()
-        )
-    });
+    let deployed = phase(
+        &mut players,
+        &lab,
+        &token,
+        "rolling deploy v1 -> v2",
+        || {
+            let spawned = Instant::now();
+            xtask_ok(&mut lab.xtask(&["deploy", "--image-tag", &v2]));
+            assert!(
+                lab.image("api").ends_with(&v2) && lab.image("websocket").ends_with(&v2),
+                "api/websocket not on {v2}: {} {}",
+                lab.image("api"),
+                lab.image("websocket")
+            );
+            format!(
+                "start-first, converged in {:.1} s",
+                spawned.elapsed().as_secs_f64()
+            )
+        },
+    );
     deployed.assert_no_failed_requests();
     deployed.assert_games_finished();
     all.push(deployed);
@@ -652,7 +670,10 @@ fn swarm_cluster_survives_rolling_deploy_rollback_and_node_loss_without_losing_g
         xtask_ok(&mut lab.xtask(&["rollback"]));
         rollback = spawned.elapsed();
         assert_eq!(lab.image("api"), v1, "rollback did not bring v1 back");
-        format!("rollback {:.1} s (command -> converged)", rollback.as_secs_f64())
+        format!(
+            "rollback {:.1} s (command -> converged)",
+            rollback.as_secs_f64()
+        )
     });
     rolled_back.assert_no_failed_requests();
     rolled_back.assert_games_finished();
@@ -710,7 +731,10 @@ fn swarm_cluster_survives_rolling_deploy_rollback_and_node_loss_without_losing_g
                 ]));
                 let tasks = lab.tasks("websocket");
                 assert_eq!(tasks.len(), to, "websocket tasks: {tasks:?}");
-                assert!(tasks.iter().all(|(_, state)| state == "running"), "{tasks:?}");
+                assert!(
+                    tasks.iter().all(|(_, state)| state == "running"),
+                    "{tasks:?}"
+                );
                 format!(
                     "{to} running in {:.1} s; {}",
                     spawned.elapsed().as_secs_f64(),
