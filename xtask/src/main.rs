@@ -22,6 +22,7 @@ mod instances;
 mod k8s;
 mod k8s_rules;
 mod k8s_startup;
+mod lab;
 mod maintenance;
 mod nginx;
 mod project;
@@ -118,6 +119,10 @@ enum Command {
     Edge(EdgeCommand),
     /// Restart containers that stay unhealthy (hung processes), with back-off; one pass or --watch.
     Heal(heal::Heal),
+    /// A multi-node Docker Swarm on this machine (one engine per network namespace): up, down, status,
+    /// load images, and the fault verbs cut/reconnect/kill-engine/start-engine. Needs root.
+    #[command(subcommand)]
+    Lab(lab::Lab),
     /// Prepare a Docker host (directories, secrets, env file, certificates, sysctls, units) or check one.
     #[command(subcommand)]
     Host(host::Host),
@@ -170,6 +175,7 @@ fn main() -> anyhow::Result<()> {
         Command::K8s(cmd) => cmd.run(&sh),
         Command::Autoscale(cmd) => cmd.run(),
         Command::Host(cmd) => cmd.run(),
+        Command::Lab(cmd) => cmd.run(),
     }
 }
 

@@ -196,6 +196,31 @@ impl Invocation {
             .with_context(|| format!("starting {}", self.program.display()))
     }
 
+    /// Announces and starts the program in its own process group with stdin closed and both output streams
+    /// appended to `log`, and returns its pid without waiting: a daemon (a lab node's dockerd) that must
+    /// outlive this process and ignore the terminal's Ctrl-C.
+    pub fn spawn_detached(&self, log: &std::path::Path) -> anyhow::Result<u32> {
+        use std::os::unix::process::CommandExt;
+        Printer::stderr().announce(self.effect, self);
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("opening {}", log.display()))?;
+        let err = out
+            .try_clone()
+            .with_context(|| format!("opening {}", log.display()))?;
+        let child = self
+            .command()
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("starting {}", self.program.display()))?;
+        Ok(child.id())
+    }
+
     /// Announces and starts the program with all three streams piped, for a caller that talks to it.
     pub fn spawn_piped(&self) -> anyhow::Result<std::process::Child> {
         self.spawn(true, Stdio::piped(), &mut Printer::stderr())

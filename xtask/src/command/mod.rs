@@ -9,6 +9,7 @@ mod compose;
 mod docker;
 mod edge;
 mod invocation;
+pub mod lab;
 mod print;
 mod redis;
 mod scaling;

@@ -1,0 +1,188 @@
+//! The processes and mounts of a node's engine, read from /proc: its dockerd, the containerd it started, the
+//! shims (re-parented to init, found by their containerd address under the node's exec root), and every
+//! descendant of those (the containers' processes, docker-proxy). Only what belongs to the node's own
+//! directory is ever named, never a process by program name.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// pid → (parent pid, command line with NULs as spaces).
+pub type ProcessTable = BTreeMap<u32, (u32, String)>;
+
+pub fn process_table() -> ProcessTable {
+    let mut table = ProcessTable::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return table;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // A process that exits while we read is simply not in the table.
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some(parent) = parent_from_stat(&stat) else {
+            continue;
+        };
+        let command = std::fs::read(entry.path().join("cmdline"))
+            .map(|bytes| String::from_utf8_lossy(&bytes).replace('\0', " "))
+            .unwrap_or_default();
+        table.insert(pid, (parent, command.trim_end().to_owned()));
+    }
+    table
+}
+
+/// The 4th field of /proc/PID/stat, after the `(comm)` that may itself hold spaces and parentheses.
+fn parent_from_stat(stat: &str) -> Option<u32> {
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Every process of the engine whose directory is `node_dir`: the ones whose command line names a path in
+/// it, and all their descendants. `recorded` (lab.json's pid) counts only if it still names the directory,
+/// so a recycled pid is never touched.
+pub fn engine_processes(table: &ProcessTable, node_dir: &Path) -> BTreeSet<u32> {
+    let marker = format!("{}/", node_dir.display());
+    let mut found: BTreeSet<u32> = table
+        .iter()
+        .filter(|(_, (_, command))| command.contains(&marker))
+        .map(|(pid, _)| *pid)
+        .collect();
+    loop {
+        let children: Vec<u32> = table
+            .iter()
+            .filter(|(pid, (parent, _))| found.contains(parent) && !found.contains(pid))
+            .map(|(pid, _)| *pid)
+            .collect();
+        if children.is_empty() {
+            return found;
+        }
+        found.extend(children);
+    }
+}
+
+/// Whether `pid` is the dockerd of `node_dir` (alive, and its command line names the directory).
+pub fn is_engine(table: &ProcessTable, pid: u32, node_dir: &Path) -> bool {
+    let marker = format!("{}/docker.sock", node_dir.display());
+    table
+        .get(&pid)
+        .is_some_and(|(_, command)| command.contains("dockerd") && command.contains(&marker))
+}
+
+/// Mount points at or under `dir`, deepest first (unmount order), from /proc/self/mountinfo.
+pub fn mounts_under(mountinfo: &str, dir: &Path) -> Vec<String> {
+    let dir = dir.display().to_string();
+    let mut points: Vec<String> = mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(unescape_mount_path)
+        .filter(|point| point == &dir || point.starts_with(&format!("{dir}/")))
+        .collect();
+    points.sort_by_key(|point| std::cmp::Reverse(point.len()));
+    points.dedup();
+    points
+}
+
+/// mountinfo writes space, tab, newline and backslash as `\ooo`.
+fn unescape_mount_path(raw: &str) -> String {
+    let mut out = String::new();
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            let digits: String = chars.by_ref().take(3).collect();
+            match u8::from_str_radix(&digits, 8) {
+                Ok(byte) => out.push(char::from(byte)),
+                Err(_) => {
+                    out.push('\\');
+                    out.push_str(&digits);
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_engine_tree_is_found_by_its_directory() {
+        let dir = Path::new("/var/lib/avalon-lab/t/node1");
+        let table = ProcessTable::from([
+            (1, (0, "init".to_owned())),
+            (
+                10,
+                (
+                    1,
+                    "dockerd --host unix:///var/lib/avalon-lab/t/node1/docker.sock".to_owned(),
+                ),
+            ),
+            (
+                11,
+                (
+                    10,
+                    "containerd --config /var/lib/avalon-lab/t/node1/exec/containerd/containerd.toml"
+                        .to_owned(),
+                ),
+            ),
+            (12, (10, "docker-proxy -host-port 8080".to_owned())),
+            (
+                20,
+                (
+                    1,
+                    "containerd-shim-runc-v2 -address /var/lib/avalon-lab/t/node1/exec/containerd/containerd.sock"
+                        .to_owned(),
+                ),
+            ),
+            (21, (20, "nginx".to_owned())),
+            (22, (21, "nginx: worker".to_owned())),
+            (
+                30,
+                (
+                    1,
+                    "dockerd --host unix:///var/lib/avalon-lab/t/node10/docker.sock".to_owned(),
+                ),
+            ),
+            (40, (1, "dockerd".to_owned())),
+        ]);
+        assert_eq!(
+            engine_processes(&table, dir),
+            BTreeSet::from([10, 11, 12, 20, 21, 22])
+        );
+        assert!(is_engine(&table, 10, dir));
+        assert!(!is_engine(&table, 30, dir), "node10 is another engine");
+        assert!(!is_engine(&table, 40, dir), "the host's dockerd");
+    }
+
+    #[test]
+    fn parent_pid_survives_odd_command_names() {
+        assert_eq!(parent_from_stat("42 (a) b (c)) S 7 42 42 0"), Some(7));
+    }
+
+    #[test]
+    fn mounts_under_the_lab_deepest_first() {
+        let info = "\
+22 1 0:21 / /proc rw - proc proc rw
+90 1 254:0 /var/lib/avalon-lab/t/node1/data /var/lib/avalon-lab/t/node1/data rw - ext4 /dev/vda rw
+91 90 0:4 net:[1] /var/lib/avalon-lab/t/node1/exec/netns/ingress_sbox rw - nsfs nsfs rw
+92 1 0:50 / /var/lib/avalon-lab/t/node1/exec/with\\040space rw - tmpfs shm rw
+93 1 0:51 / /var/lib/avalon-lab/t2/x rw - tmpfs shm rw
+";
+        assert_eq!(
+            mounts_under(info, Path::new("/var/lib/avalon-lab/t")),
+            [
+                "/var/lib/avalon-lab/t/node1/exec/netns/ingress_sbox",
+                "/var/lib/avalon-lab/t/node1/exec/with space",
+                "/var/lib/avalon-lab/t/node1/data",
+            ]
+        );
+    }
+}
