@@ -29,6 +29,7 @@ mod project;
 mod release;
 mod scale;
 mod stack;
+mod swarm;
 mod version;
 mod workflows;
 

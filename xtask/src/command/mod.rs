@@ -13,6 +13,7 @@ pub mod lab;
 mod print;
 mod redis;
 mod scaling;
+pub mod swarm;
 
 pub use compose::Compose;
 pub use docker::{DockerCli, SERVICE_LABEL};

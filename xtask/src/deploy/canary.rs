@@ -83,6 +83,15 @@ pub struct StatusCmd {
 
 impl Canary {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        let target = match &self {
+            Canary::Start(cmd) => &cmd.target,
+            Canary::Status(cmd) => &cmd.target,
+            Canary::Step(cmd) => &cmd.target,
+            Canary::Promote(cmd) | Canary::Abort(cmd) => &cmd.target,
+        };
+        if target.engine.is_swarm() {
+            anyhow::bail!(crate::swarm::CANARY_REFUSAL);
+        }
         match self {
             Canary::Start(cmd) => cmd.run(sh),
             Canary::Status(cmd) => cmd.run(),

@@ -30,6 +30,8 @@ pub struct TargetArgs {
     /// Keep the release ledger in this host directory instead of the Docker volume `<project>-releases`.
     #[arg(long, value_name = "DIR", env = "AVALON_LEDGER_DIR")]
     pub ledger_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub engine: crate::swarm::EngineArg,
 }
 
 pub struct Ctx {
@@ -45,6 +47,8 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new(args: &TargetArgs) -> anyhow::Result<Self> {
+        // The verbs that know Swarm dispatch before they get here; any other one is Compose-only.
+        args.engine.refuse_swarm("this command")?;
         let path = if args.config.is_absolute() {
             args.config.clone()
         } else {
@@ -282,7 +286,7 @@ pub fn who() -> String {
     format!("{user}@{}", super::lock::this_host())
 }
 
-fn from() -> String {
+pub(crate) fn from() -> String {
     if let (Ok(repo), Ok(run)) = (
         std::env::var("GITHUB_REPOSITORY"),
         std::env::var("GITHUB_RUN_ID"),

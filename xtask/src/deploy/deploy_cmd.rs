@@ -52,6 +52,18 @@ struct Run<'a> {
 
 impl Deploy {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        if self.target.engine.is_swarm() {
+            let (version, api, ws) = self.release.resolve()?;
+            let project = crate::swarm::stack_name(self.target.env, &self.target.project);
+            return crate::swarm::rollout::roll(
+                &project,
+                crate::swarm::rollout::release(&version, &api, &ws, ""),
+                super::ledger::Event::Deploy,
+                None,
+                crate::swarm::ROLLOUT_TIMEOUT,
+                self.dry_run,
+            );
+        }
         let started = Instant::now();
         let ctx = Ctx::new(&self.target)?;
         let containers = ctx.target.containers()?;

@@ -58,7 +58,7 @@ impl Holding {
             .clone()
     }
 
-    fn set(&self, held: Option<Held>) {
+    pub(crate) fn set(&self, held: Option<Held>) {
         *self.0.lock().unwrap_or_else(PoisonError::into_inner) = held;
     }
 
@@ -121,7 +121,7 @@ impl LeaseClock {
     }
 
     /// A renewal that started at `attempted` reached the target.
-    fn renewed(&self, attempted: Instant) {
+    pub(crate) fn renewed(&self, attempted: Instant) {
         if !self.lost.load(Ordering::SeqCst) {
             *self.renewed.lock().unwrap_or_else(PoisonError::into_inner) = attempted;
         }

@@ -26,16 +26,16 @@ mod game_metrics;
 mod interrupt;
 mod kept;
 mod labels;
-mod ledger;
-mod ledger_store;
+pub(crate) mod ledger;
+pub(crate) mod ledger_store;
 mod live;
-mod lock;
+pub(crate) mod lock;
 mod plan;
 mod preflight;
 mod probe;
 mod probe_token;
 mod probe_ws;
-mod releases;
+pub(crate) mod releases;
 mod rollback;
 mod slot_overlay;
 mod slots;
@@ -55,7 +55,7 @@ pub use unlock::Unlock;
 // context as every deploy command.
 #[cfg(test)]
 pub(crate) use containers::parse_inspect;
-pub(crate) use context::{Ctx, ScaleDraft, TargetArgs, who};
+pub(crate) use context::{Ctx, ScaleDraft, TargetArgs, from, who};
 // What `scale`, `edge follow` and `autoscale` (crate::scale, crate::autoscale) use.
 pub(crate) use ledger::{Outcome, Release};
 pub(crate) use lock::DeployLock;

@@ -26,6 +26,10 @@ struct Report<'a> {
 
 impl Releases {
     pub fn run(self) -> anyhow::Result<()> {
+        if self.target.engine.is_swarm() {
+            let project = crate::swarm::stack_name(self.target.env, &self.target.project);
+            return crate::swarm::status::releases(&project, self.json);
+        }
         let ctx = Ctx::new(&self.target)?;
         let containers = ctx.target.containers()?;
         let store = ctx.store(&containers)?;

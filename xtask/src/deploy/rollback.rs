@@ -41,6 +41,15 @@ pub struct Rollback {
 
 impl Rollback {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        if self.target.engine.is_swarm() {
+            let project = crate::swarm::stack_name(self.target.env, &self.target.project);
+            return crate::swarm::rollout::rollback(
+                &project,
+                self.to.as_deref(),
+                crate::swarm::ROLLOUT_TIMEOUT,
+                self.dry_run,
+            );
+        }
         if self.only_if_live_changed {
             let before = self.to.clone().unwrap_or_default();
             if !self.needed_after_failure(sh, &before)? {

@@ -110,6 +110,10 @@ pub fn warnings(
 
 impl Status {
     pub fn run(self) -> anyhow::Result<()> {
+        if self.target.engine.is_swarm() {
+            let project = crate::swarm::stack_name(self.target.env, &self.target.project);
+            return crate::swarm::status::status(&project, self.json);
+        }
         let ctx = Ctx::new(&self.target)?;
         let containers = ctx.target.containers()?;
         let edge = ctx.target.edge().ok();

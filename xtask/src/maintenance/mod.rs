@@ -14,8 +14,7 @@ use xshell::Shell;
 
 use crate::container_exec::ContainerRef;
 use crate::deploy::{Ctx, TargetArgs};
-pub use flag::MaintenanceFlag;
-use flag::MaintenanceState;
+pub use flag::{FLAG_KEY, MaintenanceFlag, MaintenanceState};
 
 #[derive(Subcommand, Debug)]
 pub enum Maintenance {
@@ -69,6 +68,25 @@ struct Report {
 
 impl Maintenance {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        let target = match &self {
+            Maintenance::On(cmd) => &cmd.target,
+            Maintenance::Off(cmd) => &cmd.target,
+            Maintenance::Status(cmd) => &cmd.target,
+        };
+        if target.engine.is_swarm() {
+            let project = crate::swarm::stack_name(target.env, &target.project);
+            return match self {
+                Maintenance::On(cmd) => crate::swarm::maintenance::set(
+                    &project,
+                    Some((cmd.message, cmd.retry_after)),
+                    cmd.dry_run,
+                ),
+                Maintenance::Off(cmd) => {
+                    crate::swarm::maintenance::set(&project, None, cmd.dry_run)
+                }
+                Maintenance::Status(cmd) => crate::swarm::maintenance::status(&project, cmd.json),
+            };
+        }
         match self {
             Maintenance::On(cmd) => set(
                 sh,

@@ -29,6 +29,25 @@ pub struct Scale {
 
 impl Scale {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        if self.target.engine.is_swarm() {
+            let project = crate::swarm::stack_name(self.target.env, &self.target.project);
+            let report = crate::swarm::scale::scale(
+                &project,
+                self.service.name(),
+                self.replicas,
+                std::time::Duration::from_secs(300),
+                self.dry_run,
+            )?;
+            if self.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else if !self.dry_run {
+                println!(
+                    "scale: {} {} → {} in {:.1}s",
+                    report.service, report.from, report.to, report.seconds
+                );
+            }
+            return Ok(());
+        }
         let ctx = Ctx::new(&self.target)?;
         let reason = format!("cargo xtask scale by {}", crate::deploy::who());
         let report = if self.dry_run {

@@ -4,7 +4,7 @@ mod compose;
 mod edge_model;
 mod health;
 mod logs;
-mod secrets;
+pub(crate) mod secrets;
 mod slotted;
 
 use std::path::PathBuf;
@@ -57,6 +57,8 @@ pub struct Up {
     /// Print what would run without changing anything.
     #[arg(long)]
     dry_run: bool,
+    #[command(flatten)]
+    engine: crate::swarm::EngineArg,
 }
 
 #[derive(Args)]
@@ -68,6 +70,8 @@ pub struct Down {
     volumes: bool,
     #[arg(long)]
     dry_run: bool,
+    #[command(flatten)]
+    engine: crate::swarm::EngineArg,
 }
 
 #[derive(Args)]
@@ -106,6 +110,18 @@ const UP_ONLY_VARIABLES: [&str; 4] = [
 impl Up {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         let env = self.stack.env;
+        if self.engine.is_swarm() {
+            return crate::swarm::up::up(
+                sh,
+                crate::swarm::up::UpRequest {
+                    env,
+                    project: self.stack.project.clone(),
+                    http_port: self.http_port,
+                    timeout: std::time::Duration::from_secs(self.timeout),
+                    dry_run: self.dry_run,
+                },
+            );
+        }
         let mut stack = Stack::new(env, self.stack.project.clone());
         if let Some(port) = self.http_port {
             stack.set("AVALON_HTTP_PORT", port.to_string());
@@ -255,6 +271,10 @@ impl Up {
 
 impl Down {
     pub fn run(self) -> anyhow::Result<()> {
+        if self.engine.is_swarm() {
+            let project = crate::swarm::stack_name(self.stack.env, &self.stack.project);
+            return crate::swarm::up::down(&project, self.dry_run);
+        }
         let stack = stack_for_inspection(&self.stack);
         if self.dry_run {
             println!("would run: {}", stack.down_command(self.volumes));
@@ -336,7 +356,7 @@ fn nginx_dir(stack: &Stack) -> PathBuf {
 /// (prod: nginx/models/prod.json, HTTPS; dev/offline: the built-in one, `api:3000`, `websocket:3001`, plain
 /// HTTP; AVALON_EDGE_MODEL replaces either) with the host's settings applied, or, in a build without that
 /// command, the minimal `docker/nginx/` config.
-fn nginx_tree(sh: &Shell, stack: &Stack) -> anyhow::Result<PathBuf> {
+pub(crate) fn nginx_tree(sh: &Shell, stack: &Stack) -> anyhow::Result<PathBuf> {
     let xtask = std::env::current_exe().context("locating the xtask binary")?;
     let has_renderer = xshell::cmd!(sh, "{xtask} nginx render --help")
         .quiet()
