@@ -607,10 +607,34 @@ fn swarm_cluster_survives_rolling_deploy_rollback_and_node_loss_without_losing_g
     let setup = Instant::now();
     let mut lab_up = spawn(lab.lab(&["up", "--nodes", &NODES.to_string()]));
     run_ok(stack_support::xtask().args(["image", "base"]));
-    run_ok(stack_support::xtask().args(["image", "build"]));
+    let built: Value = serde_json::from_str(&run_ok(
+        stack_support::xtask().args(["image", "build", "--json"]),
+    ))
+    .unwrap();
+    // The tag `up` starts (this checkout's `image build` tag), and only the images the stack runs are
+    // copied to the nodes (the host engine may hold other tags of them).
+    let tag = format!(
+        "{}-{}",
+        built["version"].as_str().unwrap(),
+        built["revision"].as_str().unwrap()
+    );
+    let images = [
+        "avalon-offline/nginx:1.22".to_owned(),
+        "avalon-offline/redis:7".to_owned(),
+        format!("avalon-api:{tag}"),
+        format!("avalon-ws:{tag}"),
+    ];
     assert!(lab_up.wait().unwrap().success(), "lab up failed");
-    xtask_ok(&mut lab.lab(&["load"]));
-    xtask_ok(&mut lab.xtask(&["up", "--timeout", "240"]));
+    let mut load = vec!["load"];
+    load.extend(images.iter().map(String::as_str));
+    xtask_ok(&mut lab.lab(&load));
+    xtask_ok(&mut lab.xtask(&[
+        "up",
+        "--http-port",
+        &EDGE_PORT.to_string(),
+        "--timeout",
+        "240",
+    ]));
     let names: Vec<(String, String)> = (1..=NODES)
         .map(|node| (lab.node_id(node), format!("node{node}")))
         .collect();
