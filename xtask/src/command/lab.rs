@@ -84,6 +84,16 @@ pub fn node_network(node: &dyn LabNode, cidr: &str, gateway: &str) -> Vec<Invoca
     ]
 }
 
+/// `unreachable ADDRESS/32` in the node's namespace: a lookup through the host's name server (which a node
+/// cannot reach) then fails at once with ENETUNREACH. Swarm tries a registry pull before every task start of
+/// a tagged image; through a dropped or rejected (ICMP rate-limited) query that held each start ~10 s.
+pub fn unreachable_route(node: &dyn LabNode, address: &str) -> Invocation {
+    in_netns(
+        node,
+        ip(["route", "add", "unreachable", &format!("{address}/32")]),
+    )
+}
+
 /// The lab's FORWARD rules, in the order they must end up in the chain (each is inserted at the top, so
 /// insert them in reverse). Traffic inside the bridge and from the host's other networks is accepted (the
 /// host's FORWARD policy is Docker's DROP); a NEW connection from a node to anywhere else is rejected at

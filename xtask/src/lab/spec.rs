@@ -95,6 +95,7 @@ impl NodeSpec {
         format!("avlab-{}-{}", self.lab, self.index)
     }
 
+    #[cfg(test)]
     /// The namespace as a path: `nsenter --net=` takes it (`ip netns exec` would remount /sys, which
     /// dockerd then sees without its own interfaces).
     pub fn netns_path(&self) -> String {
@@ -110,6 +111,7 @@ impl NodeSpec {
         format!("10.231.0.{}", 10 + self.index)
     }
 
+    #[cfg(test)]
     pub fn cidr(&self) -> String {
         format!("{}/{PREFIX_LEN}", self.address())
     }

@@ -70,7 +70,22 @@ fn node_network(state: &LabState, node: &NodeState) -> Vec<Invocation> {
         &format!("{}/{PREFIX_LEN}", node.address),
         &state.host_address,
     ));
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    for server in name_servers(&resolv) {
+        commands.push(cmd::unreachable_route(node, &server));
+    }
     commands
+}
+
+/// The IPv4 name servers of a resolv.conf, but loopback ones (a node's own lo refuses those at once).
+fn name_servers(resolv: &str) -> Vec<String> {
+    resolv
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("nameserver"))
+        .filter_map(|rest| rest.trim().parse::<std::net::Ipv4Addr>().ok())
+        .filter(|address| !address.is_loopback())
+        .map(|address| address.to_string())
+        .collect()
 }
 
 /// Makes the lab, or reports the healthy one already there. Returns its state.
@@ -99,6 +114,7 @@ pub fn up(spec: &LabSpec) -> anyhow::Result<LabState> {
             spec.bridge()
         );
     }
+    refuse_another_lab(&spec.name)?;
     let mut state = LabState::planned(spec);
     let started = Instant::now();
     create(spec, &mut state).with_context(|| {
@@ -117,6 +133,23 @@ pub fn up(spec: &LabSpec) -> anyhow::Result<LabState> {
         state.manager()?.docker_host
     );
     Ok(state)
+}
+
+/// Every lab uses 10.231.0.0/24: two at once would route each other's nodes to the wrong bridge.
+fn refuse_another_lab(name: &str) -> anyhow::Result<()> {
+    let Ok(entries) = std::fs::read_dir(super::spec::LAB_ROOT) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let other = entry.file_name().to_string_lossy().into_owned();
+        if other != name && entry.path().join("lab.json").exists() {
+            bail!(
+                "lab {other} is up and uses the lab network 10.231.0.0/24 too: \
+                 `cargo xtask lab down --name {other}` first"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Records `thing` in lab.json, then makes it with `command`.
@@ -266,5 +299,19 @@ mod tests {
                 .any(|line| line.contains("--label-add avalon.edge=true"))
         );
         assert!(plan.iter().all(|line| !line.contains("ip netns exec")));
+    }
+
+    #[test]
+    fn name_servers_but_loopback_ones_are_made_unreachable() {
+        let resolv =
+            "# x\nnameserver 10.255.255.53\nnameserver 127.0.0.53\nnameserver ::1\nsearch lan\n";
+        assert_eq!(name_servers(resolv), ["10.255.255.53"]);
+    }
+
+    #[test]
+    fn name_servers_but_loopback_ones_are_made_unreachable() {
+        let resolv =
+            "# x\nnameserver 10.255.255.53\nnameserver 127.0.0.53\nnameserver ::1\nsearch lan\n";
+        assert_eq!(name_servers(resolv), ["10.255.255.53"]);
     }
 }
