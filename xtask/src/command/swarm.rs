@@ -80,14 +80,16 @@ pub fn service_ps(docker: &DockerCli, service: &str) -> Invocation {
         .read_only()
 }
 
-/// `docker service update --detach --image IMAGE --update-order start-first SERVICE`: a rolling update
+/// `docker service update --detach --no-resolve-image --image IMAGE --update-order start-first SERVICE`: a rolling update
 /// (one task at a time, the new task healthy before the old one stops, Swarm's own rollback on failure);
-/// detached, so xtask watches the convergence itself with a deadline.
+/// detached, so xtask watches the convergence itself with a deadline; the tag is kept as given (nodes have
+/// no registry to resolve it against).
 pub fn service_update_image(docker: &DockerCli, service: &str, image: &str) -> Invocation {
     docker.invocation().args([
         "service",
         "update",
         "--detach",
+        "--no-resolve-image",
         "--image",
         image,
         "--update-order",
@@ -205,6 +207,7 @@ mod tests {
                 "service",
                 "update",
                 "--detach",
+                "--no-resolve-image",
                 "--image",
                 "avalon-api:v2",
                 "--update-order",
