@@ -305,6 +305,8 @@ impl Drop for Lab {
         }
         // `lab down` removes the engines and with them the stack, its volumes and the tags made here.
         let _ = run(&mut self.lab(&["down"]));
+        // What `up` rendered for the stack (nginx tree, stack file) on the operator's side.
+        let _ = std::fs::remove_dir_all(workspace_root().join(".avalon/stack").join(&self.project));
     }
 }
 
