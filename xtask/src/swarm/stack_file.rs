@@ -14,15 +14,22 @@ use crate::command::DockerCli;
 use crate::project;
 use crate::stack::Stack;
 
-/// The swarm overlay, applied on top of the environment's.
-pub fn swarm_overlay() -> PathBuf {
-    project::root().join("docker/compose.swarm.yml")
+/// The swarm overlays, applied on top of the environment's: docker/compose.swarm.yml, then
+/// docker/compose.swarm.<env>.yml when there is one.
+pub fn swarm_overlays(env: crate::stack::StackEnv) -> Vec<PathBuf> {
+    let docker = project::root().join("docker");
+    let per_env = docker.join(format!("compose.swarm.{}.yml", env.name()));
+    let mut files = vec![docker.join("compose.swarm.yml")];
+    if per_env.is_file() {
+        files.push(per_env);
+    }
+    files
 }
 
 /// The rendered compose model of the stack with the swarm overlay.
 pub fn compose_model(stack: &Stack) -> anyhow::Result<serde_json::Value> {
     let mut compose = stack.command(&DockerCli::default());
-    compose.files.push(swarm_overlay());
+    compose.files.extend(swarm_overlays(stack.env));
     let text = compose
         .config_json()
         .capture(None)
