@@ -116,7 +116,7 @@ impl Drop for LabGuard {
 }
 
 fn can_run() -> bool {
-    let root = nix_is_root();
+    let root = is_root();
     let tools = ["nsenter", "dockerd", "ip", "iptables", "docker"]
         .iter()
         .all(|tool| avalon_testkit::which(tool).is_some());
@@ -130,7 +130,7 @@ fn can_run() -> bool {
     true
 }
 
-fn nix_is_root() -> bool {
+fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
@@ -176,6 +176,20 @@ fn running_tasks(service: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Labs other than this test's that have a lab.json.
+fn other_labs() -> Vec<String> {
+    std::fs::read_dir("/var/lib/avalon-lab")
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|entry| entry.path().join("lab.json").exists())
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .filter(|name| name != LAB)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn leftovers() -> Vec<String> {
     let mut found = Vec::new();
     if let Ok(entries) = std::fs::read_dir("/var/run/netns") {
@@ -203,12 +217,14 @@ fn leftovers() -> Vec<String> {
             found.push(format!("iptables {rule}"));
         }
     }
+    // The engines and what runs under their exec roots (containerd, shims); not a client's command line.
     let marker = format!("/var/lib/avalon-lab/{LAB}/");
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for entry in entries.flatten() {
             if let Ok(command) = std::fs::read(entry.path().join("cmdline")) {
                 let command = String::from_utf8_lossy(&command).replace('\0', " ");
-                if command.contains(&marker) {
+                let engine = command.starts_with("dockerd ") || command.contains("/exec/");
+                if command.contains(&marker) && engine {
                     found.push(format!("process {command}"));
                 }
             }
@@ -229,6 +245,12 @@ fn a_three_node_lab_runs_an_overlay_service_survives_node_faults_and_leaves_noth
     let started = Instant::now();
     // The edge image the stack runs; built from Debian packages unless current.
     xtask_ok(&["image", "base", "--only", "nginx"]);
+    // Labs share their subnet, so one runs at a time: wait for another lab (a developer's, another test's).
+    assert!(
+        avalon_testkit::wait_until(Duration::from_secs(600), || other_labs().is_empty()),
+        "another lab is still up after 10 min: {:?} (`cargo xtask lab down --name NAME`)",
+        other_labs()
+    );
     let mut guard = LabGuard { down: false };
 
     let up = Instant::now();

@@ -43,14 +43,16 @@ fn parent_from_stat(stat: &str) -> Option<u32> {
     after.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Every process of the engine whose directory is `node_dir`: the ones whose command line names a path in
-/// it, and all their descendants. `recorded` (lab.json's pid) counts only if it still names the directory,
-/// so a recycled pid is never touched.
+/// Every process of the engine whose directory is `node_dir`: its dockerd, the processes whose command line
+/// names its exec root (its containerd, the shims), and all their descendants. A client of the engine (a
+/// `docker -H unix://…/docker.sock` command, a `tail` of its log) is not part of it.
 pub fn engine_processes(table: &ProcessTable, node_dir: &Path) -> BTreeSet<u32> {
-    let marker = format!("{}/", node_dir.display());
+    let exec_root = format!("{}/exec/", node_dir.display());
     let mut found: BTreeSet<u32> = table
         .iter()
-        .filter(|(_, (_, command))| command.contains(&marker))
+        .filter(|(pid, (_, command))| {
+            command.contains(&exec_root) || is_engine(table, **pid, node_dir)
+        })
         .map(|(pid, _)| *pid)
         .collect();
     loop {
@@ -69,9 +71,10 @@ pub fn engine_processes(table: &ProcessTable, node_dir: &Path) -> BTreeSet<u32> 
 /// Whether `pid` is the dockerd of `node_dir` (alive, and its command line names the directory).
 pub fn is_engine(table: &ProcessTable, pid: u32, node_dir: &Path) -> bool {
     let marker = format!("{}/docker.sock", node_dir.display());
-    table
-        .get(&pid)
-        .is_some_and(|(_, command)| command.contains("dockerd") && command.contains(&marker))
+    table.get(&pid).is_some_and(|(_, command)| {
+        let program = command.split(' ').next().unwrap_or_default();
+        program.rsplit('/').next() == Some("dockerd") && command.contains(&marker)
+    })
 }
 
 /// Mount points at or under `dir`, deepest first (unmount order), from /proc/self/mountinfo.
@@ -152,6 +155,14 @@ mod tests {
                 ),
             ),
             (40, (1, "dockerd".to_owned())),
+            (
+                50,
+                (
+                    1,
+                    "docker -H unix:///var/lib/avalon-lab/t/node1/docker.sock ps".to_owned(),
+                ),
+            ),
+            (51, (1, "tail -f /var/lib/avalon-lab/t/node1/dockerd.log".to_owned())),
         ]);
         assert_eq!(
             engine_processes(&table, dir),
@@ -160,6 +171,7 @@ mod tests {
         assert!(is_engine(&table, 10, dir));
         assert!(!is_engine(&table, 30, dir), "node10 is another engine");
         assert!(!is_engine(&table, 40, dir), "the host's dockerd");
+        assert!(!is_engine(&table, 50, dir), "a client of the engine");
     }
 
     #[test]

@@ -62,11 +62,7 @@ impl LabState {
             name: spec.name.clone(),
             bridge: spec.bridge(),
             host_address: super::spec::HOST_ADDRESS.to_owned(),
-            nodes: spec
-                .all_nodes()
-                .iter()
-                .map(|node| NodeState::planned(node))
-                .collect(),
+            nodes: spec.all_nodes().iter().map(NodeState::planned).collect(),
             created: Vec::new(),
             complete: false,
         }

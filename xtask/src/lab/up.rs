@@ -307,11 +307,4 @@ mod tests {
             "# x\nnameserver 10.255.255.53\nnameserver 127.0.0.53\nnameserver ::1\nsearch lan\n";
         assert_eq!(name_servers(resolv), ["10.255.255.53"]);
     }
-
-    #[test]
-    fn name_servers_but_loopback_ones_are_made_unreachable() {
-        let resolv =
-            "# x\nnameserver 10.255.255.53\nnameserver 127.0.0.53\nnameserver ::1\nsearch lan\n";
-        assert_eq!(name_servers(resolv), ["10.255.255.53"]);
-    }
 }
