@@ -620,9 +620,11 @@ fn swarm_cluster_survives_rolling_deploy_rollback_and_node_loss_without_losing_g
         built["version"].as_str().unwrap(),
         built["revision"].as_str().unwrap()
     );
+    // NGINX_IMAGE / REDIS_IMAGE replace the offline stand-ins in the compose files, and so here.
+    let image = |variable: &str, default: &str| std::env::var(variable).unwrap_or(default.to_owned());
     let images = [
-        "avalon-offline/nginx:1.22".to_owned(),
-        "avalon-offline/redis:7".to_owned(),
+        image("NGINX_IMAGE", "avalon-offline/nginx:1.22"),
+        image("REDIS_IMAGE", "avalon-offline/redis:7"),
         format!("avalon-api:{tag}"),
         format!("avalon-ws:{tag}"),
     ];
