@@ -318,6 +318,8 @@ struct Phase {
     games: Value,
     /// Requests that failed while a lost node's tasks were still in the VIP (node-loss phases only).
     lost_in_flight: u64,
+    /// The most `lost_in_flight` may be ([`node_loss_bound`]; node-loss phases only).
+    loss_bound: Option<u64>,
     /// The phase's own measurement, e.g. `rollback 4.1 s`.
     measured: String,
 }
@@ -374,37 +376,36 @@ impl Phase {
         );
     }
 
-    /// Every game started in the phase finished, and the players saw no error.
-    fn assert_games_finished(&self) {
-        assert!(
-            self.games("started") > 0,
-            "{}: no game was started",
-            self.name
-        );
-        assert_eq!(
-            self.games_lost(),
-            0,
-            "{}: games left unfinished: {}",
-            self.name,
-            self.games
-        );
-        assert_eq!(
-            self.games["errors"].as_array().unwrap().len(),
-            0,
-            "{}: players saw errors: {}",
-            self.name,
-            self.games
-        );
-    }
-
-    fn assert_no_failed_requests(&self) {
-        assert_eq!(
-            self.failed(),
-            0,
-            "{}: requests failed: {}",
-            self.name,
-            self.load
-        );
+    /// The goals this phase missed, each said with its figures: a game not started or not finished, an
+    /// error the players saw, a failed request (at a node loss: after the rescheduling), and, at a node
+    /// loss, more failures until the rescheduling than [`node_loss_bound`] allows. Every phase runs and
+    /// prints its figures before the test fails on any of them, so one run shows the whole picture.
+    fn missed_goals(&self) -> Vec<String> {
+        let mut missed = Vec::new();
+        if self.games("started") == 0 {
+            missed.push(format!("{}: no game was started", self.name));
+        }
+        if self.games_lost() > 0 {
+            missed.push(format!(
+                "{}: games left unfinished: {}",
+                self.name, self.games
+            ));
+        }
+        if !self.games["errors"].as_array().unwrap().is_empty() {
+            missed.push(format!("{}: players saw errors: {}", self.name, self.games));
+        }
+        if self.failed() > 0 {
+            missed.push(format!("{}: requests failed: {}", self.name, self.load));
+        }
+        if let Some(bound) = self.loss_bound
+            && self.lost_in_flight > bound
+        {
+            missed.push(format!(
+                "{}: {} requests failed until the tasks were rescheduled, more than the bound {bound}",
+                self.name, self.lost_in_flight
+            ));
+        }
+        missed
     }
 }
 
@@ -452,6 +453,7 @@ fn finish(
         load,
         games,
         lost_in_flight,
+        loss_bound: None,
         measured,
     };
     println!("load: {}", phase.load);
@@ -460,12 +462,13 @@ fn finish(
     phase
 }
 
-/// The most requests a node loss may fail, and why. oha sends LOAD_RATE requests a second, spread by the
-/// service VIP (IPVS round robin) over the api tasks. From the loss until Swarm has replaced the lost
-/// node's tasks (`window`, measured), a request can fail only if the VIP sent it to one of them: at most
-/// the lost node's share of the api tasks, `on_lost / total`, of the requests of the window. Each of
-/// the LOAD_CONNECTIONS connections can also have one request in flight on the node at the moment of
-/// the loss. No retry is assumed (nginx sees one upstream, the VIP): the bound holds without one.
+/// The most requests a node loss may fail, and why. oha sends LOAD_RATE requests a second; the edge spreads
+/// them over the api tasks. From the loss until Swarm has replaced the lost node's tasks (`window`,
+/// measured), a request can fail only if the edge sent it to one of them: at most the lost node's share of
+/// the api tasks, `on_lost / total`, of the requests of the window. Each of the LOAD_CONNECTIONS
+/// connections can also have one request in flight on the node (or waiting on a game-server-free edge) at
+/// the moment of the loss. No retry by the edge is assumed: the bound holds without one. (The offline API
+/// is pinned to the data node, so there the share is 0 and the bound is the in-flight requests alone.)
 fn node_loss_bound(window: Duration, on_lost: usize, total: usize) -> u64 {
     let share = on_lost as f64 / total.max(1) as f64;
     (LOAD_RATE as f64 * window.as_secs_f64() * share).ceil() as u64 + LOAD_CONNECTIONS
@@ -528,7 +531,7 @@ fn node_loss(
         "statuses": after["statuses"],
         "errors": after["errors"],
     });
-    let phase = finish(
+    let mut phase = finish(
         name,
         started,
         load,
@@ -540,13 +543,7 @@ fn node_loss(
             window.as_secs_f64()
         ),
     );
-    assert!(
-        in_flight <= bound,
-        "{name}: {in_flight} requests failed until the tasks were rescheduled, more than the bound {bound}: \
-         {during}"
-    );
-    phase.assert_no_failed_requests();
-    phase.assert_games_finished();
+    phase.loss_bound = Some(bound);
     phase
 }
 
@@ -621,7 +618,8 @@ fn swarm_cluster_survives_rolling_deploy_rollback_and_node_loss_without_losing_g
         built["revision"].as_str().unwrap()
     );
     // NGINX_IMAGE / REDIS_IMAGE replace the offline stand-ins in the compose files, and so here.
-    let image = |variable: &str, default: &str| std::env::var(variable).unwrap_or(default.to_owned());
+    let image =
+        |variable: &str, default: &str| std::env::var(variable).unwrap_or(default.to_owned());
     let images = [
         image("NGINX_IMAGE", "avalon-offline/nginx:1.22"),
         image("REDIS_IMAGE", "avalon-offline/redis:7"),
@@ -664,8 +662,6 @@ fn swarm_cluster_survives_rolling_deploy_rollback_and_node_loss_without_losing_g
         std::thread::sleep(Duration::from_secs(3));
         String::new()
     });
-    steady.assert_no_failed_requests();
-    steady.assert_games_finished();
     all.push(steady);
 
     let deployed = phase(
@@ -688,8 +684,6 @@ fn swarm_cluster_survives_rolling_deploy_rollback_and_node_loss_without_losing_g
             )
         },
     );
-    deployed.assert_no_failed_requests();
-    deployed.assert_games_finished();
     all.push(deployed);
 
     let mut rollback = Duration::ZERO;
@@ -703,8 +697,6 @@ fn swarm_cluster_survives_rolling_deploy_rollback_and_node_loss_without_losing_g
             rollback.as_secs_f64()
         )
     });
-    rolled_back.assert_no_failed_requests();
-    rolled_back.assert_games_finished();
     all.push(rolled_back);
 
     all.push(node_loss(
@@ -738,8 +730,6 @@ fn swarm_cluster_survives_rolling_deploy_rollback_and_node_loss_without_losing_g
         assert!(ready, "nodes 2 and 3 not ready again within 90 s");
         format!("ready again in {:.1} s", spawned.elapsed().as_secs_f64())
     });
-    recovered.assert_no_failed_requests();
-    recovered.assert_games_finished();
     all.push(recovered);
 
     for (from, to) in [(2, 4), (4, 2)] {
@@ -770,8 +760,6 @@ fn swarm_cluster_survives_rolling_deploy_rollback_and_node_loss_without_losing_g
                 )
             },
         );
-        scaled.assert_no_failed_requests();
-        scaled.assert_games_finished();
         all.push(scaled);
     }
     drop(players);
@@ -793,6 +781,7 @@ fn swarm_cluster_survives_rolling_deploy_rollback_and_node_loss_without_losing_g
     );
     println!("{}", xtask_ok(&mut lab.xtask(&["releases"])));
     let lost: u64 = all.iter().map(Phase::games_lost).sum();
+    let missed: Vec<String> = all.iter().flat_map(Phase::missed_goals).collect();
     avalon_testkit::figures::figure(
         "swarm stack",
         &format!(
@@ -803,4 +792,5 @@ fn swarm_cluster_survives_rolling_deploy_rollback_and_node_loss_without_losing_g
             whole.elapsed().as_secs_f64()
         ),
     );
+    assert!(missed.is_empty(), "goals missed:\n{}", missed.join("\n"));
 }
