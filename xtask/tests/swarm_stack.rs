@@ -5,10 +5,10 @@
 //!
 //! 1. deploys v2 as a rolling, start-first update (`deploy --engine swarm`), and rolls back without naming
 //!    the release (`rollback --engine swarm`);
-//! 2. loses worker 2 (its veth cut: `lab cut`) and then worker 3 (its engine SIGKILLed: `lab kill-engine`):
-//!    Swarm must reschedule their api/websocket tasks on the survivors, the players resume their seats and
-//!    every game finishes;
-//! 3. brings both nodes back (`lab reconnect`, `lab start-engine`) and scales the game server 2 → 4 → 2.
+//! 2. scales the game server 2 → 4 (so every node runs one of its tasks), then loses worker 2 (its veth
+//!    cut: `lab cut`) and worker 3 (its engine SIGKILLed: `lab kill-engine`): Swarm must reschedule their
+//!    tasks on the survivors, the players resume their seats and every game finishes;
+//! 3. brings both nodes back (`lab reconnect`, `lab start-engine`) and scales the game server 4 → 2.
 //!
 //! Printed per phase (and recorded with avalon_testkit::figures): requests sent / failed, games started /
 //! finished / lost, and the phase's own figure (rollback seconds, seconds to reschedule after node loss).
@@ -547,6 +547,45 @@ fn node_loss(
     phase
 }
 
+/// A scale phase: `scale --engine swarm --service websocket --replicas <to>` under load and play, then the
+/// game server's tasks, all running.
+fn scale_websocket(
+    players: &mut Players,
+    lab: &Lab,
+    token: &str,
+    names: &[(String, String)],
+    from: usize,
+    to: usize,
+) -> Phase {
+    phase(
+        players,
+        lab,
+        token,
+        &format!("scale websocket {from} -> {to}"),
+        || {
+            let spawned = Instant::now();
+            xtask_ok(&mut lab.xtask(&[
+                "scale",
+                "--service",
+                "websocket",
+                "--replicas",
+                &to.to_string(),
+            ]));
+            let tasks = lab.tasks("websocket");
+            assert_eq!(tasks.len(), to, "websocket tasks: {tasks:?}");
+            assert!(
+                tasks.iter().all(|(_, state)| state == "running"),
+                "{tasks:?}"
+            );
+            format!(
+                "{to} running in {:.1} s; {}",
+                spawned.elapsed().as_secs_f64(),
+                lab.placement(names)
+            )
+        },
+    )
+}
+
 fn dev_login(lab: &Lab) -> String {
     let body = json!({ "openid": "swarm-load" }).to_string();
     let (status, text) =
@@ -699,6 +738,9 @@ fn swarm_cluster_survives_rolling_deploy_rollback_and_node_loss_without_losing_g
     });
     all.push(rolled_back);
 
+    // Scaled out first: four game-server tasks spread over the three nodes, so each worker lost below runs
+    // at least one (after the rolling updates Swarm may have left a worker without any).
+    all.push(scale_websocket(&mut players, &lab, &token, &names, 2, 4));
     all.push(node_loss(
         &mut players,
         &lab,
@@ -731,37 +773,8 @@ fn swarm_cluster_survives_rolling_deploy_rollback_and_node_loss_without_losing_g
         format!("ready again in {:.1} s", spawned.elapsed().as_secs_f64())
     });
     all.push(recovered);
+    all.push(scale_websocket(&mut players, &lab, &token, &names, 4, 2));
 
-    for (from, to) in [(2, 4), (4, 2)] {
-        let scaled = phase(
-            &mut players,
-            &lab,
-            &token,
-            &format!("scale websocket {from} -> {to}"),
-            || {
-                let spawned = Instant::now();
-                xtask_ok(&mut lab.xtask(&[
-                    "scale",
-                    "--service",
-                    "websocket",
-                    "--replicas",
-                    &to.to_string(),
-                ]));
-                let tasks = lab.tasks("websocket");
-                assert_eq!(tasks.len(), to, "websocket tasks: {tasks:?}");
-                assert!(
-                    tasks.iter().all(|(_, state)| state == "running"),
-                    "{tasks:?}"
-                );
-                format!(
-                    "{to} running in {:.1} s; {}",
-                    spawned.elapsed().as_secs_f64(),
-                    lab.placement(&names)
-                )
-            },
-        );
-        all.push(scaled);
-    }
     drop(players);
 
     println!("\n===== swarm stack on a {NODES}-node lab: what users saw =====");
