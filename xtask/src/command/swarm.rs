@@ -108,6 +108,20 @@ pub fn service_scale(docker: &DockerCli, service: &str, replicas: u32) -> Invoca
         .arg(format!("{service}={replicas}"))
 }
 
+/// `docker network ls --quiet` of one stack's networks.
+pub fn stack_networks(docker: &DockerCli, stack: &str) -> Invocation {
+    docker
+        .invocation()
+        .args([
+            "network".to_owned(),
+            "ls".to_owned(),
+            "--quiet".to_owned(),
+            "--filter".to_owned(),
+            format!("label={STACK_LABEL}={stack}"),
+        ])
+        .read_only()
+}
+
 /// `docker node ls`, one JSON object a line.
 pub fn node_ls(docker: &DockerCli) -> Invocation {
     docker
@@ -261,6 +275,16 @@ mod tests {
                 "--quiet",
                 "--filter",
                 "label=com.docker.swarm.service.name=s_redis"
+            ]
+        );
+        assert_eq!(
+            argv(&stack_networks(&docker, "s")),
+            [
+                "network",
+                "ls",
+                "--quiet",
+                "--filter",
+                "label=com.docker.stack.namespace=s"
             ]
         );
         assert_eq!(

@@ -4,12 +4,13 @@
 //! tasks: there is no weighted split to step).
 //!
 //! One file per concern: [`transform`] (compose model → stack file, pure), [`stack_file`] (what the
-//! transform reads from disk and `docker compose config`), [`target`] (services, tasks, convergence),
+//! transform reads from disk and `docker compose config`), [`target`] (services, tasks, convergence), [`edge`] (the nginx tree for DNS round robin),
 //! [`ledger`] (the release ledger as Swarm configs), [`lock`] (the deploy lock as a Swarm config, leased
 //! and fenced with deploy::lock's rules), and the verbs [`up`], [`rollout`] (deploy and rollback),
 //! [`scale`], [`status`], [`maintenance`]. Flags stay in the command structs of `stack`, `deploy`, `scale`
 //! and `maintenance`, which call in here when the engine is Swarm.
 
+pub mod edge;
 pub mod ledger;
 pub mod lock;
 pub mod maintenance;

@@ -11,8 +11,8 @@
 //!   config mounted at the same place. Configs are immutable, so each name carries its content's digest:
 //!   a changed file is a new config and a rolling update, never a refused `stack deploy`.
 //! - Secrets likewise: Swarm secrets from the same files, named by digest.
-//! - `tmpfs:` (ignored by Swarm) becomes tmpfs mounts; uid/gid options have no Swarm form and are dropped
-//!   (a tmpfs mount is mode 1777, so a non-root user still writes there).
+//! - `tmpfs:` (ignored by Swarm) becomes tmpfs mounts; one owned by a user (uid/gid) has no Swarm form (a
+//!   Swarm tmpfs belongs to root) and is left out: the image's own directory serves.
 //! - Ports: no host address in Swarm; the mode is the one given (host: no routing mesh needed).
 //! - Top-level `name`s are dropped so the stack namespaces networks, volumes, configs (`<stack>_…`); networks
 //!   are overlays.
@@ -368,18 +368,28 @@ fn convert_volumes(
         let text = entry.as_str().unwrap_or_default();
         let (target, options) = text.split_once(':').unwrap_or((text, ""));
         let mut mount = json!({ "type": "tmpfs", "target": target });
+        let mut owned = false;
         for option in options.split(',') {
             match option.split_once('=') {
                 Some(("size", size)) => {
                     mount["tmpfs"] = json!({ "size": size_bytes(&json!(size))? });
                 }
-                Some((other, _)) => notes.push(format!(
-                    "{name}: tmpfs {target} option {other} dropped (Swarm mounts tmpfs mode 1777)"
-                )),
+                Some(("uid" | "gid", _)) => owned = true,
+                Some((other, _)) => {
+                    notes.push(format!("{name}: tmpfs {target} option {other} dropped"))
+                }
                 None => {}
             }
         }
-        volumes.push(mount);
+        if owned {
+            // A Swarm tmpfs belongs to root (no uid/gid/mode in a stack file): the image's own directory
+            // serves instead, which needs a writable root (compose.swarm.yml says so for the edge).
+            notes.push(format!(
+                "{name}: tmpfs {target} owned by a user has no Swarm form; the image's directory is used"
+            ));
+        } else {
+            volumes.push(mount);
+        }
     }
     Ok((volumes, service_configs))
 }
@@ -650,17 +660,14 @@ mod tests {
     }
 
     #[test]
-    fn tmpfs_owner_options_are_dropped_with_a_note() {
+    fn a_tmpfs_owned_by_a_user_is_left_to_the_image_with_a_note() {
         let stack = to_stack(&model(), &inputs()).unwrap();
-        assert_eq!(
-            stack.body["services"]["nginx"]["volumes"],
-            json!([{"type": "tmpfs", "target": "/run", "tmpfs": {"size": 1 << 20}}])
-        );
+        assert!(stack.body["services"]["nginx"].get("volumes").is_none());
         assert!(
             stack
                 .notes
                 .iter()
-                .any(|n| n.contains("tmpfs /run option uid dropped"))
+                .any(|n| n.contains("nginx: tmpfs /run owned by a user has no Swarm form"))
         );
     }
 

@@ -110,9 +110,10 @@ pub fn up(sh: &Shell, request: UpRequest) -> anyhow::Result<()> {
         let dir = crate::stack::secrets::ensure(env)?;
         stack.set("AVALON_SECRETS_DIR", dir.display().to_string());
     }
+    let rendered = crate::stack::nginx_tree(sh, &stack)?;
     stack.set(
         "AVALON_NGINX_DIR",
-        crate::stack::nginx_tree(sh, &stack)?.display().to_string(),
+        super::edge::write(&rendered)?.display().to_string(),
     );
     let model = stack_file::compose_model(&stack)?;
     let expected = model["services"].as_object().map_or(0, |s| s.len());
@@ -169,7 +170,8 @@ pub fn up(sh: &Shell, request: UpRequest) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `docker stack rm`, then a wait (deadline) until its services are gone. The ledger and lock configs are
+/// `docker stack rm`, then a wait (deadline) until its services and networks are gone (the engine removes
+/// networks after the call returns; a `stack deploy` meanwhile would find a network that then vanishes). The ledger and lock configs are
 /// not part of the stack and stay.
 pub fn down(project: &str, dry_run: bool) -> anyhow::Result<()> {
     let target = SwarmTarget::new(project.to_owned());
@@ -182,9 +184,16 @@ pub fn down(project: &str, dry_run: bool) -> anyhow::Result<()> {
     rm.stream(None, &mut std::io::stdout())
         .context("docker stack rm")?;
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !target.services()?.is_empty() {
+    while !target.services()?.is_empty()
+        || !argv::stack_networks(&target.docker, project)
+            .capture(None)?
+            .trim()
+            .is_empty()
+    {
         if Instant::now() >= deadline {
-            anyhow::bail!("the services of stack {project} were still listed after 60s");
+            anyhow::bail!(
+                "the services or networks of stack {project} were still listed after 60s"
+            );
         }
         std::thread::sleep(Duration::from_millis(500));
     }
