@@ -1,6 +1,6 @@
 //! `cargo xtask image …`: build, publish and move the service images; build the offline base images.
 
-mod base;
+pub mod base;
 pub mod build;
 pub mod docker;
 pub mod service;

@@ -6,27 +6,70 @@ use anyhow::Context;
 use super::state::LabState;
 use crate::command::lab as cmd;
 
-/// The images the offline stack runs: the offline stand-ins and the service images (any tag).
-const OFFLINE_REPOSITORIES: [&str; 3] = ["avalon-offline/", "avalon-api:", "avalon-ws:"];
+/// The compose variables that name the offline stack's images (docker/compose.yml, compose.offline.yml).
+const IMAGE_VARIABLES: [&str; 5] = [
+    "AVALON_API_IMAGE",
+    "AVALON_WS_IMAGE",
+    "NGINX_IMAGE",
+    "REDIS_IMAGE",
+    "MONGO_IMAGE",
+];
 
-/// The default: every image of the host engine the offline stack uses.
-pub fn offline_images(listing: &str) -> Vec<String> {
-    listing
-        .lines()
-        .map(str::trim)
-        .filter(|image| !image.contains("<none>"))
-        .filter(|image| {
-            OFFLINE_REPOSITORIES
-                .iter()
-                .any(|prefix| image.starts_with(prefix))
-        })
-        .map(str::to_owned)
-        .collect()
+/// The images `up --env offline` would run from this checkout: each compose image variable that is set,
+/// else the service images at this checkout's build tag (`cargo xtask image build`) and the offline base
+/// images (docker/offline/*.json). Split into those the host engine has and those it lacks.
+pub fn offline_images(
+    variable: &dyn Fn(&str) -> Option<String>,
+    build_tag: &str,
+    base_images: &[String],
+    listing: &str,
+) -> (Vec<String>, Vec<String>) {
+    let set: Vec<String> = IMAGE_VARIABLES
+        .iter()
+        .filter_map(|name| variable(name))
+        .collect();
+    let mut wanted = set;
+    if variable("AVALON_API_IMAGE").is_none() {
+        wanted.push(format!("avalon-api:{build_tag}"));
+    }
+    if variable("AVALON_WS_IMAGE").is_none() {
+        wanted.push(format!("avalon-ws:{build_tag}"));
+    }
+    for image in base_images {
+        if !wanted.contains(image) {
+            wanted.push(image.clone());
+        }
+    }
+    let present: Vec<&str> = listing.lines().map(str::trim).collect();
+    wanted
+        .into_iter()
+        .partition(|image| present.contains(&image.as_str()))
+}
+
+fn default_images() -> anyhow::Result<Vec<String>> {
+    let sh = xshell::Shell::new()?;
+    sh.change_dir(crate::project::root());
+    let identity = crate::image::tags::BuildIdentity::from_git(&sh)?;
+    let build_tag = format!("{}-{}", identity.version, identity.revision());
+    let base: Vec<String> = crate::image::base::load_recipes(None)?
+        .into_values()
+        .map(|recipe| recipe.image)
+        .collect();
+    let listing = cmd::host_images().capture(None)?;
+    let variable = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+    let (present, missing) = offline_images(&variable, &build_tag, &base, &listing);
+    if !missing.is_empty() {
+        eprintln!(
+            "warning: the host engine lacks {} (`cargo xtask image build`, `cargo xtask image base`)",
+            missing.join(", ")
+        );
+    }
+    Ok(present)
 }
 
 pub fn load(state: &LabState, images: &[String], dry_run: bool) -> anyhow::Result<()> {
     let images = if images.is_empty() {
-        offline_images(&cmd::host_images().capture(None)?)
+        default_images()?
     } else {
         images.to_vec()
     };
@@ -68,15 +111,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_default_is_the_offline_stack_images() {
-        let listing = "avalon-offline/nginx:1.22\navalon-api:1.4.0\navalon-ws:latest\nrust:1.95\n<none>:<none>\n";
+    fn the_default_is_what_the_offline_stack_would_run() {
+        let listing = "avalon-offline/nginx:1.22\navalon-api:0.1.0-abc\navalon-ws:0.1.0-abc\navalon-ws:chaos-v2\nmine:1\n";
+        let base = [
+            "avalon-offline/nginx:1.22".to_owned(),
+            "avalon-offline/redis:7".to_owned(),
+        ];
+        let none = |_: &str| None;
         assert_eq!(
-            offline_images(listing),
-            [
-                "avalon-offline/nginx:1.22",
-                "avalon-api:1.4.0",
-                "avalon-ws:latest"
-            ]
+            offline_images(&none, "0.1.0-abc", &base, listing),
+            (
+                vec![
+                    "avalon-api:0.1.0-abc".to_owned(),
+                    "avalon-ws:0.1.0-abc".to_owned(),
+                    "avalon-offline/nginx:1.22".to_owned()
+                ],
+                vec!["avalon-offline/redis:7".to_owned()]
+            )
         );
+        let set = |name: &str| (name == "AVALON_WS_IMAGE").then(|| "avalon-ws:chaos-v2".to_owned());
+        let (present, _) = offline_images(&set, "0.1.0-abc", &base, listing);
+        assert_eq!(present[0], "avalon-ws:chaos-v2");
+        assert!(present.contains(&"avalon-api:0.1.0-abc".to_owned()));
+        assert!(!present.contains(&"avalon-ws:0.1.0-abc".to_owned()));
     }
 }

@@ -28,7 +28,7 @@ pub enum Lab {
     Down(Down),
     /// Nodes, addresses, link and engine up, role, swarm state and availability.
     Status(Status),
-    /// Copy images from the host engine into every node (default: the offline stack's images).
+    /// Copy images from the host engine into every node (default: the images `up --env offline` runs from this checkout).
     Load(Load),
     /// Cut a node off the network (the host end of its veth down).
     Cut(NodeFlag),
@@ -81,7 +81,8 @@ pub struct Status {
 
 #[derive(Args)]
 pub struct Load {
-    /// Images to copy (default: every image of the host engine the offline stack uses).
+    /// Images to copy (default: the compose image variables when set, else the service images at this
+    /// checkout's build tag and the offline base images — those the host engine has).
     pub images: Vec<String>,
     #[command(flatten)]
     pub name: NameFlag,
