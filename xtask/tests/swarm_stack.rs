@@ -13,12 +13,13 @@
 //! Printed per phase (and recorded with avalon_testkit::figures): requests sent / failed, games started /
 //! finished / lost, and the phase's own figure (rollback seconds, seconds to reschedule after node loss).
 //! Goals: 0 failed requests during deploy, rollback and scale; 0 games lost anywhere. At a node loss the
-//! requests already routed to the lost node's tasks may fail until Swarm takes them out of the service VIP;
+//! requests already routed to the lost node's tasks may fail until Swarm has replaced them (the edge
+//! resolves the services per request through Docker's DNS, which then stops naming the lost tasks);
 //! they are counted apart with the bound explained at [`node_loss_bound`], and after the tasks are
 //! rescheduled no request may fail.
 //!
 //! v2 is this checkout's images under another tag (as the chaos suite does): what is measured is the
-//! mechanism (rolling update, VIP, rescheduling), which does not care whether the bytes differ.
+//! mechanism (rolling update, the edge following the tasks, rescheduling), which does not care whether the bytes differ.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
