@@ -276,16 +276,23 @@ pub fn node_list(manager: &dyn LabNode) -> Invocation {
         .read_only()
 }
 
-/// `docker images` of the host engine (DOCKER_HOST as set), `REPOSITORY:TAG` a line.
+/// `docker …` on the host engine whatever DOCKER_HOST or DOCKER_CONTEXT say: after
+/// `eval "$(cargo xtask lab env)"` they name the lab's manager, which is where images go, not where they
+/// come from. `env -u` rather than a fixed `-H`: the host engine is the one the default context names.
+fn docker_on_host() -> Invocation {
+    Invocation::new("env").args(["-u", "DOCKER_HOST", "-u", "DOCKER_CONTEXT", "docker"])
+}
+
+/// `docker images` of the host engine, `REPOSITORY:TAG` a line.
 pub fn host_images() -> Invocation {
-    Invocation::new("docker")
+    docker_on_host()
         .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
         .read_only()
 }
 
 /// `docker save IMAGE…` from the host engine, to be piped into [`load_into`].
 pub fn save(images: &[String]) -> Invocation {
-    Invocation::new("docker")
+    docker_on_host()
         .arg("save")
         .args(images.iter().cloned())
         .read_only()
@@ -365,6 +372,18 @@ mod tests {
                 .any(|pair| pair[0] == "--containerd" && pair[1] == containerd_socket(&Node))
         );
         assert!(containerd_config().contains("io.containerd.grpc.v1.cri"));
+    }
+
+    #[test]
+    fn images_are_read_from_the_host_engine_even_with_the_lab_env_set() {
+        for invocation in [host_images(), save(&["redis:7".to_owned()])] {
+            let words = argv(&invocation);
+            assert_eq!(
+                words[..6],
+                ["env", "-u", "DOCKER_HOST", "-u", "DOCKER_CONTEXT", "docker"]
+            );
+            assert!(!words.contains(&"-H".to_owned()), "{words:?}");
+        }
     }
 
     #[test]
