@@ -231,10 +231,13 @@ mod tests {
         );
     }
 
-    const SECRET_POD: &str = "kind: Deployment\nmetadata: {name: avalon-api}\nspec:\n  template:\n    spec:\n      terminationGracePeriodSeconds: 40\n      securityContext: {runAsUser: 10001, runAsGroup: 10001, fsGroup: 10001}\n      containers:\n        - name: api\n          volumeMounts: [{name: secrets, mountPath: /run/secrets/avalon}]\n      volumes:\n        - {name: secrets, secret: {secretName: avalon-secrets, defaultMode: 0440}}\n";
+    const SECRET_POD: &str = "kind: Deployment\nmetadata: {name: avalon-api}\nspec:\n  template:\n    spec:\n      terminationGracePeriodSeconds: 40\n      securityContext: {runAsUser: 10001, runAsGroup: 10001, fsGroup: 10001}\n      containers:\n        - name: api\n          volumeMounts: [{name: secrets, mountPath: /run/secrets/avalon}]\n      volumes:\n        - {name: secrets, secret: {secretName: avalon-secrets, defaultMode: 288}}\n";
 
+    /// Modes as kustomize renders them: decimal (`defaultMode: 0440` in a source becomes 288); a YAML 1.2
+    /// reader takes a literal `0440` for decimal 440 (0o670), which would test a different mode.
     #[test]
     fn a_non_root_container_must_be_able_to_read_its_secret_files() {
+        assert_eq!((0o440, 0o444, 0o400), (288, 292, 256));
         assert!(check_rendered(SECRET_POD).unwrap().is_empty());
         let no_fs_group = SECRET_POD.replace(", fsGroup: 10001", "");
         let problems = check_rendered(&no_fs_group).unwrap();
@@ -244,11 +247,11 @@ mod tests {
                 && problems[0].contains("fsGroup"),
             "{problems:?}"
         );
-        let world_readable = no_fs_group.replace("defaultMode: 0440", "defaultMode: 0444");
+        let world_readable = no_fs_group.replace("defaultMode: 288", "defaultMode: 292");
         assert!(check_rendered(&world_readable).unwrap().is_empty());
         let as_root = no_fs_group.replace("runAsUser: 10001", "runAsUser: 0");
         assert!(check_rendered(&as_root).unwrap().is_empty());
-        let owner_only = SECRET_POD.replace("defaultMode: 0440", "defaultMode: 0400");
+        let owner_only = SECRET_POD.replace("defaultMode: 288", "defaultMode: 256");
         assert!(
             !check_rendered(&owner_only).unwrap().is_empty(),
             "files are root's: 0400 is unreadable to uid 10001 even with fsGroup"

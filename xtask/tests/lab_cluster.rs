@@ -10,8 +10,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use avalon_testkit::figures::figure;
@@ -23,7 +25,7 @@ const IMAGE: &str = "avalon-offline/nginx:1.22";
 /// Each replica answers with its hostname (its container's short ID).
 const SERVE_HOSTNAME: &str = r#"printf 'server { listen 80; location / { return 200 "$HOSTNAME\n"; } }\n' > /etc/nginx/conf.d/lab.conf && exec nginx -g 'daemon off;'"#;
 /// From inside a replica: every address of `tasks.web`, and what each answers. (`wget -T` segfaults in this
-/// busybox; the docker exec is bounded by the wait around it instead.)
+/// busybox; the docker exec is killed after 10 s instead, see `output_within`.)
 const ASK_EVERY_TASK: &str = r#"for ip in $(busybox nslookup tasks.web | awk '/^Address/ && !/:53/ {print $2}'); do echo "$ip=$(wget -qO- http://$ip/)"; done"#;
 
 fn workspace_root() -> PathBuf {
@@ -113,6 +115,51 @@ impl Drop for LabGuard {
             let _ = xtask(&["lab", "down", "--name", LAB]);
         }
     }
+}
+
+/// Runs `command` to its end and returns its output, or `None` — the child killed — when it has not ended
+/// within `limit` (busybox `wget` without `-T` can hang on a path that is not there yet).
+fn output_within(mut command: Command, limit: Duration) -> Option<Output> {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .ok()?;
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.try_wait() {
+            // The outputs here are a few lines: they fit the pipe, so waiting first cannot block.
+            Ok(Some(_)) => return child.wait_with_output().ok(),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+}
+
+/// An HTTP GET of `/` at `address` answers 200 within 2 s (std only: the host may lack curl).
+fn answers_200(address: &str) -> bool {
+    let Ok(address) = address.parse::<std::net::SocketAddr>() else {
+        return false;
+    };
+    let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_secs(2)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
+    if stream
+        .write_all(b"GET / HTTP/1.0\r\nHost: lab\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).is_ok()
+        && (head.starts_with(b"HTTP/1.1 200") || head.starts_with(b"HTTP/1.0 200"))
 }
 
 fn can_run() -> bool {
@@ -323,10 +370,17 @@ fn a_three_node_lab_runs_an_overlay_service_survives_node_faults_and_leaves_noth
             // The overlay's DNS and paths settle a moment after the task runs.
             let mut last = String::new();
             let reached_all = avalon_testkit::wait_until(Duration::from_secs(30), || {
-                last = String::from_utf8_lossy(
-                    &docker(node, &["exec", container, "sh", "-c", ASK_EVERY_TASK]).stdout,
-                )
-                .into_owned();
+                let mut exec = Command::new("docker");
+                exec.arg("-H").arg(socket(node)).args([
+                    "exec",
+                    container,
+                    "sh",
+                    "-c",
+                    ASK_EVERY_TASK,
+                ]);
+                last = output_within(exec, Duration::from_secs(10))
+                    .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
+                    .unwrap_or_else(|| "(docker exec did not finish within 10s)".to_owned());
                 replicas
                     .iter()
                     .all(|replica| last.contains(replica.as_str()))
@@ -362,12 +416,8 @@ fn a_three_node_lab_runs_an_overlay_service_survives_node_faults_and_leaves_noth
             SERVE_HOSTNAME,
         ],
     );
-    let edge_answers = avalon_testkit::wait_until(Duration::from_secs(60), || {
-        Command::new("curl")
-            .args(["-fsS", "-m", "2", "http://10.231.0.11:8080/"])
-            .output()
-            .is_ok_and(|output| output.status.success())
-    });
+    let edge_answers =
+        avalon_testkit::wait_until(Duration::from_secs(60), || answers_200("10.231.0.11:8080"));
     assert!(
         edge_answers,
         "the host-mode port 10.231.0.11:8080 did not answer"

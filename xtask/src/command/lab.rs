@@ -1,6 +1,7 @@
 //! The argv of every command `cargo xtask lab` runs (pure; tested as argv): `ip` for the bridge, the
-//! namespaces and the veths, `iptables` for the bridge's FORWARD rules, `nsenter … dockerd` for each
-//! node's engine, and `docker -H unix://<node socket> …` for the swarm. Nothing here runs anything.
+//! namespaces and the veths, `iptables` for the bridge's FORWARD rules, `nsenter … containerd` and
+//! `nsenter … dockerd` for each node's engine, and `docker -H unix://<node socket> …` for the swarm.
+//! Nothing here runs anything.
 
 use std::path::Path;
 
@@ -140,9 +141,46 @@ pub fn iptables_check(rule: &[String]) -> Invocation {
         .read_only()
 }
 
-/// The node's engine: its own config, data, exec root (its own containerd lives there), pid file and
-/// socket; vfs (works on any backing file system, no overlay-in-overlay); no iptables and no default bridge,
-/// which a network namespace without the host's chains cannot have.
+/// The socket of the node's own containerd, under its exec root (so the shims, which name it, are found as
+/// the node's).
+pub fn containerd_socket(node: &dyn LabNode) -> String {
+    node.dir()
+        .join("exec/containerd/containerd.sock")
+        .display()
+        .to_string()
+}
+
+/// The node's own containerd config: only the CRI plugin off (a containerd for dockerd needs none, and the
+/// host's /etc/containerd/config.toml, which configures it, is not read).
+pub fn containerd_config() -> &'static str {
+    "version = 2\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n"
+}
+
+/// The node's own containerd, in its namespace, with its own config, root, state and socket. Started by
+/// `lab` rather than by dockerd: dockerd starts one of its own only when /run/containerd/containerd.sock
+/// does not exist, and on a host whose containerd has that socket every node's engine would share it —
+/// killing a node's engine would leave its containers running.
+pub fn containerd(node: &dyn LabNode) -> Invocation {
+    let dir = node.dir();
+    let at = |name: &str| dir.join(name).display().to_string();
+    in_netns(
+        node,
+        Invocation::new("containerd").args([
+            "--config".to_owned(),
+            at("containerd.toml"),
+            "--address".to_owned(),
+            containerd_socket(node),
+            "--root".to_owned(),
+            at("containerd"),
+            "--state".to_owned(),
+            at("exec/containerd-state"),
+        ]),
+    )
+}
+
+/// The node's engine: its own config, data, exec root, pid file and socket, and the node's own containerd
+/// ([`containerd`]); vfs (works on any backing file system, no overlay-in-overlay); no iptables and no
+/// default bridge, which a network namespace without the host's chains cannot have.
 pub fn dockerd(node: &dyn LabNode) -> Invocation {
     let dir = node.dir();
     let at = |name: &str| dir.join(name).display().to_string();
@@ -159,6 +197,8 @@ pub fn dockerd(node: &dyn LabNode) -> Invocation {
             at("docker.pid"),
             "--host".to_owned(),
             format!("unix://{}", at("docker.sock")),
+            "--containerd".to_owned(),
+            containerd_socket(node),
             "--storage-driver".to_owned(),
             "vfs".to_owned(),
             "--iptables=false".to_owned(),
@@ -236,16 +276,23 @@ pub fn node_list(manager: &dyn LabNode) -> Invocation {
         .read_only()
 }
 
-/// `docker images` of the host engine (DOCKER_HOST as set), `REPOSITORY:TAG` a line.
+/// `docker …` on the host engine whatever DOCKER_HOST or DOCKER_CONTEXT say: after
+/// `eval "$(cargo xtask lab env)"` they name the lab's manager, which is where images go, not where they
+/// come from. `env -u` rather than a fixed `-H`: the host engine is the one the default context names.
+fn docker_on_host() -> Invocation {
+    Invocation::new("env").args(["-u", "DOCKER_HOST", "-u", "DOCKER_CONTEXT", "docker"])
+}
+
+/// `docker images` of the host engine, `REPOSITORY:TAG` a line.
 pub fn host_images() -> Invocation {
-    Invocation::new("docker")
+    docker_on_host()
         .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
         .read_only()
 }
 
 /// `docker save IMAGE…` from the host engine, to be piped into [`load_into`].
 pub fn save(images: &[String]) -> Invocation {
-    Invocation::new("docker")
+    docker_on_host()
         .arg("save")
         .args(images.iter().cloned())
         .read_only()
@@ -304,8 +351,39 @@ mod tests {
              --exec-root /var/lib/avalon-lab/t/node1/exec \
              --pidfile /var/lib/avalon-lab/t/node1/docker.pid \
              --host unix:///var/lib/avalon-lab/t/node1/docker.sock \
+             --containerd /var/lib/avalon-lab/t/node1/exec/containerd/containerd.sock \
              --storage-driver vfs --iptables=false --bridge=none"
         );
+    }
+
+    #[test]
+    fn each_node_runs_its_own_containerd_not_the_hosts() {
+        assert_eq!(
+            argv(&containerd(&Node)).join(" "),
+            "nsenter --net=/var/run/netns/avlab-t-1 containerd \
+             --config /var/lib/avalon-lab/t/node1/containerd.toml \
+             --address /var/lib/avalon-lab/t/node1/exec/containerd/containerd.sock \
+             --root /var/lib/avalon-lab/t/node1/containerd \
+             --state /var/lib/avalon-lab/t/node1/exec/containerd-state"
+        );
+        assert!(
+            argv(&dockerd(&Node))
+                .windows(2)
+                .any(|pair| pair[0] == "--containerd" && pair[1] == containerd_socket(&Node))
+        );
+        assert!(containerd_config().contains("io.containerd.grpc.v1.cri"));
+    }
+
+    #[test]
+    fn images_are_read_from_the_host_engine_even_with_the_lab_env_set() {
+        for invocation in [host_images(), save(&["redis:7".to_owned()])] {
+            let words = argv(&invocation);
+            assert_eq!(
+                words[..6],
+                ["env", "-u", "DOCKER_HOST", "-u", "DOCKER_CONTEXT", "docker"]
+            );
+            assert!(!words.contains(&"-H".to_owned()), "{words:?}");
+        }
     }
 
     #[test]

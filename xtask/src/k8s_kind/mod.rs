@@ -156,7 +156,8 @@ fn refuse_leftover_cluster(cluster: &str) -> anyhow::Result<()> {
     if listed.lines().any(|line| line.trim() == cluster) {
         bail!(
             "a kind cluster named {cluster} exists already (left by an interrupted run?): delete it with \
-             `kind delete cluster --name {cluster}` or pass another --name"
+             `kind delete cluster --name {cluster}` (another --name would not help: the host ports 18080 \
+             and 18443 are fixed in k8s/kind/cluster.yaml, so only one smoke cluster can run)"
         );
     }
     Ok(())

@@ -21,7 +21,8 @@ use state::LabState;
 #[derive(Subcommand)]
 pub enum Lab {
     /// Make the lab (bridge, a namespace and an engine per node, a swarm with node 1 the manager) and wait
-    /// until every node is Ready; reports a healthy lab already there, remakes a half-made one.
+    /// until every node is Ready; reports a healthy lab already there, remakes a half-made one, and refuses
+    /// a complete one with a node cut or an engine down, naming the command that mends it.
     Up(Up),
     /// Remove the lab: engines, mounts, namespaces, veths, FORWARD rules, bridge and data — what lab.json
     /// recorded, nothing else.

@@ -1,4 +1,4 @@
-//! The processes and mounts of a node's engine, read from /proc: its dockerd, the containerd it started, the
+//! The processes and mounts of a node's engine, read from /proc: its dockerd, its own containerd, the
 //! shims (re-parented to init, found by their containerd address under the node's exec root), and every
 //! descendant of those (the containers' processes, docker-proxy). Only what belongs to the node's own
 //! directory is ever named, never a process by program name.
@@ -68,12 +68,45 @@ pub fn engine_processes(table: &ProcessTable, node_dir: &Path) -> BTreeSet<u32> 
     }
 }
 
-/// Whether `pid` is the dockerd of `node_dir` (alive, and its command line names the directory).
+/// Whether `pid` is the dockerd of `node_dir` (alive, and its command line names the directory's socket).
+/// Until `nsenter` has exec'd dockerd the pid's command line is `nsenter --net=… dockerd …`: that is the
+/// engine starting, not a dead one.
 pub fn is_engine(table: &ProcessTable, pid: u32, node_dir: &Path) -> bool {
-    let marker = format!("{}/docker.sock", node_dir.display());
+    runs(
+        table,
+        pid,
+        "dockerd",
+        &format!("{}/docker.sock", node_dir.display()),
+    )
+}
+
+/// Whether `pid` is the node's own containerd (the one `lab` starts; its socket is under the exec root),
+/// also while it is still `nsenter … containerd …`.
+pub fn is_containerd(table: &ProcessTable, pid: u32, node_dir: &Path) -> bool {
+    runs(
+        table,
+        pid,
+        "containerd",
+        &format!("{}/exec/containerd/containerd.sock", node_dir.display()),
+    )
+}
+
+/// `pid` is alive (a zombie has an empty command line), runs `program` — directly or through `nsenter`
+/// that has not exec'd it yet — and its command line holds `marker`.
+fn runs(table: &ProcessTable, pid: u32, program: &str, marker: &str) -> bool {
+    let base = |word: &str| word.rsplit('/').next().unwrap_or_default().to_owned();
     table.get(&pid).is_some_and(|(_, command)| {
-        let program = command.split(' ').next().unwrap_or_default();
-        program.rsplit('/').next() == Some("dockerd") && command.contains(&marker)
+        let mut words = command.split(' ');
+        let first = base(words.next().unwrap_or_default());
+        let run = if first == "nsenter" {
+            words
+                .find(|word| !word.starts_with('-'))
+                .map(base)
+                .unwrap_or_default()
+        } else {
+            first
+        };
+        run == program && command.contains(marker)
     })
 }
 
@@ -172,6 +205,69 @@ mod tests {
         assert!(!is_engine(&table, 30, dir), "node10 is another engine");
         assert!(!is_engine(&table, 40, dir), "the host's dockerd");
         assert!(!is_engine(&table, 50, dir), "a client of the engine");
+    }
+
+    #[test]
+    fn a_starting_engine_is_not_taken_for_a_dead_one() {
+        let dir = Path::new("/var/lib/avalon-lab/t/node1");
+        let table = ProcessTable::from([
+            (
+                10,
+                (
+                    1,
+                    "nsenter --net=/var/run/netns/avlab-t-1 dockerd --containerd \
+                     /var/lib/avalon-lab/t/node1/exec/containerd/containerd.sock \
+                     --host unix:///var/lib/avalon-lab/t/node1/docker.sock"
+                        .to_owned(),
+                ),
+            ),
+            (
+                11,
+                (
+                    1,
+                    "nsenter --net=/var/run/netns/avlab-t-1 containerd --address \
+                     /var/lib/avalon-lab/t/node1/exec/containerd/containerd.sock"
+                        .to_owned(),
+                ),
+            ),
+            (
+                12,
+                (
+                    1,
+                    "/usr/bin/containerd --address /var/lib/avalon-lab/t/node1/exec/containerd/containerd.sock"
+                        .to_owned(),
+                ),
+            ),
+            (
+                13,
+                (
+                    1,
+                    "containerd-shim-runc-v2 -address /var/lib/avalon-lab/t/node1/exec/containerd/containerd.sock"
+                        .to_owned(),
+                ),
+            ),
+            (
+                14,
+                (
+                    1,
+                    "nsenter --net=/var/run/netns/avlab-t-1 docker -H unix:///var/lib/avalon-lab/t/node1/docker.sock ps"
+                        .to_owned(),
+                ),
+            ),
+            // A zombie: exited, not yet reaped; its command line is empty.
+            (15, (1, String::new())),
+        ]);
+        assert!(is_engine(&table, 10, dir), "nsenter before its exec");
+        assert!(
+            !is_containerd(&table, 10, dir),
+            "dockerd names the socket too"
+        );
+        assert!(is_containerd(&table, 11, dir));
+        assert!(is_containerd(&table, 12, dir));
+        assert!(!is_containerd(&table, 13, dir), "a shim");
+        assert!(!is_engine(&table, 14, dir), "a client through nsenter");
+        assert!(!is_engine(&table, 15, dir));
+        assert!(!is_engine(&table, 99, dir), "gone");
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub struct NodeState {
     pub docker_host: String,
     /// The running dockerd (the pid `nsenter` became); `None` before it starts.
     pub pid: Option<u32>,
+    /// The node's own containerd (the pid `nsenter` became); `None` before it starts.
+    #[serde(default)]
+    pub containerd_pid: Option<u32>,
     /// Its swarm node ID, once it is in the swarm.
     pub node_id: Option<String>,
     pub role: Role,
@@ -125,6 +128,7 @@ impl NodeState {
             dir: node.dir(),
             docker_host: node.docker_host(),
             pid: None,
+            containerd_pid: None,
             node_id: None,
             role: if node.index == 1 {
                 Role::Manager

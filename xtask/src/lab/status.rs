@@ -107,16 +107,6 @@ pub fn report(state: &LabState) -> anyhow::Result<LabReport> {
     })
 }
 
-/// Every engine runs and every node is Ready.
-pub fn healthy(state: &LabState) -> bool {
-    report(state).is_ok_and(|report| {
-        report
-            .nodes
-            .iter()
-            .all(|node| node.engine_up && node.link_up && node.state == "Ready")
-    })
-}
-
 pub fn print(report: &LabReport, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(report)?);

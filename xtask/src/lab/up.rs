@@ -36,6 +36,11 @@ pub fn plan(spec: &LabSpec) -> Vec<String> {
         lines.extend(node_network(&state, node).iter().map(ToString::to_string));
         lines.push(format!(
             "{} >>{} 2>&1 &",
+            cmd::containerd(node),
+            node.dir.join("containerd.log").display()
+        ));
+        lines.push(format!(
+            "{} >>{} 2>&1 &",
             cmd::dockerd(node),
             node.dir.join("dockerd.log").display()
         ));
@@ -91,18 +96,28 @@ fn name_servers(resolv: &str) -> Vec<String> {
 /// Makes the lab, or reports the healthy one already there. Returns its state.
 pub fn up(spec: &LabSpec) -> anyhow::Result<LabState> {
     if let Some(existing) = LabState::load(&spec.state_file())? {
-        if existing.complete && existing.nodes.len() == spec.nodes && status::healthy(&existing) {
+        if existing.complete {
+            if existing.nodes.len() != spec.nodes {
+                bail!(
+                    "lab {} is up with {} nodes, not {}: `cargo xtask lab down --name {}` first",
+                    spec.name,
+                    existing.nodes.len(),
+                    spec.nodes,
+                    spec.name
+                );
+            }
+            let report = status::report(&existing)?;
+            if let Some(trouble) = unhealthy(&report) {
+                // A node cut or an engine killed is a fault made on purpose: say how to undo it, and
+                // never remove the lab (and what runs on it) to make a fresh one.
+                bail!("lab {} is up but not healthy:\n{trouble}", spec.name);
+            }
             eprintln!("lab {} is up with {} Ready nodes", spec.name, spec.nodes);
             return Ok(existing);
         }
         eprintln!(
-            "lab {} exists but is {}: removing it and making it again",
-            spec.name,
-            if existing.complete {
-                "not healthy or of another size"
-            } else {
-                "half-made"
-            }
+            "lab {} exists but is half-made: removing it and making it again",
+            spec.name
         );
         down::down(&existing, false)?;
     } else if cmd::link_show(&spec.bridge()).output(None)?.success() {
@@ -133,6 +148,42 @@ pub fn up(spec: &LabSpec) -> anyhow::Result<LabState> {
         state.manager()?.docker_host
     );
     Ok(state)
+}
+
+/// What is wrong with each node of a complete lab, with the command that undoes it; `None` when every link
+/// and engine is up and every node Ready.
+fn unhealthy(report: &status::LabReport) -> Option<String> {
+    let name = &report.name;
+    let lines: Vec<String> = report
+        .nodes
+        .iter()
+        .filter_map(|node| {
+            let index = node.index;
+            if !node.link_up {
+                Some(format!(
+                    "  node {index} is cut off: `cargo xtask lab reconnect --node {index} --name {name}`"
+                ))
+            } else if !node.engine_up {
+                Some(format!(
+                    "  node {index}'s engine is not running: `cargo xtask lab start-engine --node {index} \
+                     --name {name}`"
+                ))
+            } else if node.state != "Ready" {
+                Some(format!(
+                    "  node {index} is {} in the swarm: wait, or `cargo xtask lab status --name {name}`",
+                    node.state
+                ))
+            } else {
+                None
+            }
+        })
+        .collect();
+    (!lines.is_empty()).then(|| {
+        format!(
+            "{}\nor remove the lab: `cargo xtask lab down --name {name}`",
+            lines.join("\n")
+        )
+    })
 }
 
 /// Every lab uses 10.231.0.0/24: two at once would route each other's nodes to the wrong bridge.
@@ -210,9 +261,7 @@ fn create(spec: &LabSpec, state: &mut LabState) -> anyhow::Result<()> {
         }
         state.created.push(Created::Engine { node: node.index });
         state.save(&file)?;
-        let pid = engine::start(&node)?;
-        state.node_mut(node.index)?.pid = Some(pid);
-        state.save(&file)?;
+        engine::start(state, node.index, &file)?;
     }
     for node in &state.nodes {
         let pid = node.pid.context("engine pid")?;
@@ -286,7 +335,11 @@ mod tests {
         let plan = plan(&LabSpec::new("t", 3).unwrap());
         let at = |needle: &str| plan.iter().position(|line| line.contains(needle)).unwrap();
         assert!(at("ip link add avlab-t type bridge") < at("iptables -I FORWARD"));
-        assert!(at("ip netns add avlab-t-3") < at("--net=/var/run/netns/avlab-t-3 dockerd"));
+        assert!(at("ip netns add avlab-t-3") < at("--net=/var/run/netns/avlab-t-3 containerd"));
+        assert!(
+            at("--net=/var/run/netns/avlab-t-3 containerd")
+                < at("--net=/var/run/netns/avlab-t-3 dockerd")
+        );
         assert!(at("dockerd") < at("swarm init"));
         assert_eq!(
             plan.iter()
@@ -299,6 +352,41 @@ mod tests {
                 .any(|line| line.contains("--label-add avalon.edge=true"))
         );
         assert!(plan.iter().all(|line| !line.contains("ip netns exec")));
+    }
+
+    #[test]
+    fn an_unhealthy_lab_is_named_node_by_node_with_the_command_that_mends_it() {
+        let node = |index: usize, link_up: bool, engine_up: bool, state: &str| status::NodeReport {
+            index,
+            address: String::new(),
+            docker_host: String::new(),
+            link_up,
+            engine_up,
+            role: "worker".to_owned(),
+            state: state.to_owned(),
+            availability: String::new(),
+            node_id: None,
+        };
+        let mut report = status::LabReport {
+            name: "t".to_owned(),
+            complete: true,
+            manager: String::new(),
+            nodes: vec![node(1, true, true, "Ready"), node(2, true, true, "Ready")],
+        };
+        assert_eq!(unhealthy(&report), None);
+        report.nodes.push(node(3, false, true, "Down"));
+        report.nodes.push(node(4, true, false, "Down"));
+        let trouble = unhealthy(&report).unwrap();
+        assert!(
+            trouble.contains("lab reconnect --node 3 --name t"),
+            "{trouble}"
+        );
+        assert!(
+            trouble.contains("lab start-engine --node 4 --name t"),
+            "{trouble}"
+        );
+        assert!(trouble.contains("lab down --name t"), "{trouble}");
+        assert!(!trouble.contains("node 2"), "{trouble}");
     }
 
     #[test]
