@@ -23,7 +23,7 @@ mod deploy_cmd;
 mod edge;
 mod execute;
 mod game_metrics;
-mod interrupt;
+pub mod interrupt;
 mod kept;
 mod labels;
 pub(crate) mod ledger;

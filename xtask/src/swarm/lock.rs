@@ -35,6 +35,9 @@ pub struct SwarmLock {
     holding: Holding,
     stop: Arc<AtomicBool>,
     renewer: Option<std::thread::JoinHandle<()>>,
+    /// True from the create until `release`: Drop removes the lock by id while this is set, so an error
+    /// between the create and the renewer's start (ledger read, fence raise) does not leak the config.
+    armed: bool,
 }
 
 fn lease_body(fence: Option<u64>, lease: Duration) -> anyhow::Result<String> {
@@ -110,6 +113,7 @@ impl SwarmLock {
             holding,
             stop: Arc::new(AtomicBool::new(false)),
             renewer: None,
+            armed: true,
         };
         let store = ConfigStore::new(project);
         let stored = store.read()?;
@@ -247,6 +251,7 @@ impl SwarmLock {
 
     pub fn release(mut self) -> anyhow::Result<()> {
         self.stop_renewing();
+        self.armed = false;
         Self::remove_by_id(&self.docker, &self.id)
     }
 
@@ -261,7 +266,8 @@ impl SwarmLock {
 
 impl Drop for SwarmLock {
     fn drop(&mut self) {
-        if self.renewer.is_some() {
+        if self.armed {
+            self.armed = false;
             self.stop_renewing();
             if let Err(err) = Self::remove_by_id(&self.docker, &self.id) {
                 eprintln!("ERROR: {err:#}");

@@ -11,6 +11,7 @@
 //! and `maintenance`, which call in here when the engine is Swarm.
 
 pub mod edge;
+pub mod guard;
 pub mod ledger;
 pub mod lock;
 pub mod maintenance;

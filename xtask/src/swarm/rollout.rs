@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use super::guard;
 use super::ledger::ConfigStore;
 use super::lock::SwarmLock;
 use super::target::SwarmTarget;
@@ -112,13 +113,22 @@ pub fn roll(
     } else {
         "deploy"
     };
+    // Ctrl-C stops at the next check (before a service update, or on a wait's poll), then the outcome is
+    // recorded and the lock released, as on the Compose path.
+    crate::deploy::interrupt::install()?;
     let lock = SwarmLock::acquire(project, command, LEASE, holding.clone())?;
     let store = ConfigStore::new(project);
     let started = Instant::now();
     let deadline = started + timeout;
     let mut result = Ok(());
     for (service, image) in &images {
-        let (current, _) = target.spec(service)?;
+        let (current, _) = match target.spec(service) {
+            Ok(spec) => spec,
+            Err(err) => {
+                result = Err(err);
+                break;
+            }
+        };
         if current == *image {
             eprintln!(
                 "{command}: {} already runs {image}",
@@ -126,14 +136,25 @@ pub fn roll(
             );
             continue;
         }
-        result = argv::service_update_image(&target.docker, &target.service(service), image)
-            .capture(None)
+        // A holder that lost its lease (or was interrupted) changes nothing more.
+        result = guard::checkpoint(&holding)
+            .and_then(|()| {
+                argv::service_update_image(&target.docker, &target.service(service), image)
+                    .capture(None)
+            })
             .map(|_| ())
-            .and_then(|()| target.wait_updated(service, image, deadline));
+            .and_then(|()| {
+                let waiter = SwarmTarget::new(project.to_owned());
+                let (service, image) = (service.to_string(), image.clone());
+                guard::wait(&holding, move || {
+                    waiter.wait_updated(&service, &image, deadline)
+                })
+            });
         if result.is_err() {
             break;
         }
     }
+    crate::deploy::interrupt::begin_cleanup();
     let seconds = started.elapsed().as_secs_f64();
     let recorded = match &result {
         Ok(()) => record(
@@ -149,7 +170,7 @@ pub fn roll(
             &holding,
             event,
             release.clone(),
-            Outcome::Failed,
+            guard::outcome(err),
             Some(format!("{err:#}")),
         ),
     };

@@ -54,12 +54,20 @@ pub fn scale(
             format!("no service {name}: is the stack up (`cargo xtask status --engine swarm`)?")
         })?;
     let holding = Holding::default();
+    crate::deploy::interrupt::install()?;
     let lock = SwarmLock::acquire(project, "scale", Duration::from_secs(30), holding.clone())?;
     let started = Instant::now();
-    let result = command
-        .capture(None)
+    // A holder that lost its lease (or was interrupted) changes nothing more, and stops waiting.
+    let waiter = SwarmTarget::new(project.to_owned());
+    let result = super::guard::checkpoint(&holding)
+        .and_then(|()| command.capture(None))
         .map(|_| ())
-        .and_then(|()| target.wait_converged(1, timeout).map(|_| ()));
+        .and_then(|()| {
+            super::guard::wait(&holding, move || {
+                waiter.wait_converged(1, timeout).map(|_| ())
+            })
+        });
+    crate::deploy::interrupt::begin_cleanup();
     let store = ConfigStore::new(project);
     let recorded = History::parse(&store.read()?.jsonl)
         .live()
@@ -70,10 +78,9 @@ pub fn scale(
                 &holding,
                 Event::Scale,
                 release,
-                if result.is_ok() {
-                    Outcome::Succeeded
-                } else {
-                    Outcome::Failed
+                match &result {
+                    Ok(()) => Outcome::Succeeded,
+                    Err(err) => super::guard::outcome(err),
                 },
                 Some(format!("{service} {from} → {replicas}")),
             )
