@@ -32,8 +32,34 @@ struct Report {
 
 impl Unlock {
     pub fn run(self) -> anyhow::Result<()> {
+        if self.target.engine.is_swarm() {
+            // The Swarm lock is a config on the cluster (swarm::lock): observed with the same liveness
+            // rule, removed by the id it was observed with (a lock taken since has another id).
+            let project = crate::swarm::stack_name(self.target.env, &self.target.project);
+            crate::swarm::target::SwarmTarget::new(project.clone()).require_manager()?;
+            let observed = crate::swarm::lock::SwarmLock::observe(&project)?;
+            return self.finish(observed, &project, true, |lock| {
+                crate::swarm::lock::SwarmLock::remove_by_id(
+                    &crate::command::DockerCli::default(),
+                    &lock.id,
+                )
+            });
+        }
         let ctx = Ctx::new(&self.target)?;
         let observed = DeployLock::observe(&ctx.target.docker, &ctx.target.project)?;
+        self.finish(observed, &ctx.target.project, false, |lock| {
+            DeployLock::break_stale(&ctx.target.docker, lock)
+        })
+    }
+
+    /// Refuses a running lock, breaks a stale one with `break_stale` (unless a dry run), reports.
+    fn finish(
+        &self,
+        observed: Option<Observed>,
+        project: &str,
+        swarm: bool,
+        break_stale: impl FnOnce(&Observed) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
         let state = match observed.as_ref().map(|o| &o.liveness) {
             None => "none",
             Some(Liveness::Running { .. }) => "running",
@@ -46,7 +72,7 @@ impl Unlock {
                     ..
                 },
             ) if !self.dry_run => {
-                DeployLock::break_stale(&ctx.target.docker, lock)?;
+                break_stale(lock)?;
                 true
             }
             _ => false,
@@ -60,7 +86,7 @@ impl Unlock {
         if self.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
-            print_report(&report, &ctx.target.project);
+            print_report(&report, project, swarm);
         }
         match &report.lock {
             Some(lock) if state == "running" => anyhow::bail!(
@@ -77,7 +103,7 @@ impl Unlock {
     }
 }
 
-fn print_report(report: &Report, project: &str) {
+fn print_report(report: &Report, project: &str, swarm: bool) {
     let Some(lock) = &report.lock else {
         println!("unlock: no deploy lock is held on project {project}");
         return;
@@ -99,7 +125,12 @@ fn print_report(report: &Report, project: &str) {
             lock.describe()
         ),
     }
-    if report.broken {
+    if report.broken && swarm {
+        println!(
+            "unlock: now check what the stack runs: `cargo xtask status --engine swarm`, then \
+             `cargo xtask deploy --engine swarm` or `cargo xtask rollback --engine swarm`"
+        );
+    } else if report.broken {
         println!(
             "unlock: now check what the edge serves and what is open: `cargo xtask status`, then \
              `cargo xtask deploy --resume` or `cargo xtask rollback` (docs/operations.md, \"When a deploy \

@@ -51,6 +51,14 @@ pub struct Removed {
     pub drain_seconds: f64,
 }
 
+/// `--replicas` for either engine: at least 1.
+pub fn check_replicas(replicas: u32) -> anyhow::Result<()> {
+    if replicas == 0 {
+        bail!("--replicas: must be at least 1 (a service with no instance serves nobody), got 0");
+    }
+    Ok(())
+}
+
 /// Scales `kind` on the live stack to `replicas`. The caller holds the deploy lock (`ctx.lock`), so every
 /// container start/stop and edge swap here is fenced.
 pub fn set_replicas(
@@ -61,9 +69,7 @@ pub fn set_replicas(
     dry_run: bool,
     reason: &str,
 ) -> anyhow::Result<ScaleReport> {
-    if replicas == 0 {
-        bail!("--replicas: must be at least 1 (a service with no instance serves nobody), got 0");
-    }
+    check_replicas(replicas)?;
     let started = Instant::now();
     let snapshot = ctx.target.snapshot()?;
     if let Some(why) = mid_release(ctx, &snapshot)? {

@@ -29,6 +29,8 @@ pub struct Scale {
 
 impl Scale {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        // Before either engine: `docker service scale … 0` would take the service away.
+        super::replicas::check_replicas(self.replicas)?;
         if self.target.engine.is_swarm() {
             let project = crate::swarm::stack_name(self.target.env, &self.target.project);
             let report = crate::swarm::scale::scale(

@@ -1,6 +1,6 @@
 //! `--engine swarm` (or AVALON_ENGINE=swarm): the same stack on a Docker Swarm, reached through DOCKER_HOST
 //! (a manager; `cargo xtask lab env` prints the lab's). Verbs: `up`, `deploy`, `rollback`, `status`,
-//! `scale`, `maintenance`, `releases`, `down`; `canary` refuses (a service VIP balances evenly over its
+//! `scale`, `maintenance`, `releases`, `down`, `unlock`; `canary` refuses (a service VIP balances evenly over its
 //! tasks: there is no weighted split to step).
 //!
 //! One file per concern: [`transform`] (compose model → stack file, pure), [`stack_file`] (what the
@@ -55,7 +55,8 @@ impl EngineArg {
         if self.is_swarm() {
             anyhow::bail!(
                 "{what} has no --engine swarm form; with Swarm use up, deploy, rollback, status, scale, \
-                 maintenance, releases, down (docs/operations.md, \"Swarm engine\")"
+                 maintenance, releases, down, and unlock (breaks a stale Swarm deploy lock) \
+                 (docs/operations.md, \"Swarm engine\")"
             );
         }
         Ok(())

@@ -24,6 +24,9 @@ struct Report {
     last: Option<Entry>,
     lock: Option<Observed>,
     maintenance: Option<MaintenanceState>,
+    /// Why the maintenance flag could not be read (then `maintenance` is null and means unknown, not off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    maintenance_unknown: Option<String>,
     warnings: Vec<String>,
 }
 
@@ -55,10 +58,11 @@ pub fn status(project: &str, json: bool) -> anyhow::Result<()> {
     }
     let history = History::parse(&ConfigStore::new(project).read()?.jsonl);
     let lock = SwarmLock::observe(project)?;
-    let maintenance = super::maintenance::flag(&target)
-        .and_then(|flag| flag.get())
-        .ok()
-        .flatten();
+    let (maintenance, maintenance_unknown) =
+        match super::maintenance::flag(&target).and_then(|flag| flag.get()) {
+            Ok(state) => (state, None),
+            Err(err) => (None, Some(format!("{err:#}"))),
+        };
     let mut warnings: Vec<String> = services
         .iter()
         .filter(|s| !s.converged())
@@ -85,6 +89,7 @@ pub fn status(project: &str, json: bool) -> anyhow::Result<()> {
         last: history.last().cloned(),
         lock,
         maintenance,
+        maintenance_unknown,
         warnings,
     };
     if json {
@@ -137,16 +142,25 @@ pub fn status(project: &str, json: bool) -> anyhow::Result<()> {
     );
     println!(
         "maintenance: {}",
-        match &report.maintenance {
-            Some(state) if state.enabled => "ON",
-            Some(_) => "off",
-            None => "off (never set)",
-        }
+        maintenance_line(
+            report.maintenance.as_ref(),
+            report.maintenance_unknown.as_deref()
+        )
     );
     for warning in &report.warnings {
         println!("WARNING: {warning}");
     }
     Ok(())
+}
+
+/// The maintenance line: a probe that failed is unknown, not "never set".
+fn maintenance_line(state: Option<&MaintenanceState>, unknown: Option<&str>) -> String {
+    match (state, unknown) {
+        (_, Some(why)) => format!("unknown: {why}"),
+        (Some(state), None) if state.enabled => "ON".to_owned(),
+        (Some(_), None) => "off".to_owned(),
+        (None, None) => "off (never set)".to_owned(),
+    }
 }
 
 #[derive(Serialize)]
@@ -178,4 +192,18 @@ pub fn releases(project: &str, json: bool) -> anyhow::Result<()> {
         crate::deploy::releases::table(&history.entries, history.live().map(|e| e.seq))
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_maintenance_probe_is_unknown_not_off() {
+        assert_eq!(
+            maintenance_line(None, Some("cannot reach the edge")),
+            "unknown: cannot reach the edge"
+        );
+        assert_eq!(maintenance_line(None, None), "off (never set)");
+    }
 }
