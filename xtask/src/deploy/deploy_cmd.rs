@@ -53,6 +53,23 @@ struct Run<'a> {
 impl Deploy {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         if self.target.engine.is_swarm() {
+            crate::swarm::refuse_ignored(
+                "deploy",
+                &[
+                    (
+                        "--pull",
+                        self.release.pull,
+                        "each Swarm node pulls the image itself when its task starts (or it must \
+                         already hold it)",
+                    ),
+                    (
+                        "--resume",
+                        self.resume,
+                        "a Swarm rolling update has no slot to finish: run the same deploy again, or \
+                         `rollback --engine swarm`",
+                    ),
+                ],
+            )?;
             let (version, api, ws) = self.release.resolve()?;
             let project = crate::swarm::stack_name(self.target.env, &self.target.project);
             return crate::swarm::rollout::roll(

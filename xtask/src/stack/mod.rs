@@ -111,6 +111,15 @@ impl Up {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         let env = self.stack.env;
         if self.engine.is_swarm() {
+            crate::swarm::refuse_ignored(
+                "up",
+                &[(
+                    "--https-port",
+                    self.https_port.is_some(),
+                    "the Swarm stack publishes the edge's HTTP port only (--http-port); no HTTPS \
+                     listener is published",
+                )],
+            )?;
             return crate::swarm::up::up(
                 sh,
                 crate::swarm::up::UpRequest {
@@ -272,6 +281,15 @@ impl Up {
 impl Down {
     pub fn run(self) -> anyhow::Result<()> {
         if self.engine.is_swarm() {
+            crate::swarm::refuse_ignored(
+                "down",
+                &[(
+                    "--volumes",
+                    self.volumes,
+                    "`docker stack rm` leaves each node's volumes, and removing them means reaching \
+                     every node; remove them there with `docker volume rm` after checking what they hold",
+                )],
+            )?;
             let project = crate::swarm::stack_name(self.stack.env, &self.stack.project);
             return crate::swarm::up::down(&project, self.dry_run);
         }

@@ -63,6 +63,15 @@ impl EngineArg {
     }
 }
 
+/// Refuses the first flag that is set but has no Swarm meaning: `(flag, set, why it has none)`. A flag
+/// accepted and ignored would let an operator believe it took effect.
+pub fn refuse_ignored(verb: &str, flags: &[(&str, bool, &str)]) -> anyhow::Result<()> {
+    match flags.iter().find(|(_, set, _)| *set) {
+        Some((flag, _, why)) => anyhow::bail!("{verb} --engine swarm does not take {flag}: {why}"),
+        None => Ok(()),
+    }
+}
+
 /// Why `canary --engine swarm` refuses.
 pub const CANARY_REFUSAL: &str = "canary has no --engine swarm form: Swarm balances a service's virtual IP \
 evenly over its tasks, so there is no weighted, sticky share to step and judge. Use `deploy --engine swarm` \
@@ -79,4 +88,23 @@ pub const ROLLOUT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// The Swarm services of a stack are `<stack>_<service>`.
 pub fn service_name(stack: &str, service: &str) -> String {
     format!("{stack}_{service}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ignored_flag_is_refused_by_name() {
+        let flags = [
+            ("--volumes", false, "a"),
+            ("--pull", true, "each node pulls"),
+        ];
+        let err = refuse_ignored("deploy", &flags).unwrap_err().to_string();
+        assert!(
+            err.contains("--pull") && err.contains("each node pulls"),
+            "{err}"
+        );
+        assert!(refuse_ignored("deploy", &flags[..1]).is_ok());
+    }
 }

@@ -46,7 +46,9 @@ pub fn build(
     let mut inputs = Inputs {
         project: stack.project.clone(),
         images,
-        publish_mode: std::env::var("AVALON_SWARM_PUBLISH_MODE").unwrap_or_else(|_| "host".into()),
+        // Host mode only: the edge runs with endpoint_mode dnsrr, which Swarm's ingress routing mesh
+        // cannot publish (an ingress override was once read from the environment and never worked).
+        publish_mode: "host".into(),
         ..Inputs::default()
     };
     for service in model["services"].as_object().into_iter().flatten() {
