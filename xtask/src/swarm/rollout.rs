@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 
 use super::ledger::ConfigStore;
 use super::lock::SwarmLock;
-use super::target::SwarmTarget;
+use super::target::{SwarmTarget, image_matches};
 use crate::command::swarm as argv;
 use crate::deploy::ledger::{self, Entry, Event, History, Outcome, Release, to_line};
 use crate::deploy::ledger_store::LedgerStore;
@@ -118,8 +118,8 @@ pub fn roll(
     let deadline = started + timeout;
     let mut result = Ok(());
     for (service, image) in &images {
-        let (current, _) = target.spec(service)?;
-        if current == *image {
+        let current = target.spec(service)?;
+        if image_matches(image, &current.image) {
             eprintln!(
                 "{command}: {} already runs {image}",
                 target.service(service)
@@ -129,7 +129,10 @@ pub fn roll(
         result = argv::service_update_image(&target.docker, &target.service(service), image)
             .capture(None)
             .map(|_| ())
-            .and_then(|()| target.wait_updated(service, image, deadline));
+            .and_then(|()| {
+                let before = current.update.as_ref().map(|u| u.started_at.as_str());
+                target.wait_updated(service, image, before, deadline)
+            });
         if result.is_err() {
             break;
         }

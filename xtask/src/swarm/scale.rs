@@ -59,7 +59,7 @@ pub fn scale(
     let result = command
         .capture(None)
         .map(|_| ())
-        .and_then(|()| target.wait_converged(1, timeout).map(|_| ()));
+        .and_then(|()| target.wait_service(service, replicas, started + timeout));
     let store = ConfigStore::new(project);
     let recorded = History::parse(&store.read()?.jsonl)
         .live()
