@@ -80,6 +80,25 @@ pub fn service_ps(docker: &DockerCli, service: &str) -> Invocation {
         .read_only()
 }
 
+/// `docker service ps --no-trunc --filter desired-state=running --format {{json .}} SERVICE`: only the tasks
+/// Swarm wants running now (the new ones of an update, not the old ones it is shutting down or the history),
+/// which is what convergence is judged from.
+pub fn service_ps_running(docker: &DockerCli, service: &str) -> Invocation {
+    docker
+        .invocation()
+        .args([
+            "service",
+            "ps",
+            "--no-trunc",
+            "--filter",
+            "desired-state=running",
+            "--format",
+            "{{json .}}",
+            service,
+        ])
+        .read_only()
+}
+
 /// `docker service update --detach --no-resolve-image --image IMAGE --update-order start-first SERVICE`: a rolling update
 /// (one task at a time, the new task healthy before the old one stops, Swarm's own rollback on failure);
 /// detached, so xtask watches the convergence itself with a deadline; the tag is kept as given (nodes have
@@ -263,6 +282,21 @@ mod tests {
                 "service",
                 "ps",
                 "--no-trunc",
+                "--format",
+                "{{json .}}",
+                "s_api"
+            ]
+        );
+        let running = service_ps_running(&docker, "s_api");
+        assert_eq!(running.effect, crate::command::Effect::ReadOnly);
+        assert_eq!(
+            argv(&running),
+            [
+                "service",
+                "ps",
+                "--no-trunc",
+                "--filter",
+                "desired-state=running",
                 "--format",
                 "{{json .}}",
                 "s_api"

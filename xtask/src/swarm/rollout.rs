@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use super::guard;
 use super::ledger::ConfigStore;
 use super::lock::SwarmLock;
-use super::target::SwarmTarget;
+use super::target::{SwarmTarget, image_matches};
 use crate::command::swarm as argv;
 use crate::deploy::ledger::{self, Entry, Event, History, Outcome, Release, to_line};
 use crate::deploy::ledger_store::LedgerStore;
@@ -122,14 +122,14 @@ pub fn roll(
     let deadline = started + timeout;
     let mut result = Ok(());
     for (service, image) in &images {
-        let (current, _) = match target.spec(service) {
+        let current = match target.spec(service) {
             Ok(spec) => spec,
             Err(err) => {
                 result = Err(err);
                 break;
             }
         };
-        if current == *image {
+        if image_matches(image, &current.image) {
             eprintln!(
                 "{command}: {} already runs {image}",
                 target.service(service)
@@ -145,9 +145,12 @@ pub fn roll(
             .map(|_| ())
             .and_then(|()| {
                 let waiter = SwarmTarget::new(project.to_owned());
+                // The update status before this command: an older one (or none) passes only once the
+                // tasks themselves match.
+                let before = current.update.as_ref().map(|u| u.started_at.clone());
                 let (service, image) = (service.to_string(), image.clone());
                 guard::wait(&holding, move || {
-                    waiter.wait_updated(&service, &image, deadline)
+                    waiter.wait_updated(&service, &image, before.as_deref(), deadline)
                 })
             });
         if result.is_err() {

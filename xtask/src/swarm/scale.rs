@@ -63,8 +63,9 @@ pub fn scale(
         .and_then(|()| command.capture(None))
         .map(|_| ())
         .and_then(|()| {
+            let (service, deadline) = (service.to_owned(), started + timeout);
             super::guard::wait(&holding, move || {
-                waiter.wait_converged(1, timeout).map(|_| ())
+                waiter.wait_service(&service, replicas, deadline)
             })
         });
     crate::deploy::interrupt::begin_cleanup();
