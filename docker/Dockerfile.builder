@@ -19,7 +19,10 @@ RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS builder
 COPY --from=planner /src/recipe.json recipe.json
-RUN cargo chef cook --release --locked --recipe-path recipe.json --package avalon-api --package avalon-ws
+# Dependencies of avalon-api only: cargo-chef turns every local crate into an empty skeleton for the cook,
+# and avalon-ws's socketioxide would then compile against the skeleton of the patched engineioxide in
+# vendor/ (vendor/README.md). avalon-ws's few crates of its own are compiled by the full build below.
+RUN cargo chef cook --release --locked --recipe-path recipe.json --package avalon-api
 COPY . .
 # The context has no .git (.dockerignore), so the revision comes in as an argument.
 ARG AVALON_GIT_REVISION=unknown

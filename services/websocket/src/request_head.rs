@@ -1,13 +1,19 @@
-//! Copies each request's head into allocations of its own before the Socket.IO layer sees it.
+//! Copies each request's head into allocations of its own before the Socket.IO layer sees it, keeping only
+//! the headers the transport reads.
 //!
 //! engineioxide keeps a session's request head (`http::request::Parts`) for the socket's whole life, and
 //! hyper parses header values and the URI as slices of the connection's read buffer (8–16 KiB). So a few
 //! hundred bytes of headers kept that whole buffer alive for every idle connection: 16 KiB of the 28.7 KiB
 //! each one cost (measured with heaptrack at 10,000 connections; docs/protocol.md §9). The copies keep the
-//! same names, values (sensitivity included), URI and extensions, so nothing downstream sees a difference.
+//! same values (sensitivity included), URI and extensions.
+//!
+//! Only [`KEPT_HEADERS`] are copied: the transport reads `Sec-WebSocket-Key` (to answer the upgrade) and
+//! `Content-Type` (of a polling POST); nothing in avalon-ws reads another request header after routing, and
+//! behind nginx a request carries a dozen (forwarded-for, user agent, cookies, …) that would otherwise stay
+//! in memory for every connection. A handler that needs another header adds it to the list.
 
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri, header};
 
 pub async fn detach(request: Request) -> Request {
     let (mut parts, body) = request.into_parts();
@@ -18,10 +24,18 @@ pub async fn detach(request: Request) -> Request {
     Request::from_parts(parts, body)
 }
 
-/// A header map that shares no bytes with `headers`, sized for what it holds.
+/// The request headers the Engine.IO transport reads; the rest are dropped before it keeps the head.
+pub const KEPT_HEADERS: [HeaderName; 2] = [header::SEC_WEBSOCKET_KEY, header::CONTENT_TYPE];
+
+/// A header map of the [`KEPT_HEADERS`] in `headers` that shares no bytes with it, sized for what it holds.
 fn copied_headers(headers: &HeaderMap) -> HeaderMap {
-    let mut copy = HeaderMap::with_capacity(headers.len());
-    for (name, value) in headers {
+    let kept = || {
+        headers
+            .iter()
+            .filter(|(name, _)| KEPT_HEADERS.contains(name))
+    };
+    let mut copy = HeaderMap::with_capacity(kept().count());
+    for (name, value) in kept() {
         let (Ok(name), Ok(mut copied)) = (
             HeaderName::from_bytes(name.as_str().as_bytes()),
             HeaderValue::from_bytes(value.as_bytes()),
@@ -41,10 +55,12 @@ mod tests {
     use axum::body::Body;
 
     #[tokio::test]
-    async fn the_copy_keeps_every_header_value_and_the_uri() {
+    async fn the_copy_keeps_the_transport_headers_and_the_uri_and_drops_the_rest() {
         let request = Request::builder()
             .uri("/socket.io/?EIO=4&transport=websocket")
             .header("upgrade", "websocket")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .header("content-type", "text/plain;charset=UTF-8")
             .header("x-forwarded-for", "203.0.113.7")
             .header("cookie", "a=1")
             .header("cookie", "b=2")
@@ -52,9 +68,13 @@ mod tests {
             .unwrap();
         let copied = detach(request).await;
         assert_eq!(copied.uri(), "/socket.io/?EIO=4&transport=websocket");
-        assert_eq!(copied.headers()["upgrade"], "websocket");
-        assert_eq!(copied.headers()["x-forwarded-for"], "203.0.113.7");
-        let cookies: Vec<_> = copied.headers().get_all("cookie").iter().collect();
-        assert_eq!(cookies, ["a=1", "b=2"]);
+        assert_eq!(
+            copied.headers()["sec-websocket-key"],
+            "dGhlIHNhbXBsZSBub25jZQ=="
+        );
+        assert_eq!(copied.headers()["content-type"], "text/plain;charset=UTF-8");
+        assert_eq!(copied.headers().len(), 2, "{:?}", copied.headers());
+        assert!(copied.headers().get("cookie").is_none());
+        assert!(copied.headers().get("x-forwarded-for").is_none());
     }
 }

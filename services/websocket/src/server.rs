@@ -71,7 +71,6 @@ pub async fn build(context: ServiceContext<WsSettings>) -> Result<Router, String
             let app = Arc::clone(&checked);
             async move { app.store.ping().await }
         });
-        tokio::spawn(resync_after_resubscribe(Arc::clone(&app), resubscribed));
     }
 
     let admit_app = Arc::clone(&app);
@@ -91,6 +90,12 @@ pub async fn build(context: ServiceContext<WsSettings>) -> Result<Router, String
             }
         }),
     );
+    if redis {
+        // Only once the default namespace exists: `sockets()` panics without it, and the listener's
+        // first subscription signals at once, so a resync task started earlier died on its first turn
+        // and no resubscription after a Redis outage was ever followed by a resync.
+        tokio::spawn(resync_after_resubscribe(Arc::clone(&app), resubscribed));
+    }
     let reported = Arc::clone(&app);
     context.load.replace(move || {
         crate::tasks::refresh_room_gauges(&reported);
@@ -115,8 +120,11 @@ pub async fn build(context: ServiceContext<WsSettings>) -> Result<Router, String
 async fn resync_after_resubscribe(app: Arc<App>, resubscribed: Arc<tokio::sync::Notify>) {
     loop {
         resubscribed.notified().await;
-        let codes: std::collections::HashSet<String> = app
-            .io
+        // No default namespace once the server is closing (`io.sockets()` would panic): nothing to resync.
+        let Some(namespace) = app.io.of("/") else {
+            continue;
+        };
+        let codes: std::collections::HashSet<String> = namespace
             .sockets()
             .iter()
             .filter_map(|socket| crate::app::session_of(socket).and_then(|session| session.room()))

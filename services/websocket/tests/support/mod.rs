@@ -120,6 +120,23 @@ impl Ws {
     }
 }
 
+impl Drop for Ws {
+    /// A panic in any of the server's tasks is a defect even when the test's own checks pass (a background
+    /// task that dies on a panic stops doing its job silently), so every test that ran avalon-ws fails on one.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let panics: Vec<String> = self
+            .process
+            .output()
+            .into_iter()
+            .filter(|line| line.contains("panicked at"))
+            .collect();
+        assert!(panics.is_empty(), "avalon-ws panicked: {panics:#?}");
+    }
+}
+
 pub fn token(user: &str) -> String {
     token_for(user, Duration::from_secs(600))
 }
