@@ -5,23 +5,37 @@
 //! hyper parses header values and the URI as slices of the connection's read buffer (8–16 KiB). So a few
 //! hundred bytes of headers kept that whole buffer alive for every idle connection: 16 KiB of the 28.7 KiB
 //! each one cost (measured with heaptrack at 10,000 connections; docs/protocol.md §9). The copies keep the
-//! same values (sensitivity included), URI and extensions.
+//! same values (sensitivity included) and URI.
 //!
 //! Only [`KEPT_HEADERS`] are copied: the transport reads `Sec-WebSocket-Key` (to answer the upgrade) and
 //! `Content-Type` (of a polling POST); nothing in avalon-ws reads another request header after routing, and
 //! behind nginx a request carries a dozen (forwarded-for, user agent, cookies, …) that would otherwise stay
-//! in memory for every connection. A handler that needs another header adds it to the list.
+//! in memory for every connection. A handler that needs another header adds it to the list. Of the
+//! request's extensions only hyper's upgrade handle is kept (see [`kept_extensions`]).
 
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri, header};
+use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue, Uri, header};
+use hyper::upgrade::OnUpgrade;
 
 pub async fn detach(request: Request) -> Request {
     let (mut parts, body) = request.into_parts();
     parts.headers = copied_headers(&parts.headers);
+    parts.extensions = kept_extensions(&mut parts.extensions);
     if let Ok(uri) = Uri::try_from(parts.uri.to_string()) {
         parts.uri = uri;
     }
     Request::from_parts(parts, body)
+}
+
+/// Only hyper's upgrade handle, which the transport takes to answer the WebSocket upgrade. The routing
+/// layers' extensions (URL parameters, matched path, request id: ~0.4 KiB) would otherwise be kept with the
+/// head for the socket's life, and nothing reads them after routing.
+fn kept_extensions(extensions: &mut Extensions) -> Extensions {
+    let mut kept = Extensions::new();
+    if let Some(upgrade) = extensions.remove::<OnUpgrade>() {
+        kept.insert(upgrade);
+    }
+    kept
 }
 
 /// The request headers the Engine.IO transport reads; the rest are dropped before it keeps the head.

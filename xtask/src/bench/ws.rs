@@ -56,7 +56,8 @@ pub struct WsBench {
     /// Print the figures as JSON.
     #[arg(long)]
     json: bool,
-    /// Use the release avalon-ws already in the target directory instead of running `cargo build --release`.
+    /// Use the release avalon-ws and xtask already in the target directory instead of running
+    /// `cargo build --release`.
     #[arg(long)]
     no_build: bool,
 }
@@ -85,11 +86,20 @@ impl WsBench {
         }
         require_tools()?;
         if !self.no_build {
-            cmd!(sh, "cargo build --release --package avalon-ws").run()?;
+            cmd!(
+                sh,
+                "cargo build --release --package avalon-ws --package xtask"
+            )
+            .run()?;
         }
         let binary = release_binary(sh, "avalon-ws");
-        if !binary.is_file() {
-            bail!("{} is missing: run without --no-build", binary.display());
+        // The floor and the fan-out load generators run from a release xtask: a debug build would inflate
+        // the floor (its futures and buffers are larger) and add its own slowness to every latency.
+        let helpers = release_binary(sh, "xtask");
+        for built in [&binary, &helpers] {
+            if !built.is_file() {
+                bail!("{} is missing: run without --no-build", built.display());
+            }
         }
         let script = sh
             .current_dir()
@@ -109,7 +119,8 @@ impl WsBench {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
-        let report = runtime.block_on(self.measure(&binary, &script, dir.path(), open_files))?;
+        let report =
+            runtime.block_on(self.measure(&binary, &helpers, &script, dir.path(), open_files))?;
         if self.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
@@ -125,6 +136,7 @@ impl WsBench {
     async fn measure(
         &self,
         binary: &Path,
+        helpers: &Path,
         script: &Path,
         dir: &Path,
         open_files: u64,
@@ -144,7 +156,7 @@ impl WsBench {
             processes::python_baseline("python-socketio-a", script, redis.port, dir)?,
             processes::python_baseline("python-socketio-b", script, redis.port, dir)?,
         ];
-        let floor = processes::floor("ws-floor", dir)?;
+        let floor = processes::floor("ws-floor", helpers, dir)?;
         let secret = Secret::new(JWT_SECRET);
         let holder = issue_access_token(
             &secret,
@@ -172,7 +184,7 @@ impl WsBench {
         let fanout = if self.skip_fanout {
             None
         } else {
-            Some(self.fanout(&ours, &theirs, open_files).await?)
+            Some(self.fanout(&ours, &theirs, helpers, open_files).await?)
         };
         let targets = Targets::judge(&connections, fanout.as_ref());
         Ok(Report {
@@ -194,6 +206,7 @@ impl WsBench {
         &self,
         ours: &[processes::Server; 2],
         theirs: &[processes::Server; 2],
+        helpers: &Path,
         open_files: u64,
     ) -> anyhow::Result<FanoutReport> {
         // Client sockets one worker process may hold, leaving room for its other descriptors.
@@ -212,7 +225,7 @@ impl WsBench {
             "bench ws: fan-out on avalon-ws, {} rooms, {} events/s for {}s",
             self.rooms, self.rate, self.seconds
         );
-        let avalon_samples = fanout_worker::run(&plan, true, per_process).await?;
+        let avalon_samples = fanout_worker::run(&plan, true, per_process, helpers).await?;
         // The baseline broadcasts a payload as large as the views avalon-ws sent.
         plan.padding =
             usize::try_from(avalon_samples.payload_bytes / avalon_samples.payloads.max(1))
@@ -224,13 +237,14 @@ impl WsBench {
         );
         // The baseline failing (python-socketio cannot always seat thousands of rooms on a busy machine)
         // is reported, not allowed to lose avalon-ws's figures.
-        let (python, python_error) = match fanout_worker::run(&plan, false, per_process).await {
-            Ok(samples) => (Some(latency(samples, self.seconds)), None),
-            Err(err) => {
-                eprintln!("bench ws: the python-socketio fan-out failed: {err:#}");
-                (None, Some(format!("{err:#}")))
-            }
-        };
+        let (python, python_error) =
+            match fanout_worker::run(&plan, false, per_process, helpers).await {
+                Ok(samples) => (Some(latency(samples, self.seconds)), None),
+                Err(err) => {
+                    eprintln!("bench ws: the python-socketio fan-out failed: {err:#}");
+                    (None, Some(format!("{err:#}")))
+                }
+            };
         let avalon = latency(avalon_samples, self.seconds);
         let python_p50 = python.as_ref().map_or(f64::NAN, |python| python.p50_ms);
         let python_p99 = python.as_ref().map_or(f64::NAN, |python| python.p99_ms);

@@ -6,6 +6,7 @@
 //! A worker speaks on stdout: `seated` once its rooms are ready, then one JSON line of [`Samples`]. It
 //! starts measuring when a line arrives on stdin.
 
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,11 +66,16 @@ impl WsFanoutWorker {
     }
 }
 
-/// Runs `plan` in as many worker processes as `sockets_per_process` requires, and merges their samples.
-pub async fn run(plan: &Plan, avalon: bool, sockets_per_process: usize) -> anyhow::Result<Samples> {
+/// Runs `plan` in as many worker processes (`xtask`, the release build of this binary) as
+/// `sockets_per_process` requires, and merges their samples.
+pub async fn run(
+    plan: &Plan,
+    avalon: bool,
+    sockets_per_process: usize,
+    xtask: &Path,
+) -> anyhow::Result<Samples> {
     let rooms_per_worker = (sockets_per_process / PLAYERS).max(1);
     let workers = plan.rooms.div_ceil(rooms_per_worker).max(1);
-    let exe = std::env::current_exe().context("cannot find the running xtask binary")?;
     let mut running = Vec::with_capacity(workers);
     for index in 0..workers {
         let first = plan.first_room + index * plan.rooms / workers;
@@ -83,7 +89,7 @@ pub async fn run(plan: &Plan, avalon: bool, sockets_per_process: usize) -> anyho
                 .max(1),
             ..plan.clone()
         };
-        let mut command = Command::new(&exe);
+        let mut command = Command::new(xtask);
         command
             .args(["bench", "ws-fanout-worker", "--plan"])
             .arg(serde_json::to_string(&share)?)

@@ -5,8 +5,8 @@
 //! ([`READ_BUFFER`], the default `MAX_MESSAGE_BYTES`), so the ratio ours ÷ floor measures what the Socket.IO
 //! layer and the game server add to a connection, not a choice of buffer size.
 //!
-//! It runs as its own process (`cargo xtask bench ws-floor --port N`, started by `bench ws`), so its RSS is
-//! read exactly as the servers' is.
+//! It runs as its own process (`xtask bench ws-floor --port N` from the release build, started by
+//! `bench ws`), so its RSS is read exactly as the servers' is.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -145,11 +145,11 @@ pub fn python_baseline(
     start(name, command, port, &dir.join(format!("{name}.log")))
 }
 
-/// The bare-WebSocket floor ([`super::floor`]), run by this same xtask binary as `bench ws-floor`.
-pub fn floor(name: &str, dir: &Path) -> anyhow::Result<Server> {
+/// The bare-WebSocket floor ([`super::floor`]), run as `bench ws-floor` by `xtask`, the release build of
+/// this binary.
+pub fn floor(name: &str, xtask: &Path, dir: &Path) -> anyhow::Result<Server> {
     let port = free_port()?;
-    let exe = std::env::current_exe().context("cannot find the running xtask binary")?;
-    let mut command = Command::new(exe);
+    let mut command = Command::new(xtask);
     command.args(["bench", "ws-floor", "--port", &port.to_string()]);
     start(name, command, port, &dir.join(format!("{name}.log")))
 }
