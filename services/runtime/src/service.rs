@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::serve::ListenerExt as _;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::Level;
 
@@ -209,7 +210,15 @@ where
     let addr = SocketAddr::new(config.common.bind_address, config.port());
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|source| StartError::Bind { addr, source })?;
+        .map_err(|source| StartError::Bind { addr, source })?
+        // Small writes (a game event, an acknowledgement) go out at once. With Nagle's algorithm on, a frame
+        // written while the client's delayed ACK of the previous one was pending waited ~40 ms: the fan-out
+        // p99 at 5,000 rooms was 44 ms for that alone (docs/protocol.md §9).
+        .tap_io(|stream| {
+            if let Err(err) = stream.set_nodelay(true) {
+                tracing::debug!(%err, "cannot set TCP_NODELAY on an accepted connection");
+            }
+        });
     tracing::info!(
         %addr,
         service = S::KIND.name(),
