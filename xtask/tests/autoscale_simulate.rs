@@ -111,7 +111,7 @@ fn a_bad_policy_is_refused_naming_table_and_key() {
     let text = std::fs::read_to_string(committed_policy()).unwrap();
     std::fs::write(
         &policy,
-        text.replace("target_connections = 15000", "target_connections = -1"),
+        text.replace("target_connections = 30000", "target_connections = -1"),
     )
     .unwrap();
     let output = simulate(&[], &policy, &root().join("deploy/traces/example.csv"));

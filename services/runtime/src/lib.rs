@@ -13,6 +13,7 @@ mod http_layers;
 pub mod lifecycle;
 pub mod maintenance_flag;
 pub mod metrics;
+mod open_files;
 mod ops_routes;
 pub mod redis_client;
 pub mod registry;

@@ -99,6 +99,10 @@ impl<S: ServiceSettings> Reloader<S> {
             {
                 tracing::error!(error = %err, "cannot apply the new log level");
             }
+            if newer.live.max_connections > old_live.max_connections {
+                // More connections are more open files: the limit follows (or a warning says it cannot).
+                crate::open_files::raise_for(newer.live.max_connections);
+            }
             self.live.store(newer.live.clone());
             running.live = newer.live;
         }
@@ -288,7 +292,7 @@ mod tests {
             .collect();
         assert_eq!(named, ["LOG_LEVEL", "MAX_CONNECTIONS"]);
         assert_eq!(reloader.live.get().log_level, "warn");
-        assert_eq!(reloader.live.get().max_connections, 18_000);
+        assert_eq!(reloader.live.get().max_connections, 36_000);
     }
 
     #[test]

@@ -165,6 +165,7 @@ where
     F: FnOnce(ServiceContext<S>) -> Fut,
     Fut: Future<Output = Result<Router, String>>,
 {
+    crate::open_files::raise_for(config.live.max_connections);
     let lifecycle = Lifecycle::new();
     let metrics = Metrics::new(S::KIND.name())?;
     let health = Health::new(lifecycle.clone(), config.common.lifecycle.readiness_timeout);

@@ -21,9 +21,8 @@ pub struct Session {
     pushed: AtomicU64,
     /// Set once the connect handler has put a returning player back in their room (or found none).
     /// Events wait for it: a client that acts the moment its socket opens must not be told NOT_IN_ROOM
-    /// by a seat that is still being restored.
-    /// Set once the connect handler has restored the room; `resume_done` wakes the events waiting for it.
-    /// (A flag and a `Notify` rather than a watch channel: ~40 bytes instead of ~350 per connection.)
+    /// by a seat that is still being restored. `resume_done` wakes the events waiting for it (a flag and a
+    /// `Notify` rather than a watch channel: ~40 bytes instead of ~350 per connection).
     resumed: AtomicBool,
     resume_done: Notify,
 }

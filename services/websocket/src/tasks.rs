@@ -149,10 +149,12 @@ pub fn refresh_room_gauges(app: &App) {
         .set(i64::try_from(games).unwrap_or(i64::MAX));
 }
 
-/// Codes of the rooms with a player connected here, read from the Socket.IO room index (a socket is in its
-/// game room's index exactly while it gets that room's deliveries): O(rooms). The scan of every socket's
-/// session it replaces held a runtime worker for ~11 ms on average (up to 85 ms) at 12,500 connections, once
-/// per registry heartbeat, and was the fan-out's latency tail (docs/protocol.md §9).
+/// Codes of the rooms with a player connected here, read from the Socket.IO room index (a socket is in a
+/// game room's index exactly while it gets that room's deliveries). Still one pass over every local socket
+/// (socketioxide copies each member's room name into a set, under the index's read locks), but without the
+/// session lock, the room copy and the hashing per socket of the scan it replaces, which held a runtime
+/// worker for ~11 ms on average (up to 85 ms) at 12,500 connections once per registry heartbeat and was the
+/// fan-out's latency tail (docs/protocol.md §9).
 fn rooms_with_local_players(app: &App) -> HashSet<String> {
     let Some(namespace) = app.io.of("/") else {
         return HashSet::new();

@@ -158,3 +158,27 @@ async fn a_burst_larger_than_one_channel_block_arrives_whole_and_in_order() {
     let reason = timeout(DEADLINE, reasons.recv()).await.unwrap().unwrap();
     assert_eq!(reason, DisconnectReason::TransportClose);
 }
+
+#[tokio::test]
+async fn a_client_that_vanishes_without_a_close_frame_is_dropped_at_once_as_a_transport_error() {
+    let (addr, mut reasons) = server().await;
+    let ws = connect(addr).await;
+    // The TCP connection ends with no WebSocket close frame (a killed app, a lost network).
+    drop(ws);
+    let reason = timeout(DEADLINE, reasons.recv()).await.unwrap().unwrap();
+    // Not `HeartbeatTimeout`: the session must not linger until the heartbeat gives up on it.
+    assert_eq!(reason, DisconnectReason::TransportError);
+}
+
+#[tokio::test]
+async fn a_client_that_sends_an_unreadable_packet_is_dropped_at_once() {
+    let (addr, mut reasons) = server().await;
+    let mut ws = connect(addr).await;
+    ws.send(Message::text("9 is no Engine.IO packet type"))
+        .await
+        .unwrap();
+    let reason = timeout(DEADLINE, reasons.recv()).await.unwrap().unwrap();
+    assert_eq!(reason, DisconnectReason::PacketParsingError);
+    // And the server closes the connection rather than keep writing to it.
+    while next_text(&mut ws).await.is_some() {}
+}

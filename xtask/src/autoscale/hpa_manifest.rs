@@ -258,7 +258,7 @@ mod tests {
         );
         assert_eq!(
             metrics[2]["pods"]["target"]["averageValue"].as_str(),
-            Some("15000")
+            Some("30000")
         );
         let down = &ws["spec"]["behavior"]["scaleDown"];
         assert_eq!(down["stabilizationWindowSeconds"].as_i64(), Some(300));

@@ -304,7 +304,7 @@ mod tests {
         let text = committed()
             .replacen("min = 2", "min = 0", 1)
             .replace(
-                "target_connections = 15000",
+                "target_connections = 30000",
                 "target_connections = 0\ntarget_memory_pct_x = 1",
             )
             .replace("tolerance = 0.1", "tolerance = 1.5")

@@ -60,6 +60,10 @@ pub struct WsBench {
     /// `cargo build --release`.
     #[arg(long)]
     no_build: bool,
+    /// Run scripts/ci/install-tools.sh first (redis-server, python-socketio; for a fresh runner, as the
+    /// GitHub Actions `capacity` job does).
+    #[arg(long)]
+    install_tools: bool,
 }
 
 pub const RSS_BUDGET_MIB: f64 = 500.0;
@@ -83,6 +87,11 @@ impl WsBench {
             bail!(
                 "--connections must be counts of at least 1 in ascending order, e.g. 10000,20000,40000"
             );
+        }
+        if self.install_tools {
+            cmd!(sh, "bash scripts/ci/install-tools.sh")
+                .run()
+                .context("scripts/ci/install-tools.sh failed")?;
         }
         require_tools()?;
         if !self.no_build {

@@ -333,8 +333,8 @@ pub const MAX_CONNECTIONS: Var = Var {
     reloadable: true,
     ..var(
         "MAX_CONNECTIONS",
-        Some("18000"),
-        "Most concurrent Socket.IO connections one game-server instance accepts; more are refused with a clear error. The default fits the 500 MiB memory limit of docker/compose.prod.yml and k8s/ at the ~21 KiB per idle connection `cargo xtask bench ws` measures, with a quarter left for games in play (docs/protocol.md §9).",
+        Some("36000"),
+        "Most concurrent Socket.IO connections one game-server instance accepts; more are refused with a clear error. The default fits the 500 MiB memory limit of docker/compose.prod.yml and k8s/ at the ~7.6 KiB per idle connection `cargo xtask bench ws` measures (about 275 MiB), with the rest left for games in play (docs/protocol.md §9). Each connection is an open file: at start the server raises its soft open-file limit to cover this (as far as the hard limit allows) and warns when it cannot.",
     )
 };
 pub const RATE_LIMIT_IP: Var = Var {

@@ -85,7 +85,7 @@ pub fn new_req<R: Send + 'static, B, H: EngineIoHandler>(
         match res {
             Ok(_) => {
                 #[cfg(feature = "tracing")]
-                tracing::debug!(?sid, "ws closed")
+                tracing::debug!(?sid, "ws session started")
             }
             Err(Error::MultipleWebsocketRequests) => {}
             Err(_e) => {
@@ -200,29 +200,34 @@ async fn run_session<H: EngineIoHandler, S>(
         }
     };
 
-    // pipe between internal socket channel and websocket
-    let reader = forward_to_handler(&engine, rx, &socket)
-        .with_cancellation_token(&socket.cancellation_token);
-    let (read, (), ()) = tokio::join!(reader, writer, heartbeat);
-    match read {
-        Some(Err(ref e)) => {
-            let reason =
-                Option::<DisconnectReason>::from(e).unwrap_or(DisconnectReason::TransportError);
+    // Pipe between the websocket and the handler. Whatever ends the reading (a close, an error, the end of
+    // the stream) closes the session at once: that fires the cancellation token, which ends the writer
+    // (after it flushed and sent the close frame) and the heartbeat, and so this task.
+    let reader = async {
+        match forward_to_handler(&engine, rx, &socket)
+            .with_cancellation_token(&socket.cancellation_token)
+            .await
+        {
+            Some(Err(ref e)) => {
+                let reason =
+                    Option::<DisconnectReason>::from(e).unwrap_or(DisconnectReason::TransportError);
 
-            #[cfg(feature = "tracing")]
-            tracing::debug!("error when handling packet: {:?}", e);
-            engine.close_session(socket.id, reason);
+                #[cfg(feature = "tracing")]
+                tracing::debug!("error when handling packet: {:?}", e);
+                engine.close_session(socket.id, reason);
+            }
+            Some(Ok(())) => {
+                #[cfg(feature = "tracing")]
+                tracing::debug!(sid = %socket.id, "ws transport was closed");
+                engine.close_session(socket.id, DisconnectReason::TransportClose);
+            }
+            None => {
+                #[cfg(feature = "tracing")]
+                tracing::debug!(sid = %socket.id, "socket is closing");
+            }
         }
-        Some(Ok(())) => {
-            #[cfg(feature = "tracing")]
-            tracing::debug!(sid = %socket.id, "ws transport was closed");
-            engine.close_session(socket.id, DisconnectReason::TransportClose);
-        }
-        None => {
-            #[cfg(feature = "tracing")]
-            tracing::debug!(sid = %socket.id, "socket is closing");
-        }
-    }
+    };
+    tokio::join!(reader, writer, heartbeat);
 }
 
 /// Forwards all packets received from a websocket to a EngineIo [`Socket`]
