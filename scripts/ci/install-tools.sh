@@ -24,10 +24,18 @@ apt_install() {
   run as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
+# A pinned spec (name==version) counts as installed only at that version: a machine that already has
+# another version gets the pinned one, so every machine judges with the same tools.
 pip_install() {
-  local missing=()
+  local missing=() name installed
   for spec in "$@"; do
-    python3 -m pip show -q "${spec%%[=<>]*}" >/dev/null 2>&1 || missing+=("$spec")
+    name="${spec%%[=<>]*}"; name="${name%%\[*}"
+    installed="$(python3 -m pip show "$name" 2>/dev/null | sed -n 's/^Version: //p')"
+    if [ -z "$installed" ]; then
+      missing+=("$spec")
+    elif [[ "$spec" == *==* ]] && [ "$installed" != "${spec##*==}" ]; then
+      missing+=("$spec")
+    fi
   done
   [ "${#missing[@]}" -eq 0 ] && return 0
   run python3 -m pip install -q --disable-pip-version-check "${missing[@]}"
