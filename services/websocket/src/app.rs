@@ -1,7 +1,6 @@
 //! The shared state every handler and background task works with.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use avalon_runtime::config::{Config, WsSettings};
@@ -12,6 +11,7 @@ use socketioxide::SocketIo;
 use socketioxide::extract::SocketRef;
 
 use crate::budget::Budgets;
+use crate::local_rooms::LocalRooms;
 use crate::metrics::WsMetrics;
 use crate::session::Session;
 use crate::store::Store;
@@ -27,9 +27,9 @@ pub struct App {
     pub instance: String,
     /// RATE_LIMIT_USER and WS_CHAT_PER_MINUTE budgets, per user across their sockets here.
     pub budgets: Budgets,
+    /// The game rooms with a player connected here; every socket changes room through it.
+    pub rooms: LocalRooms,
     maintenance: RwLock<MaintenanceNotice>,
-    /// Whether each room this instance has delivered is in a running game, for the gauges.
-    playing: Mutex<HashMap<String, bool>>,
 }
 
 /// The effective maintenance state pushed to clients as `server:maintenance`.
@@ -59,33 +59,12 @@ impl App {
             io,
             instance: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
             budgets: Budgets::default(),
+            rooms: LocalRooms::default(),
             maintenance: RwLock::new(MaintenanceNotice {
                 enabled: false,
                 message: String::new(),
                 retry_after: 0,
             }),
-            playing: Mutex::default(),
-        }
-    }
-
-    /// Remembers the stage of a delivered room (`None`: deleted).
-    pub fn note_room(&self, code: &str, playing: Option<bool>) {
-        if let Ok(mut rooms) = self.playing.lock() {
-            match playing {
-                Some(playing) => rooms.insert(code.to_owned(), playing),
-                None => rooms.remove(code),
-            };
-        }
-    }
-
-    /// Of `codes`, how many are in a running game; forgets rooms not listed (no local player any more).
-    pub fn count_playing(&self, codes: &std::collections::HashSet<String>) -> usize {
-        match self.playing.lock() {
-            Ok(mut rooms) => {
-                rooms.retain(|code, _| codes.contains(code));
-                rooms.values().filter(|playing| **playing).count()
-            }
-            Err(_) => 0,
         }
     }
 

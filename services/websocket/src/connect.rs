@@ -164,6 +164,8 @@ async fn resume(app: &Arc<App>, socket: &SocketRef, session: &Arc<Session>) -> O
 
 async fn disconnected(app: Arc<App>, socket: SocketRef) {
     app.metrics.connections.dec();
+    // Before anything awaits: socketioxide drops the socket from its rooms once this handler is done.
+    app.rooms.forget(socket.id);
     let Some(session) = session_of(&socket) else {
         return;
     };

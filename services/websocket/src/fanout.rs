@@ -20,7 +20,9 @@ pub const ROOM_CLOSED: &str = "room:closed";
 
 /// Delivers one room change to this instance's sockets in the room.
 pub fn deliver(app: &App, message: &BusMessage) {
-    app.note_room(&message.code, message.room.as_ref().map(Room::is_playing));
+    if let Some(room) = &message.room {
+        app.rooms.note_playing(&message.code, room.is_playing());
+    }
     let sockets = app.io.within(message.code.clone()).sockets();
     if sockets.is_empty() {
         return;
@@ -42,7 +44,7 @@ pub fn deliver(app: &App, message: &BusMessage) {
         }
         None => {
             for socket in &sockets {
-                close_room(socket, &message.code, "the room was closed");
+                close_room(app, socket, &message.code, "the room was closed");
             }
         }
     }
@@ -74,12 +76,12 @@ struct VersionedView {
 }
 
 /// Takes a socket out of a room that no longer exists (or no longer has it) and tells the client.
-pub fn close_room(socket: &SocketRef, code: &str, reason: &str) {
-    socket.leave(code.to_owned());
-    if let Some(session) = session_of(socket)
-        && session.room().as_deref() == Some(code)
-    {
-        session.set_room(None);
+pub fn close_room(app: &App, socket: &SocketRef, code: &str, reason: &str) {
+    match session_of(socket) {
+        Some(session) if session.room().as_deref() == Some(code) => {
+            app.rooms.place(socket, &session, None);
+        }
+        _ => socket.leave(code.to_owned()),
     }
     let _ = socket.emit(ROOM_CLOSED, &json!({ "code": code, "reason": reason }));
 }

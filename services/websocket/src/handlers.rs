@@ -118,7 +118,7 @@ impl Call {
                 Ok(committed)
             }
             Err(StoreError::NotFound(_)) if self.session.room().as_deref() == Some(code) => {
-                close_room(&self.socket, code, "the room expired");
+                close_room(&self.app, &self.socket, code, "the room expired");
                 Err(WsError::new(
                     "ROOM_NOT_FOUND",
                     format!("room {code} no longer exists"),
@@ -261,8 +261,9 @@ async fn create_room(call: Call, request: CreateRoom) -> Result<Value, WsError> 
             now_ms(),
         );
         // Joined before the room exists, so the first published state cannot miss this socket.
-        call.socket.join(code.clone());
-        call.session.set_room(Some(code.clone()));
+        call.app
+            .rooms
+            .place(&call.socket, &call.session, Some(&code));
         match call.app.store.create(&room, call.app.room_ttl()).await {
             Ok(true) => {
                 call.app
@@ -274,13 +275,11 @@ async fn create_room(call: Call, request: CreateRoom) -> Result<Value, WsError> 
             }
             Ok(false) => {}
             Err(err) => {
-                call.socket.leave(code);
-                call.session.set_room(None);
+                call.app.rooms.place(&call.socket, &call.session, None);
                 return Err(err.into());
             }
         }
-        call.socket.leave(code);
-        call.session.set_room(None);
+        call.app.rooms.place(&call.socket, &call.session, None);
     }
     Err(WsError::new(
         "BUSY",
@@ -323,8 +322,9 @@ pub enum Entry {
 /// Puts the socket in room `code` as `entry` says.
 pub async fn enter(call: &Call, code: &str, entry: Entry) -> Result<Committed, WsError> {
     let was = call.session.room();
-    call.socket.join(code.to_owned());
-    call.session.set_room(Some(code.to_owned()));
+    call.app
+        .rooms
+        .place(&call.socket, &call.session, Some(code));
     let user = call.session.user.clone();
     let connection = call.session.connection.clone();
     let result = call
@@ -352,8 +352,9 @@ pub async fn enter(call: &Call, code: &str, entry: Entry) -> Result<Committed, W
         }
         Err(err) => {
             if was.as_deref() != Some(code) {
-                call.socket.leave(code.to_owned());
-                call.session.set_room(was);
+                call.app
+                    .rooms
+                    .place(&call.socket, &call.session, was.as_deref());
             }
             Err(err)
         }
@@ -369,8 +370,7 @@ async fn leave_room(call: Call, _: NoFields) -> Result<Value, WsError> {
         Err(err) if err.code == "ROOM_NOT_FOUND" => {}
         Err(err) => return Err(err),
     }
-    call.socket.leave(code);
-    call.session.set_room(None);
+    call.app.rooms.place(&call.socket, &call.session, None);
     call.app
         .store
         .set_user_room(&user_id, None, call.app.room_ttl())
@@ -519,12 +519,15 @@ async fn sync(call: Call, _: NoFields) -> Result<Value, WsError> {
     let room = call.app.store.load(&code).await.map_err(WsError::from)?;
     match room {
         Some(room) => {
-            call.session.set_room(Some(code));
+            // Placed again in the room it is in: the state below is pushed in full.
+            call.app
+                .rooms
+                .place(&call.socket, &call.session, Some(&code));
             push_state(&call.socket, &call.session, &room);
             Ok(json!({ "room": room.view(), "view": room.player_view(&call.session.user.id) }))
         }
         None => {
-            close_room(&call.socket, &code, "the room expired");
+            close_room(&call.app, &call.socket, &code, "the room expired");
             Ok(json!({ "room": null, "view": null }))
         }
     }

@@ -7,6 +7,7 @@ mod connect;
 mod error;
 mod fanout;
 mod handlers;
+mod local_rooms;
 mod metrics;
 mod payload;
 mod request_head;

@@ -1,12 +1,10 @@
 //! Background work of one instance: maintenance notices, idle sockets, gauges and room expiry, and the
 //! drain that hands every client to another instance on shutdown.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use avalon_runtime::lifecycle::ExitHold;
-use futures_util::FutureExt as _;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -125,6 +123,7 @@ async fn housekeeping(app: Arc<App>) {
         for code in app.store.sweep_expired(now_ms(), app.room_ttl()) {
             for socket in app.io.within(code.clone()).sockets() {
                 close_room(
+                    &app,
                     &socket,
                     &code,
                     "the room expired after a long time without activity",
@@ -136,38 +135,16 @@ async fn housekeeping(app: Arc<App>) {
 }
 
 /// Sets `ws_rooms` (rooms with a player connected here) and `ws_active_games` (of those, the ones whose
-/// game is in progress) from the sockets open now. Called by housekeeping and by every registry
-/// heartbeat, so the registry's `rooms`/`live_games` are these gauges, fresh.
+/// game is in progress) from the rooms kept as sockets move ([`crate::local_rooms`]). Called by
+/// housekeeping and by every registry heartbeat, so the registry's `rooms`/`live_games` are these gauges.
 pub fn refresh_room_gauges(app: &App) {
-    let rooms = rooms_with_local_players(app);
-    let games = app.count_playing(&rooms);
+    let counts = app.rooms.counts();
     app.metrics
         .rooms
-        .set(i64::try_from(rooms.len()).unwrap_or(i64::MAX));
+        .set(i64::try_from(counts.rooms).unwrap_or(i64::MAX));
     app.metrics
         .active_games
-        .set(i64::try_from(games).unwrap_or(i64::MAX));
-}
-
-/// Codes of the rooms with a player connected here, read from the Socket.IO room index (a socket is in a
-/// game room's index exactly while it gets that room's deliveries). Still one pass over every local socket
-/// (socketioxide copies each member's room name into a set, under the index's read locks), but without the
-/// session lock, the room copy and the hashing per socket of the scan it replaces, which held a runtime
-/// worker for ~11 ms on average (up to 85 ms) at 12,500 connections once per registry heartbeat and was the
-/// fan-out's latency tail (docs/protocol.md §9).
-fn rooms_with_local_players(app: &App) -> HashSet<String> {
-    let Some(namespace) = app.io.of("/") else {
-        return HashSet::new();
-    };
-    // The in-process adapter answers at once; any other would be read by scanning the sessions instead.
-    if let Some(Ok(rooms)) = namespace.clone().rooms().now_or_never() {
-        return rooms.into_iter().map(|room| room.into_owned()).collect();
-    }
-    namespace
-        .sockets()
-        .iter()
-        .filter_map(|socket| session_of(socket).and_then(|session| session.room()))
-        .collect()
+        .set(i64::try_from(counts.playing).unwrap_or(i64::MAX));
 }
 
 /// On SIGTERM: tell every client to reconnect (their state is in the store; the next instance resumes it),

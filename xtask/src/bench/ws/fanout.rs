@@ -56,6 +56,14 @@ impl Samples {
     }
 }
 
+/// The seated rooms after a measurement, their connections still open. Dropping it closes them: keep it
+/// until every load generator is done, or the thousands of disconnects (each one a store update and a
+/// delivery on the servers) land on the last moves still being measured elsewhere — it put one move of
+/// every run near 1 s.
+pub struct Seated {
+    _tables: Vec<Table>,
+}
+
 /// Runs one side: sets every room up (bounded), waits for `go`, then measures for `plan.measure` at
 /// `plan.rate` events/s.
 pub async fn run(
@@ -63,7 +71,7 @@ pub async fn run(
     avalon: bool,
     tokens: Tokens,
     go: impl Future<Output = anyhow::Result<()>>,
-) -> anyhow::Result<Samples> {
+) -> anyhow::Result<(Samples, Seated)> {
     let samples = Arc::new(Mutex::new(Samples::default()));
     let permits = Arc::new(Semaphore::new(0));
     let barrier = Arc::new(Barrier::new(plan.rooms + 1));
@@ -87,10 +95,11 @@ pub async fn run(
             barrier.wait().await;
             let mut table = table?;
             if avalon {
-                table.play(&permits, &samples).await
+                table.play(&permits, &samples).await?;
             } else {
-                table.broadcast(room, padding, &permits, &samples).await
+                table.broadcast(room, padding, &permits, &samples).await?;
             }
+            anyhow::Ok(table)
         });
     }
     let setup = tokio::time::timeout(Duration::from_secs(300), barrier.wait()).await;
@@ -101,13 +110,14 @@ pub async fn run(
     let feeder = tokio::spawn(feed(Arc::clone(&permits), plan.rate, plan.measure));
     let _ = feeder.await;
     permits.close();
+    let mut tables = Vec::with_capacity(plan.rooms);
     while let Some(result) = rooms.join_next().await {
-        result.context("a room task panicked")??;
+        tables.push(result.context("a room task panicked")??);
     }
     let mut samples = samples
         .lock()
         .map_err(|_| anyhow::anyhow!("samples lock poisoned"))?;
-    Ok(std::mem::take(&mut *samples))
+    Ok((std::mem::take(&mut *samples), Seated { _tables: tables }))
 }
 
 /// Releases `rate` permits per second, evenly, for `duration`; never lets more than 100 ms worth pile up.

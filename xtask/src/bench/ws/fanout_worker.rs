@@ -4,7 +4,9 @@
 //! they are told to go together, each feeding its share of the rate, and their samples are merged.
 //!
 //! A worker speaks on stdout: `seated` once its rooms are ready, then one JSON line of [`Samples`]. It
-//! starts measuring when a line arrives on stdin.
+//! starts measuring when a line arrives on stdin, and closes its connections and exits at the next line
+//! (or end of input), sent once every worker has reported: no worker's disconnects fall inside another's
+//! measurement.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -53,15 +55,19 @@ impl WsFanoutWorker {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
-        let samples = runtime.block_on(fanout::run(&plan, self.avalon, tokens, async {
-            println!("{SEATED}");
-            // tokio's stdin is not built here (no io-std); one blocking read is all it takes.
-            tokio::task::spawn_blocking(|| std::io::stdin().read_line(&mut String::new()))
-                .await?
-                .context("no go from bench ws")?;
-            Ok(())
-        }))?;
+        let (samples, seated) =
+            runtime.block_on(fanout::run(&plan, self.avalon, tokens, async {
+                println!("{SEATED}");
+                // tokio's stdin is not built here (no io-std); one blocking read is all it takes.
+                tokio::task::spawn_blocking(|| std::io::stdin().read_line(&mut String::new()))
+                    .await?
+                    .context("no go from bench ws")?;
+                Ok(())
+            }))?;
         println!("{}", serde_json::to_string(&samples)?);
+        // Any answer, end of input included, means every worker is done.
+        let _ = std::io::stdin().read_line(&mut String::new());
+        drop(seated);
         Ok(())
     }
 }
@@ -119,6 +125,10 @@ pub async fn run(
     for (child, lines) in &mut running {
         let line = next_line(child, lines, plan.measure + RESULT_SLACK).await?;
         samples.merge(serde_json::from_str(&line).context("unreadable worker samples")?);
+    }
+    for (child, _) in &mut running {
+        // Closing stdin is the `done`: the worker drops its connections and exits.
+        drop(child.stdin.take());
     }
     for (child, _) in &mut running {
         let status = child.wait().await?;
