@@ -21,7 +21,8 @@ pub const ROOM_CLOSED: &str = "room:closed";
 /// Delivers one room change to this instance's sockets in the room.
 pub fn deliver(app: &App, message: &BusMessage) {
     if let Some(room) = &message.room {
-        app.rooms.note_playing(&message.code, room.is_playing());
+        app.rooms
+            .note_playing(&message.code, room.version, room.is_playing());
     }
     let sockets = app.io.within(message.code.clone()).sockets();
     if sockets.is_empty() {
@@ -77,11 +78,11 @@ struct VersionedView {
 
 /// Takes a socket out of a room that no longer exists (or no longer has it) and tells the client.
 pub fn close_room(app: &App, socket: &SocketRef, code: &str, reason: &str) {
-    match session_of(socket) {
-        Some(session) if session.room().as_deref() == Some(code) => {
-            app.rooms.place(socket, &session, None);
-        }
-        _ => socket.leave(code.to_owned()),
+    let placed = session_of(socket)
+        .is_some_and(|session| app.rooms.place_if_in(code, socket, &session, None));
+    if !placed {
+        // Not (or no longer) the session's room: only out of its Socket.IO room.
+        socket.leave(code.to_owned());
     }
     let _ = socket.emit(ROOM_CLOSED, &json!({ "code": code, "reason": reason }));
 }

@@ -519,10 +519,15 @@ async fn sync(call: Call, _: NoFields) -> Result<Value, WsError> {
     let room = call.app.store.load(&code).await.map_err(WsError::from)?;
     match room {
         Some(room) => {
-            // Placed again in the room it is in: the state below is pushed in full.
-            call.app
+            // Placed again in the room it is in, so the state below is pushed in full — unless a
+            // `room:leave` or the room's closing overtook the load.
+            if !call
+                .app
                 .rooms
-                .place(&call.socket, &call.session, Some(&code));
+                .place_if_in(&code, &call.socket, &call.session, Some(&code))
+            {
+                return Ok(json!({ "room": null, "view": null }));
+            }
             push_state(&call.socket, &call.session, &room);
             Ok(json!({ "room": room.view(), "view": room.player_view(&call.session.user.id) }))
         }

@@ -31,8 +31,10 @@ struct Inner {
 
 struct LocalRoom {
     sockets: usize,
-    /// Whether its game is running, as of the last state delivered here.
+    /// Whether its game is running, as of the newest state delivered here (deliveries run as tasks of
+    /// their own, so an older one can arrive after a newer one: `version` keeps it from winning).
     playing: bool,
+    version: u64,
 }
 
 /// What the gauges show.
@@ -47,27 +49,30 @@ pub struct RoomCounts {
 impl LocalRooms {
     /// Moves `socket` into game room `to` (`None`: out of its room): leaves the Socket.IO room of the
     /// session's current room, joins `to`'s, sets the session's room (so the next state is pushed in full)
-    /// and counts the socket there. A socket whose disconnect has begun is moved but not counted: its
-    /// disconnect has taken it out of the count already, or will find nothing to take.
+    /// and counts the socket there. A socket whose disconnect has begun joins nothing and is not counted:
+    /// its disconnect has taken it out of the count already, or will find nothing to take, and socketioxide
+    /// drops it from its rooms only after that (a join after it would stay in the room index for good).
     pub fn place(&self, socket: &SocketRef, session: &Session, to: Option<&str>) {
         let mut inner = self.lock();
-        let from = session.room();
-        if let Some(from) = from
-            && Some(from.as_str()) != to
-        {
-            socket.leave(from);
+        inner.place(socket, session, to);
+    }
+
+    /// [`LocalRooms::place`], only if the session is still in room `code` when the lock is taken: for a
+    /// caller that read the room earlier and may have been overtaken (a `room:leave` of the same socket, the
+    /// room closed by a delivery). Returns whether it moved.
+    pub fn place_if_in(
+        &self,
+        code: &str,
+        socket: &SocketRef,
+        session: &Session,
+        to: Option<&str>,
+    ) -> bool {
+        let mut inner = self.lock();
+        if session.room().as_deref() != Some(code) {
+            return false;
         }
-        if let Some(to) = to {
-            // Joining a room the socket is in already changes nothing.
-            socket.join(to.to_owned());
-        }
-        session.set_room(to.map(str::to_owned));
-        inner.uncount(socket.id);
-        if let Some(to) = to
-            && socket.connected()
-        {
-            inner.count(socket.id, to);
-        }
+        inner.place(socket, session, to);
+        true
     }
 
     /// Takes a disconnecting socket out of the count. Called first thing in the disconnect handler, which
@@ -77,11 +82,14 @@ impl LocalRooms {
         self.lock().uncount(socket);
     }
 
-    /// Records whether room `code`'s game is running (from a delivered state); rooms without a player here
-    /// are not kept.
-    pub fn note_playing(&self, code: &str, playing: bool) {
-        if let Some(room) = self.lock().rooms.get_mut(code) {
+    /// Records whether room `code`'s game is running as of state `version` (a delivered state); rooms
+    /// without a player here are not kept.
+    pub fn note_playing(&self, code: &str, version: u64, playing: bool) {
+        if let Some(room) = self.lock().rooms.get_mut(code)
+            && version >= room.version
+        {
             room.playing = playing;
+            room.version = version;
         }
     }
 
@@ -102,6 +110,27 @@ impl LocalRooms {
 }
 
 impl Inner {
+    fn place(&mut self, socket: &SocketRef, session: &Session, to: Option<&str>) {
+        let from = session.room();
+        if let Some(from) = from
+            && Some(from.as_str()) != to
+        {
+            socket.leave(from);
+        }
+        session.set_room(to.map(str::to_owned));
+        if self.seated.get(&socket.id).map(String::as_str) == to {
+            // Placed again where it is counted (`sync`): the count and the room's `playing` stay.
+            return;
+        }
+        self.uncount(socket.id);
+        if let Some(to) = to
+            && socket.connected()
+        {
+            socket.join(to.to_owned());
+            self.count(socket.id, to);
+        }
+    }
+
     fn count(&mut self, socket: Sid, code: &str) {
         self.seated.insert(socket, code.to_owned());
         self.rooms
@@ -109,6 +138,7 @@ impl Inner {
             .or_insert(LocalRoom {
                 sockets: 0,
                 playing: false,
+                version: 0,
             })
             .sockets += 1;
     }
@@ -163,7 +193,7 @@ mod tests {
     #[test]
     fn playing_is_kept_only_for_rooms_with_a_player_here() {
         let rooms = LocalRooms::default();
-        rooms.note_playing("ELSEWHERE", true);
+        rooms.note_playing("ELSEWHERE", 1, true);
         assert_eq!(
             rooms.counts(),
             RoomCounts {
@@ -173,7 +203,7 @@ mod tests {
         );
         rooms.lock().count(sid(), "HERE");
         rooms.lock().count(sid(), "LOBBY");
-        rooms.note_playing("HERE", true);
+        rooms.note_playing("HERE", 7, true);
         assert_eq!(
             rooms.counts(),
             RoomCounts {
@@ -181,5 +211,10 @@ mod tests {
                 playing: 1
             }
         );
+        // A delivery of an older state, arriving late, does not undo the newer one.
+        rooms.note_playing("HERE", 6, false);
+        assert_eq!(rooms.counts().playing, 1);
+        rooms.note_playing("HERE", 8, false);
+        assert_eq!(rooms.counts().playing, 0);
     }
 }

@@ -161,15 +161,42 @@ async fn room_gauges_follow_players_through_create_join_start_leave_and_disconne
     expect_gauges(&a, 1, 1, "the game started (a)").await;
     expect_gauges(&b, 1, 1, "the game started (b)").await;
 
-    // Every player b had goes away without a goodbye: b no longer has the room, a still does.
-    let on_a: Vec<Player> = players
-        .into_iter()
-        .enumerate()
-        .filter_map(|(seat, player)| (seat % 2 == 0).then_some(player))
-        .collect();
+    // Seat 3 goes without a goodbye; seat 1, now b's only player of the game, asks for the state again
+    // (`sync` places it anew in the room it is in): the game stays counted. A visitor's new lobby shows the
+    // gauges were read again since.
+    let mut seated: Vec<(usize, Player)> = players.into_iter().enumerate().collect();
+    seated.retain(|(seat, _)| *seat != 3);
+    let only_on_b = &mut seated.iter_mut().find(|(seat, _)| *seat == 1).unwrap().1;
+    // The state recording seat 3's disconnect has reached b (b notes each delivered state before sending
+    // it), so no later delivery can mend what the sync below would get wrong.
+    only_on_b
+        .read_until(|packet| {
+            let Some(body) = packet.strip_prefix("42") else {
+                return false;
+            };
+            let Ok(Value::Array(event)) = serde_json::from_str::<Value>(body) else {
+                return false;
+            };
+            event[0] == "room:state"
+                && event[1]["members"].as_array().is_some_and(|members| {
+                    members.iter().any(|member| {
+                        member["user_id"] == "gauge-3" && member["connected"] == false
+                    })
+                })
+        })
+        .await;
+    let synced = only_on_b.call("sync", json!({})).await;
+    assert_eq!(synced["room"]["code"], code.as_str(), "{synced}");
+    let mut visitor = Player::connect(&b, "gauge-visitor-2").await;
+    visitor.call("room:create", json!({})).await;
+    expect_gauges(&b, 2, 1, "b's only player of the game synced; a new lobby").await;
+    drop(visitor);
+
+    // Every player b had goes away: b no longer has the room, a still does.
+    seated.retain(|(seat, _)| seat % 2 == 0);
     expect_gauges(&b, 0, 0, "b's players disconnected").await;
     expect_gauges(&a, 1, 1, "a's players still seated").await;
 
-    drop(on_a);
+    drop(seated);
     expect_gauges(&a, 0, 0, "every player disconnected").await;
 }

@@ -54,8 +54,9 @@ fn wait_for_containerd(node: &NodeState, pid: u32, deadline: Duration) -> anyhow
         }
         if !procs::is_containerd(&procs::process_table(), pid, &node.dir) {
             bail!(
-                "the containerd of node {} (pid {pid}) exited; the end of {}:\n{}",
+                "the containerd of node {} (pid {pid}) exited ({}); the end of {}:\n{}",
                 node.index,
+                procs::exit_of_zombie(pid).unwrap_or_else(|| "already reaped".to_owned()),
                 node.dir.join("containerd.log").display(),
                 log_tail(node, "containerd.log", 20)
             );
@@ -85,8 +86,9 @@ pub fn wait_until_answering(node: &NodeState, pid: u32, deadline: Duration) -> a
         let table = procs::process_table();
         if !procs::is_engine(&table, pid, &node.dir) {
             bail!(
-                "the engine of node {} (pid {pid}) exited; the end of {}:\n{}",
+                "the engine of node {} (pid {pid}) exited ({}); the end of {}:\n{}",
                 node.index,
+                procs::exit_of_zombie(pid).unwrap_or_else(|| "already reaped".to_owned()),
                 node.dir.join("dockerd.log").display(),
                 log_tail(node, "dockerd.log", 20)
             );

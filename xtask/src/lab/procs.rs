@@ -94,19 +94,74 @@ pub fn is_containerd(table: &ProcessTable, pid: u32, node_dir: &Path) -> bool {
 /// `pid` is alive (a zombie has an empty command line), runs `program` — directly or through `nsenter`
 /// that has not exec'd it yet — and its command line holds `marker`.
 fn runs(table: &ProcessTable, pid: u32, program: &str, marker: &str) -> bool {
+    let Some((_, command)) = table.get(&pid) else {
+        return false;
+    };
+    let settled;
+    let command = if command.is_empty() {
+        match settled_command(pid) {
+            Some(command) => {
+                settled = command;
+                &settled
+            }
+            None => return false,
+        }
+    } else {
+        command
+    };
     let base = |word: &str| word.rsplit('/').next().unwrap_or_default().to_owned();
-    table.get(&pid).is_some_and(|(_, command)| {
-        let mut words = command.split(' ');
-        let first = base(words.next().unwrap_or_default());
-        let run = if first == "nsenter" {
-            words
-                .find(|word| !word.starts_with('-'))
-                .map(base)
-                .unwrap_or_default()
-        } else {
-            first
-        };
-        run == program && command.contains(marker)
+    let mut words = command.split(' ');
+    let first = base(words.next().unwrap_or_default());
+    let run = if first == "nsenter" {
+        words
+            .find(|word| !word.starts_with('-'))
+            .map(base)
+            .unwrap_or_default()
+    } else {
+        first
+    };
+    run == program && command.contains(marker)
+}
+
+/// The command line of `pid` when the table read an empty one: a zombie's is empty, but so is, for a moment,
+/// that of a live process in `execve` (the new program's arguments are not yet in place) — `nsenter` turning
+/// into containerd or dockerd right after `lab up` started it. Taking that for an exit made `lab up` report a
+/// containerd that "exited at once with an empty log" while it was starting. Read again until it settles;
+/// `None` for a zombie, a process gone, or one that keeps an empty command line (a kernel thread).
+fn settled_command(pid: u32) -> Option<String> {
+    for _ in 0..50 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let state = stat[stat.rfind(')')? + 1..].split_whitespace().next()?;
+        if matches!(state, "Z" | "X") {
+            return None;
+        }
+        let bytes = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        if !bytes.is_empty() {
+            return Some(
+                String::from_utf8_lossy(&bytes)
+                    .replace('\0', " ")
+                    .trim_end()
+                    .to_owned(),
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    None
+}
+
+/// How a zombie `pid` ended, from the exit code in /proc/PID/stat (its 52nd field, in `waitpid` form):
+/// "exit status N" or "killed by signal N"; `None` while it runs or once it is reaped.
+pub fn exit_of_zombie(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    // Fields from the 3rd (state) on; the exit code is the 52nd.
+    if fields.next()? != "Z" {
+        return None;
+    }
+    let code: i32 = fields.nth(48)?.parse().ok()?;
+    Some(match code & 0x7f {
+        0 => format!("exit status {}", (code >> 8) & 0xff),
+        signal => format!("killed by signal {signal}"),
     })
 }
 
@@ -268,6 +323,40 @@ mod tests {
         assert!(!is_engine(&table, 14, dir), "a client through nsenter");
         assert!(!is_engine(&table, 15, dir));
         assert!(!is_engine(&table, 99, dir), "gone");
+    }
+
+    #[test]
+    fn an_empty_command_line_is_read_again_and_only_a_zombie_counts_as_exited() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep starts");
+        let pid = child.id();
+        // As the table can catch a process in execve: alive, command line not yet in place.
+        let table = ProcessTable::from([(pid, (1, String::new()))]);
+        assert!(
+            runs(&table, pid, "sleep", "30"),
+            "a live process read mid-exec"
+        );
+        child.kill().expect("sleep killed");
+        // Not reaped yet: a zombie.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while settled_command(pid).is_some() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a killed, unreaped child still reads as running"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(!runs(&table, pid, "sleep", "30"), "a zombie");
+        assert_eq!(
+            exit_of_zombie(pid).as_deref(),
+            Some("killed by signal 9"),
+            "how it ended"
+        );
+        child.wait().expect("reaped");
+        assert_eq!(exit_of_zombie(pid), None, "reaped");
+        assert!(!runs(&table, pid, "sleep", "30"), "gone");
     }
 
     #[test]
