@@ -51,7 +51,7 @@ pub fn engine_processes(table: &ProcessTable, node_dir: &Path) -> BTreeSet<u32> 
     let mut found: BTreeSet<u32> = table
         .iter()
         .filter(|(pid, (_, command))| {
-            command.contains(&exec_root) || is_engine(table, **pid, node_dir)
+            command.contains(&exec_root) || is_engine_as_read(table, **pid, node_dir)
         })
         .map(|(pid, _)| *pid)
         .collect();
@@ -80,6 +80,19 @@ pub fn is_engine(table: &ProcessTable, pid: u32, node_dir: &Path) -> bool {
     )
 }
 
+/// [`is_engine`] on the command line as the table read it, without reading an empty one again: for a
+/// pass over every process (dozens of kernel threads have an empty command line), where a dockerd caught
+/// mid-exec is found by the next pass.
+fn is_engine_as_read(table: &ProcessTable, pid: u32, node_dir: &Path) -> bool {
+    table.get(&pid).is_some_and(|(_, command)| {
+        command_runs(
+            command,
+            "dockerd",
+            &format!("{}/docker.sock", node_dir.display()),
+        )
+    })
+}
+
 /// Whether `pid` is the node's own containerd (the one `lab` starts; its socket is under the exec root),
 /// also while it is still `nsenter … containerd …`.
 pub fn is_containerd(table: &ProcessTable, pid: u32, node_dir: &Path) -> bool {
@@ -92,7 +105,8 @@ pub fn is_containerd(table: &ProcessTable, pid: u32, node_dir: &Path) -> bool {
 }
 
 /// `pid` is alive (a zombie has an empty command line), runs `program` — directly or through `nsenter`
-/// that has not exec'd it yet — and its command line holds `marker`.
+/// that has not exec'd it yet — and its command line holds `marker`. For one recorded pid: an empty
+/// command line is read again until it settles (see [`settled_command`]), which can take up to 0.5 s.
 fn runs(table: &ProcessTable, pid: u32, program: &str, marker: &str) -> bool {
     let Some((_, command)) = table.get(&pid) else {
         return false;
@@ -109,6 +123,11 @@ fn runs(table: &ProcessTable, pid: u32, program: &str, marker: &str) -> bool {
     } else {
         command
     };
+    command_runs(command, program, marker)
+}
+
+/// `command` runs `program` (directly or through `nsenter`) and holds `marker`.
+fn command_runs(command: &str, program: &str, marker: &str) -> bool {
     let base = |word: &str| word.rsplit('/').next().unwrap_or_default().to_owned();
     let mut words = command.split(' ');
     let first = base(words.next().unwrap_or_default());
